@@ -1,0 +1,7 @@
+//! kubeboot: bootstrap Kubernetes clusters the way kubeadm does, on one node or over SSH.
+//!
+//! The binary (`src/main.rs`) is a thin shell around this library so that integration
+//! tests and benchmarks drive the same code paths as users. See `ARCHITECTURE.md` for
+//! where things live and which module may call which.
+
+pub mod cli;
