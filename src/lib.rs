@@ -5,3 +5,5 @@
 //! where things live and which module may call which.
 
 pub mod cli;
+pub mod config;
+pub mod token;
