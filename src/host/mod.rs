@@ -1,0 +1,151 @@
+//! Everything kubeboot does to a machine goes through [`Host`]: the local machine
+//! ([`LocalHost`], optionally under a root prefix for `--root` and tests) or, later, a
+//! remote one over SSH. Phases, PKI and rendering never touch a filesystem directly, so
+//! the same code runs on a node, against a temp dir, and from a workstation.
+//!
+//! The trait is synchronous on purpose: a phase is a sequence of steps on one host, and
+//! parallelism across hosts is a thread per host. Remote hosts keep their async SSH
+//! machinery inside.
+
+mod local;
+
+pub use local::LocalHost;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How a file is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// Permission bits of the file (e.g. 0o600 for private keys).
+    pub mode: u32,
+    /// Permission bits of parent directories created on the way.
+    pub dir_mode: u32,
+    /// Owner `(uid, gid)`, or `None` to leave it to the writer (root).
+    pub owner: Option<(u32, u32)>,
+}
+
+impl WriteOptions {
+    /// A private file: 0600 in 0755 directories (keys, kubeconfigs).
+    pub const PRIVATE: WriteOptions = WriteOptions {
+        mode: 0o600,
+        dir_mode: 0o755,
+        owner: None,
+    };
+    /// A world-readable file: 0644 in 0755 directories (certificates, configs).
+    pub const PUBLIC: WriteOptions = WriteOptions {
+        mode: 0o644,
+        dir_mode: 0o755,
+        owner: None,
+    };
+
+    /// The same options with other parent-directory permissions.
+    pub const fn in_dir_mode(self, dir_mode: u32) -> WriteOptions {
+        WriteOptions { dir_mode, ..self }
+    }
+}
+
+/// Mode and modification time of a file, for idempotency checks and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileInfo {
+    pub mode: u32,
+    pub len: u64,
+    pub modified: std::time::SystemTime,
+    pub is_dir: bool,
+}
+
+/// What a command printed and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandOutput {
+    pub status: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl CommandOutput {
+    /// Whether the command exited 0.
+    pub fn success(&self) -> bool {
+        self.status == 0
+    }
+
+    /// stdout as text, lossily.
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// stderr as text, lossily.
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+/// Input and limits of a command.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Bytes written to the command's stdin (then closed).
+    pub stdin: Option<Vec<u8>>,
+    /// Kill the command after this long.
+    pub timeout: Option<Duration>,
+}
+
+/// Why an operation on a host failed. Every variant names the host and the path or
+/// command, and the text says what to do where that is knowable.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("{host}: cannot {op} {}: {source}{}", path.display(), hint(source))]
+    Io {
+        host: String,
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{host}: cannot run `{command}`: {source}")]
+    Spawn {
+        host: String,
+        command: String,
+        source: std::io::Error,
+    },
+    #[error("{host}: `{command}` did not finish within {}s and was killed", timeout.as_secs())]
+    Timeout {
+        host: String,
+        command: String,
+        timeout: Duration,
+    },
+}
+
+fn hint(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::PermissionDenied => {
+            " (run as root, or choose a directory you may write)"
+        }
+        std::io::ErrorKind::ReadOnlyFilesystem => {
+            " (the filesystem is read-only; choose another directory)"
+        }
+        std::io::ErrorKind::NotADirectory => " (a parent of this path is a file, not a directory)",
+        _ => "",
+    }
+}
+
+/// A machine kubeboot acts on.
+pub trait Host: Send + Sync {
+    /// Name used in messages: the node name or address, or `localhost`.
+    fn name(&self) -> &str;
+
+    /// Reads a whole file; `Ok(None)` when it does not exist.
+    fn read_file(&self, path: &Path) -> Result<Option<Vec<u8>>, HostError>;
+
+    /// Writes a file atomically (temp file in the same directory, then rename), creating
+    /// parent directories. Readers see the old content or the new, never a mix, and a
+    /// failed write leaves the old file in place.
+    fn write_file(&self, path: &Path, contents: &[u8], opts: WriteOptions)
+    -> Result<(), HostError>;
+
+    /// Removes a file; `Ok(false)` when it was already absent.
+    fn remove_file(&self, path: &Path) -> Result<bool, HostError>;
+
+    /// Mode, size and mtime of a path; `Ok(None)` when it does not exist.
+    fn file_info(&self, path: &Path) -> Result<Option<FileInfo>, HostError>;
+
+    /// Runs a shell command line (`sh -c`) as root.
+    fn run(&self, command: &str, opts: &RunOptions) -> Result<CommandOutput, HostError>;
+}
