@@ -1,17 +1,34 @@
 //! The command line: clap definitions and the dispatch from a parsed command to the
-//! module that does the work. Nothing below `config` reads flags; flags are turned into
-//! typed overrides here.
+//! module that does the work. Flags become typed overrides here; nothing below `config`
+//! reads flags.
 
-use clap::{Parser, Subcommand};
+use crate::config::{self, InitConfig, InitOverrides, ThisMachine};
+use crate::host::{Host, LocalHost};
+use crate::phases::init::{self as init_phases, InitContext};
+use crate::pki::ensure::CertOptions;
+use crate::{kubeconfig, pki};
+use anyhow::Context;
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
 
 /// Top-level command line.
 #[derive(Debug, Parser)]
 #[command(
     name = "kubeboot",
     version,
-    about = "Bootstrap Kubernetes clusters the way kubeadm does"
+    about = "Bootstrap Kubernetes clusters the way kubeadm does: on a node, or over SSH",
+    propagate_version = true
 )]
 pub struct Cli {
+    /// Treat DIR as the node's root filesystem: every file kubeboot reads or writes goes
+    /// under it (for trying things out and for tests). Commands still run on this machine.
+    #[arg(long, global = true, value_name = "DIR", env = "KUBEBOOT_ROOT")]
+    pub root: Option<PathBuf>,
+
+    /// More log output on stderr (-v, -vv). KUBEBOOT_LOG=debug works too.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -19,16 +36,350 @@ pub struct Cli {
 /// Every top-level command kubeboot exposes. Only commands that work are listed.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Set up a control-plane node, phase by phase (`kubeboot init phase <name>`).
+    Init(InitCommand),
+    /// Inspect and renew the cluster's certificates.
+    #[command(subcommand)]
+    Certs(CertsCommand),
     /// Print the kubeboot version.
-    Version,
+    Version {
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = VersionFormat::Short)]
+        output: VersionFormat,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum VersionFormat {
+    Short,
+    Json,
+}
+
+/// `kubeboot init`.
+#[derive(Debug, Args)]
+pub struct InitCommand {
+    #[command(subcommand)]
+    pub command: InitSubcommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InitSubcommand {
+    /// Run one phase of init on its own.
+    #[command(subcommand)]
+    Phase(InitPhase),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InitPhase {
+    /// Generate the cluster PKI: `all`, one certificate (ca, apiserver, ...), or `sa`.
+    Certs {
+        /// Which certificate: all, ca, apiserver, apiserver-kubelet-client, front-proxy-ca,
+        /// front-proxy-client, etcd-ca, etcd-server, etcd-peer, etcd-healthcheck-client,
+        /// apiserver-etcd-client, sa.
+        #[arg(default_value = "all", value_parser = clap::builder::PossibleValuesParser::new(init_phases::cert_phase_names()))]
+        which: String,
+        #[command(flatten)]
+        flags: InitFlags,
+        /// Replace leaf certificates that are invalid for the configuration (wrong SANs,
+        /// corrupt, expired, not signed by the CA). CAs are never replaced.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Write kubeconfig files: `all`, admin, super-admin, kubelet, controller-manager or scheduler.
+    Kubeconfig {
+        #[arg(default_value = "all", value_parser = clap::builder::PossibleValuesParser::new(init_phases::kubeconfig_phase_names()))]
+        which: String,
+        #[command(flatten)]
+        flags: InitFlags,
+        /// Where kubeconfig files are written.
+        #[arg(long, value_name = "DIR", default_value = config::DEFAULT_KUBECONFIG_DIR)]
+        kubeconfig_dir: PathBuf,
+    },
+}
+
+/// kubeadm's `init` flags; each overrides the config file.
+#[derive(Debug, Args, Clone, Default)]
+pub struct InitFlags {
+    /// Path to a kubeadm config file (kubeadm.k8s.io/v1beta4 InitConfiguration and
+    /// ClusterConfiguration, optionally KubeletConfiguration and KubeProxyConfiguration).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The IP address the API server advertises (default: the address of the default route's interface).
+    #[arg(long, value_name = "IP")]
+    pub apiserver_advertise_address: Option<String>,
+    /// Port the API server binds to (default 6443).
+    #[arg(long, value_name = "PORT")]
+    pub apiserver_bind_port: Option<u16>,
+    /// A stable address for the control plane: host or host:port (a load balancer or DNS name).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub control_plane_endpoint: Option<String>,
+    /// Extra SANs for the API server certificate (IPs or DNS names, comma-separated).
+    #[arg(long, value_name = "SANS", value_delimiter = ',')]
+    pub apiserver_cert_extra_sans: Vec<String>,
+    /// IP range for Service VIPs (default 10.96.0.0/12).
+    #[arg(long, value_name = "CIDR")]
+    pub service_cidr: Option<String>,
+    /// DNS domain of Services (default cluster.local).
+    #[arg(long, value_name = "DOMAIN")]
+    pub service_dns_domain: Option<String>,
+    /// IP range for Pods; sets the controller-manager's node CIDR allocation.
+    #[arg(long, value_name = "CIDR")]
+    pub pod_network_cidr: Option<String>,
+    /// The node's name (default: the hostname).
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
+    /// Where certificates are stored (default /etc/kubernetes/pki).
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<String>,
+    /// Kubernetes version to set up (default v1.34.2; supported v1.31-v1.34).
+    #[arg(long, value_name = "VERSION")]
+    pub kubernetes_version: Option<String>,
+}
+
+impl InitFlags {
+    fn overrides(&self) -> InitOverrides {
+        InitOverrides {
+            advertise_address: self.apiserver_advertise_address.clone(),
+            bind_port: self.apiserver_bind_port,
+            control_plane_endpoint: self.control_plane_endpoint.clone(),
+            cert_extra_sans: self.apiserver_cert_extra_sans.clone(),
+            service_cidr: self.service_cidr.clone(),
+            service_dns_domain: self.service_dns_domain.clone(),
+            pod_network_cidr: self.pod_network_cidr.clone(),
+            node_name: self.node_name.clone(),
+            cert_dir: self.cert_dir.clone(),
+            kubernetes_version: self.kubernetes_version.clone(),
+        }
+    }
+
+    fn load(&self) -> anyhow::Result<InitConfig> {
+        Ok(InitConfig::load(
+            self.config.as_deref(),
+            &self.overrides(),
+            &ThisMachine,
+        )?)
+    }
+}
+
+/// `kubeboot certs`.
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// List when each certificate and CA expires (kubeadm's tables, or JSON).
+    CheckExpiration {
+        #[command(flatten)]
+        dirs: CertDirs,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = ReportFormat::Text)]
+        output: ReportFormat,
+    },
+    /// Re-sign certificates with the CA on disk, keeping their names (`all` or one name).
+    Renew {
+        /// all, a certificate (apiserver, etcd-server, ...) or a kubeconfig (admin.conf, ...).
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(renew_names()))]
+        which: String,
+        #[command(flatten)]
+        dirs: CertDirs,
+        /// Validity of the renewed certificates, Go syntax (default 8760h = 1 year).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        validity: Option<std::time::Duration>,
+    },
+    /// Print the CA public-key hash for `--discovery-token-ca-cert-hash` (sha256:<hex>).
+    CaHash {
+        /// Where certificates are stored.
+        #[arg(long, value_name = "DIR", default_value = config::DEFAULT_CERT_DIR)]
+        cert_dir: PathBuf,
+    },
+}
+
+/// Where `certs` subcommands look for files.
+#[derive(Debug, Args)]
+pub struct CertDirs {
+    /// Where certificates are stored.
+    #[arg(long, value_name = "DIR", default_value = config::DEFAULT_CERT_DIR)]
+    pub cert_dir: PathBuf,
+    /// Where kubeconfig files are stored.
+    #[arg(long, value_name = "DIR", default_value = config::DEFAULT_KUBECONFIG_DIR)]
+    pub kubeconfig_dir: PathBuf,
+    /// The cluster uses an external etcd: skip the etcd certificates.
+    #[arg(long)]
+    pub external_etcd: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    config::duration::GoDuration::parse(s).map(|d| d.0)
+}
+
+fn renew_names() -> Vec<&'static str> {
+    let mut v = vec!["all"];
+    v.extend(pki::renew::renewable_names());
+    v.extend(
+        kubeconfig::KUBECONFIGS
+            .iter()
+            .filter(|k| k.renewable)
+            .map(|k| k.file),
+    );
+    v
+}
+
+fn host_for(root: &Option<PathBuf>) -> LocalHost {
+    match root {
+        Some(r) => LocalHost::with_root(r),
+        None => LocalHost::new(),
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KUBEBOOT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    init_logging(cli.verbose);
+    let host = host_for(&cli.root);
     match cli.command {
-        Command::Version => {
-            println!("kubeboot {}", env!("CARGO_PKG_VERSION"));
+        Command::Init(InitCommand {
+            command: InitSubcommand::Phase(phase),
+        }) => run_init_phase(&host, phase),
+        Command::Certs(c) => run_certs(&host, c),
+        Command::Version { output } => {
+            let v = env!("CARGO_PKG_VERSION");
+            match output {
+                VersionFormat::Short => println!("kubeboot v{v}"),
+                VersionFormat::Json => println!(
+                    "{}",
+                    serde_json::json!({"kubebootVersion": format!("v{v}"),
+                        "supportedKubernetesVersions": config::version::supported_list(),
+                        "defaultKubernetesVersion": config::version::DEFAULT_KUBERNETES_VERSION})
+                ),
+            }
+            Ok(())
+        }
+        Command::Completion { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "kubeboot",
+                &mut std::io::stdout(),
+            );
             Ok(())
         }
     }
+}
+
+fn run_init_phase(host: &dyn Host, phase: InitPhase) -> anyhow::Result<()> {
+    match phase {
+        InitPhase::Certs {
+            which,
+            flags,
+            force,
+        } => {
+            let cfg = flags.load()?;
+            let ctx = InitContext {
+                cfg: &cfg,
+                host,
+                kubeconfig_dir: config::DEFAULT_KUBECONFIG_DIR.into(),
+                cert_options: CertOptions { force },
+            };
+            init_phases::certs(&ctx, &which)
+        }
+        InitPhase::Kubeconfig {
+            which,
+            flags,
+            kubeconfig_dir,
+        } => {
+            let cfg = flags.load()?;
+            let ctx = InitContext {
+                cfg: &cfg,
+                host,
+                kubeconfig_dir,
+                cert_options: CertOptions::default(),
+            };
+            init_phases::kubeconfig(&ctx, &which)
+        }
+    }
+}
+
+fn run_certs(host: &dyn Host, cmd: CertsCommand) -> anyhow::Result<()> {
+    match cmd {
+        CertsCommand::CaHash { cert_dir } => {
+            println!("{}", pki::ca_hash(host, &cert_dir)?);
+            Ok(())
+        }
+        CertsCommand::CheckExpiration { dirs, output } => {
+            let embedded = kubeconfig::embedded_certs(host, &dirs.kubeconfig_dir)?;
+            let report = pki::expiry::report(host, &dirs.cert_dir, &embedded, !dirs.external_etcd)?;
+            match output {
+                ReportFormat::Text => print!("{}", report.to_text()),
+                ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+            }
+            Ok(())
+        }
+        CertsCommand::Renew {
+            which,
+            dirs,
+            validity,
+        } => {
+            let validity = validity.unwrap_or(config::DEFAULT_CERT_VALIDITY);
+            let names: Vec<&str> = if which == "all" {
+                renew_names().into_iter().skip(1).collect()
+            } else {
+                vec![which.as_str()]
+            };
+            for name in names {
+                renew_one(host, &dirs, name, validity)
+                    .with_context(|| format!("renewing {name}"))?;
+            }
+            println!(
+                "\nDone renewing certificates. You must restart the kube-apiserver, kube-controller-manager, kube-scheduler and etcd, so that they can use the new certificates."
+            );
+            Ok(())
+        }
+    }
+}
+
+fn renew_one(
+    host: &dyn Host,
+    dirs: &CertDirs,
+    name: &str,
+    validity: std::time::Duration,
+) -> anyhow::Result<()> {
+    let is_etcd = pki::spec::find(name).is_some_and(|s| s.etcd);
+    if is_etcd && dirs.external_etcd {
+        return Ok(());
+    }
+    if name.ends_with(".conf") {
+        let path: &Path = &dirs.kubeconfig_dir.join(name);
+        if host.read_file(path)?.is_none() && name == "super-admin.conf" {
+            // Only the first control plane has one; like kubeadm, skip it elsewhere.
+            return Ok(());
+        }
+        kubeconfig::renew(host, &dirs.cert_dir, &dirs.kubeconfig_dir, name, validity)?;
+        println!("certificate embedded in the kubeconfig file for {name} renewed");
+    } else {
+        pki::renew::renew_cert(host, &dirs.cert_dir, name, validity)?;
+        let spec = pki::spec::find(name).expect("validated name");
+        println!("{} renewed", spec.description);
+    }
+    Ok(())
 }

@@ -7,4 +7,8 @@
 pub mod cli;
 pub mod config;
 pub mod host;
+pub mod kubeconfig;
+pub mod phases;
+pub mod pki;
 pub mod token;
+pub mod yaml;
