@@ -105,15 +105,16 @@ impl fmt::Display for FieldError {
 /// Why a configuration could not be loaded. Every variant names the file or flag.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {}: {error}", path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("{path}:{line}: {message}")]
+    #[error("{}:{line}:{column}: {message}", path.display())]
     Yaml {
         path: PathBuf,
         line: usize,
+        column: usize,
         message: String,
     },
     #[error(
@@ -277,16 +278,36 @@ struct ConfigFiles {
 }
 
 fn yaml_error(doc: &Document, err: serde_saphyr::Error) -> ConfigError {
-    let line = err
+    let (line, column) = err
         .location()
-        .map(|l| doc.first_line + l.line() as usize - 1)
-        .unwrap_or(doc.first_line);
-    // The crate's Display carries a source snippet; keep only its first line.
+        .map(|l| (doc.first_line + l.line() as usize - 1, l.column() as usize))
+        .unwrap_or((doc.first_line, 1));
+    // The crate's Display is `error: line L column C: message` plus a source snippet,
+    // with the line counted within the document; keep only the message.
     let full = err.to_string();
-    let message = full.lines().next().unwrap_or("invalid YAML").to_string();
+    let first = full.lines().next().unwrap_or("invalid YAML");
+    let message = first
+        .strip_prefix("error: ")
+        .and_then(|rest| rest.strip_prefix("line "))
+        .and_then(|rest| rest.split_once(": ").map(|(_, m)| m))
+        .unwrap_or(first)
+        .to_string();
+    // Name the field when the message does not (wrong types say only what was expected).
+    let key = doc
+        .text
+        .lines()
+        .nth(line - doc.first_line)
+        .and_then(|l| l.trim_start().trim_start_matches("- ").split_once(':'))
+        .map(|(k, _)| k.trim().to_string())
+        .filter(|k| !k.is_empty() && !k.contains(' '));
+    let message = match key {
+        Some(k) if !message.contains('`') => format!("field `{k}`: {message}"),
+        _ => message,
+    };
     ConfigError::Yaml {
         path: doc.file.clone(),
         line,
+        column,
         message,
     }
 }
@@ -297,9 +318,9 @@ fn parse_doc<T: serde::de::DeserializeOwned>(doc: &Document) -> Result<T, Config
 
 impl ConfigFiles {
     fn read(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Self::parse(path, &text)
     }

@@ -41,14 +41,22 @@ impl LocalHost {
         }
     }
 
-    fn io(&self, op: &'static str, path: &Path, source: std::io::Error) -> HostError {
+    fn io(&self, op: &'static str, path: &Path, error: std::io::Error) -> HostError {
         HostError::Io {
             host: self.name.clone(),
             op,
             path: path.to_path_buf(),
-            source,
+            error,
         }
     }
+}
+
+/// A path is absent when it, or a parent directory, does not exist.
+fn is_absent(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+    )
 }
 
 impl Default for LocalHost {
@@ -66,7 +74,7 @@ impl Host for LocalHost {
         let real = self.resolve(path);
         match std::fs::read(&real) {
             Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) if is_absent(&e) => Ok(None),
             Err(e) => Err(self.io("read", &real, e)),
         }
     }
@@ -121,7 +129,7 @@ impl Host for LocalHost {
         let real = self.resolve(path);
         match std::fs::remove_file(&real) {
             Ok(()) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) if is_absent(&e) => Ok(false),
             Err(e) => Err(self.io("remove", &real, e)),
         }
     }
@@ -135,16 +143,16 @@ impl Host for LocalHost {
                 modified: m.modified().map_err(|e| self.io("stat", &real, e))?,
                 is_dir: m.is_dir(),
             })),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) if is_absent(&e) => Ok(None),
             Err(e) => Err(self.io("stat", &real, e)),
         }
     }
 
     fn run(&self, command: &str, opts: &RunOptions) -> Result<CommandOutput, HostError> {
-        let spawn_err = |source| HostError::Spawn {
+        let spawn_err = |error| HostError::Spawn {
             host: self.name.clone(),
             command: command.to_string(),
-            source,
+            error,
         };
         let mut child = Command::new("sh")
             .arg("-c")

@@ -92,18 +92,18 @@ pub struct RunOptions {
 /// command, and the text says what to do where that is knowable.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
-    #[error("{host}: cannot {op} {}: {source}{}", path.display(), hint(source))]
+    #[error("{host}: cannot {op} {}: {error}{}", path.display(), hint(error))]
     Io {
         host: String,
         op: &'static str,
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("{host}: cannot run `{command}`: {source}")]
+    #[error("{host}: cannot run `{command}`: {error}")]
     Spawn {
         host: String,
         command: String,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{host}: `{command}` did not finish within {}s and was killed", timeout.as_secs())]
     Timeout {
