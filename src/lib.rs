@@ -10,5 +10,6 @@ pub mod host;
 pub mod kubeconfig;
 pub mod phases;
 pub mod pki;
+pub mod playbook;
 pub mod token;
 pub mod yaml;
