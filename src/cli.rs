@@ -41,6 +41,8 @@ pub enum Command {
     /// Inspect and renew the cluster's certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// Prepare hosts over SSH for Kubernetes: swap off, modules, sysctls, containerd, kubelet.
+    Prepare(crate::prepare::PrepareArgs),
     /// Print the kubeboot version.
     Version {
         /// Output format.
@@ -262,6 +264,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             command: InitSubcommand::Phase(phase),
         }) => run_init_phase(&host, phase),
         Command::Certs(c) => run_certs(&host, c),
+        Command::Prepare(args) => crate::prepare::run(args),
         Command::Version { output } => {
             let v = env!("CARGO_PKG_VERSION");
             match output {

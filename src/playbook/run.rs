@@ -131,6 +131,8 @@ pub enum Event<'a> {
     Step(&'a StepReport),
     /// Something worth telling (e.g. a host key accepted).
     Note(&'a str),
+    /// The host is done.
+    Finished(&'a HostReport),
 }
 
 /// Receives events from host threads.
