@@ -17,6 +17,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the kubeboot version.
     Version,
+    /// Local test hosts (systemd-nspawn Debian nodes) to try kubeboot on.
+    Lab(crate::lab::LabArgs),
 }
 
 /// Runs a parsed command line.
@@ -26,5 +28,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("kubeboot {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::Lab(args) => crate::lab::run(args),
     }
 }

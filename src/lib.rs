@@ -5,3 +5,4 @@
 //! where things live and which module may call which.
 
 pub mod cli;
+pub mod lab;
