@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 
 /// Top-level command line.
 #[derive(Debug, Parser)]
-#[command(name = "kubeboot", version, about = "Bootstrap Kubernetes clusters the way kubeadm does")]
+#[command(
+    name = "kubeboot",
+    version,
+    about = "Bootstrap Kubernetes clusters the way kubeadm does"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -155,7 +155,11 @@ fn pick_mirror(entries: &[SourceEntry]) -> Option<Mirror> {
     let archive = entries
         .iter()
         .filter(debian_main)
-        .filter(|e| e.suites.iter().any(|s| !s.contains('-') && !s.contains('/')))
+        .filter(|e| {
+            e.suites
+                .iter()
+                .any(|s| !s.contains('-') && !s.contains('/'))
+        })
         .flat_map(|e| e.uris.iter())
         .find(|u| !u.contains("security"))?
         .trim_end_matches('/')
@@ -423,14 +427,25 @@ fn remove_glob(dir: &Path, keep: impl Fn(&str) -> bool) -> Result<()> {
 fn apply_fixes(recipe: &BaseRecipe, root: &Path) -> Result<()> {
     // apt sources: the VM's mirror, in deb822 form.
     let _ = std::fs::remove_file(root.join("etc/apt/sources.list"));
-    write(root, "etc/apt/sources.list.d/debian.sources", &recipe.apt_sources(), 0o644)?;
+    write(
+        root,
+        "etc/apt/sources.list.d/debian.sources",
+        &recipe.apt_sources(),
+        0o644,
+    )?;
     // Every node gets its own machine-id (empty here = "generate/keep per node").
     write(root, "etc/machine-id", "", 0o444)?;
     symlink("/etc/machine-id", root, "var/lib/dbus/machine-id")?;
     // No host keys baked in: each node gets its own before boot.
     remove_glob(&root.join("etc/ssh"), |n| !n.starts_with("ssh_host_"))?;
-    write(root, "etc/ssh/sshd_config.d/kubeboot-lab.conf", SSHD_CONFIG, 0o644)?;
-    std::fs::create_dir_all(root.join("root/.ssh")).map_err(|e| LabError::io(root.join("root/.ssh"), e))?;
+    write(
+        root,
+        "etc/ssh/sshd_config.d/kubeboot-lab.conf",
+        SSHD_CONFIG,
+        0o644,
+    )?;
+    std::fs::create_dir_all(root.join("root/.ssh"))
+        .map_err(|e| LabError::io(root.join("root/.ssh"), e))?;
     set_mode(&root.join("root/.ssh"), 0o700)?;
     // cgroup v1 controllers writable for runc.
     write(
@@ -455,7 +470,8 @@ fn apply_fixes(recipe: &BaseRecipe, root: &Path) -> Result<()> {
 
 fn set_mode(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| LabError::io(path, e))
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| LabError::io(path, e))
 }
 
 #[cfg(test)]
@@ -469,7 +485,10 @@ mod tests {
             Types: deb\nURIs: http://deb.debian.org/debian-security\nSuites: bookworm-security\nComponents: main\n";
         let m = pick_mirror(&parse_deb822(text)).unwrap();
         assert_eq!(m.archive, "http://deb.debian.org/debian");
-        assert_eq!(m.security.as_deref(), Some("http://deb.debian.org/debian-security"));
+        assert_eq!(
+            m.security.as_deref(),
+            Some("http://deb.debian.org/debian-security")
+        );
     }
 
     #[test]
@@ -479,7 +498,10 @@ mod tests {
             deb http://security.debian.org/debian-security bookworm-security main\n";
         let m = pick_mirror(&parse_one_line(text)).unwrap();
         assert_eq!(m.archive, "http://ftp.de.debian.org/debian");
-        assert_eq!(m.security.as_deref(), Some("http://security.debian.org/debian-security"));
+        assert_eq!(
+            m.security.as_deref(),
+            Some("http://security.debian.org/debian-security")
+        );
         assert!(pick_mirror(&parse_one_line("# nothing\n")).is_none());
     }
 

@@ -74,7 +74,8 @@ fn copy_cpuset(dir: &Path) -> Result<()> {
         if current.trim().is_empty() {
             let value = std::fs::read_to_string(parent.join(file))
                 .map_err(|e| LabError::io(parent.join(file), e))?;
-            std::fs::write(dir.join(file), value.trim()).map_err(|e| LabError::io(dir.join(file), e))?;
+            std::fs::write(dir.join(file), value.trim())
+                .map_err(|e| LabError::io(dir.join(file), e))?;
         }
     }
     Ok(())
@@ -85,7 +86,12 @@ fn own_dirs() -> Result<Vec<(PathBuf, bool)>> {
     let list = hierarchies(&read("/proc/self/cgroup")?, &read("/proc/self/mounts")?);
     Ok(list
         .into_iter()
-        .map(|h| (h.mount.join(h.own_path.trim_start_matches('/')), h.cpuset_v1))
+        .map(|h| {
+            (
+                h.mount.join(h.own_path.trim_start_matches('/')),
+                h.cpuset_v1,
+            )
+        })
         .collect())
 }
 

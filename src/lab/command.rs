@@ -98,7 +98,10 @@ pub(crate) fn output_within(cmd: &mut Command, limit: Duration) -> Result<Output
 }
 
 /// Polls a child until it exits or `limit` passes (`None` then).
-pub(crate) fn wait_within(child: &mut Child, limit: Duration) -> std::io::Result<Option<ExitStatus>> {
+pub(crate) fn wait_within(
+    child: &mut Child,
+    limit: Duration,
+) -> std::io::Result<Option<ExitStatus>> {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait()? {
@@ -157,7 +160,8 @@ mod tests {
     #[test]
     fn deadline_stops_a_hanging_command() {
         let started = Instant::now();
-        let err = output_within(Command::new("sleep").arg("5"), Duration::from_millis(200)).unwrap_err();
+        let err =
+            output_within(Command::new("sleep").arg("5"), Duration::from_millis(200)).unwrap_err();
         assert!(matches!(err, LabError::CommandTimeout { .. }), "{err}");
         assert!(started.elapsed() < Duration::from_secs(3));
     }

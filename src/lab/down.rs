@@ -51,7 +51,11 @@ pub fn down(name: &str, state_root: &Path) -> Result<DownOutcome> {
 
 /// Node index from a namespace name `kb.<lab>.node<i>`.
 fn index_from_netns(prefix: &str, netns: &str) -> Option<usize> {
-    netns.strip_prefix(prefix)?.strip_prefix("node")?.parse().ok()
+    netns
+        .strip_prefix(prefix)?
+        .strip_prefix("node")?
+        .parse()
+        .ok()
 }
 
 /// Removes everything of a lab; reports what could not be removed.
@@ -60,7 +64,8 @@ pub(crate) fn teardown(layout: &LabLayout, state: Option<&LabState>) -> Result<(
 
     // Nodes known from the state, plus any whose namespace exists or whose directory
     // was made (an interrupted `up`).
-    let mut nodes: BTreeMap<usize, (NodeLayout, Option<u32>, Vec<std::path::PathBuf>)> = BTreeMap::new();
+    let mut nodes: BTreeMap<usize, (NodeLayout, Option<u32>, Vec<std::path::PathBuf>)> =
+        BTreeMap::new();
     if let Some(s) = state {
         for n in &s.nodes {
             nodes.insert(n.index, (n.layout(), n.pid, n.cgroups.clone()));
@@ -68,7 +73,9 @@ pub(crate) fn teardown(layout: &LabLayout, state: Option<&LabState>) -> Result<(
     }
     for netns in net::netns_with_prefix(&layout.netns_prefix()) {
         if let Some(i) = index_from_netns(&layout.netns_prefix(), &netns) {
-            nodes.entry(i).or_insert_with(|| (layout.node(i), None, Vec::new()));
+            nodes
+                .entry(i)
+                .or_insert_with(|| (layout.node(i), None, Vec::new()));
         }
     }
     if let Ok(entries) = std::fs::read_dir(layout.state_dir.join("nodes")) {
@@ -78,7 +85,9 @@ pub(crate) fn teardown(layout: &LabLayout, state: Option<&LabState>) -> Result<(
                 .strip_prefix(&format!("{}-node", layout.name))
                 .and_then(|i| i.parse().ok())
             {
-                nodes.entry(i).or_insert_with(|| (layout.node(i), None, Vec::new()));
+                nodes
+                    .entry(i)
+                    .or_insert_with(|| (layout.node(i), None, Vec::new()));
             }
         }
     }
@@ -99,7 +108,11 @@ pub(crate) fn teardown(layout: &LabLayout, state: Option<&LabState>) -> Result<(
         process::signal(*p, "KILL");
     }
     for p in process::wait_gone(&stubborn, Duration::from_secs(5)) {
-        let host = pids.iter().find(|(q, _)| *q == p).map(|(_, h)| h.as_str()).unwrap_or("?");
+        let host = pids
+            .iter()
+            .find(|(q, _)| *q == p)
+            .map(|(_, h)| h.as_str())
+            .unwrap_or("?");
         left.push(format!("process {p} (systemd-nspawn of {host}) still runs"));
     }
 
@@ -124,15 +137,19 @@ pub(crate) fn teardown(layout: &LabLayout, state: Option<&LabState>) -> Result<(
                 left.push(format!("cgroup {}: {e}", dir.display()));
             }
         }
-        if mounts::mounts_below(&n.dir).is_empty() {
-            if let Err(e) = remove_dir(&n.dir) {
-                left.push(e.to_string());
-            }
+        if mounts::mounts_below(&n.dir).is_empty()
+            && let Err(e) = remove_dir(&n.dir)
+        {
+            left.push(e.to_string());
         }
     }
     let mut lab_dirs = lab_cgroups;
     for (_, _, recorded) in nodes.values() {
-        lab_dirs.extend(recorded.iter().filter_map(|d| d.parent().map(Path::to_path_buf)));
+        lab_dirs.extend(
+            recorded
+                .iter()
+                .filter_map(|d| d.parent().map(Path::to_path_buf)),
+        );
     }
     lab_dirs.sort();
     lab_dirs.dedup();
@@ -144,7 +161,9 @@ pub(crate) fn teardown(layout: &LabLayout, state: Option<&LabState>) -> Result<(
     }
 
     // 3. The bridge.
-    let bridge = state.map(|s| s.bridge.clone()).unwrap_or_else(|| layout.bridge());
+    let bridge = state
+        .map(|s| s.bridge.clone())
+        .unwrap_or_else(|| layout.bridge());
     if let Err(e) = net::delete_link(&bridge) {
         left.push(format!("bridge {bridge}: {e}"));
     }

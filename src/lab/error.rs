@@ -17,7 +17,9 @@ pub enum LabError {
     NotRoot,
 
     /// A host program the lab drives is missing.
-    #[error("`{tool}` is not installed: install the Debian package `{package}` (apt-get install -y {package})")]
+    #[error(
+        "`{tool}` is not installed: install the Debian package `{package}` (apt-get install -y {package})"
+    )]
     MissingTool {
         /// The program looked up in PATH.
         tool: &'static str,

@@ -67,7 +67,11 @@ pub struct InventoryHost {
 
 /// Role of node `index` (1-based): the first node runs the control plane.
 pub fn role_for(index: usize) -> &'static str {
-    if index == 1 { "control-plane" } else { "worker" }
+    if index == 1 {
+        "control-plane"
+    } else {
+        "worker"
+    }
 }
 
 impl ClusterInventory {

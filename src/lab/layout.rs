@@ -205,7 +205,12 @@ mod tests {
 
     #[test]
     fn interface_names_fit_linux_limit() {
-        for name in ["a", "kubeboot", "kubeboot-test-lab", "x234567890123456789012-z"] {
+        for name in [
+            "a",
+            "kubeboot",
+            "kubeboot-test-lab",
+            "x234567890123456789012-z",
+        ] {
             let l = layout(name);
             assert!(l.bridge().len() <= 15, "{}", l.bridge());
             assert!(l.node(999).veth.len() <= 15, "{}", l.node(999).veth);
@@ -223,12 +228,23 @@ mod tests {
         assert_eq!(l.node(1).address, Ipv4Addr::new(10, 213, 0, 11));
         assert_eq!(l.node(3).hostname, "kubeboot-node3");
         assert_eq!(l.node(2).netns, "kb.kubeboot.node2");
-        assert_eq!(l.node(2).dir, Path::new("/state/kubeboot/nodes/kubeboot-node2"));
+        assert_eq!(
+            l.node(2).dir,
+            Path::new("/state/kubeboot/nodes/kubeboot-node2")
+        );
     }
 
     #[test]
     fn names_are_checked() {
-        for bad in ["", "Kube", "1lab", "lab_1", "lab.x", "lab-", "a234567890123456789012345"] {
+        for bad in [
+            "",
+            "Kube",
+            "1lab",
+            "lab_1",
+            "lab.x",
+            "lab-",
+            "a234567890123456789012345",
+        ] {
             assert!(validate_name(bad).is_err(), "{bad:?} accepted");
         }
         validate_name("lab-1").unwrap();

@@ -184,7 +184,9 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
         LabCommand::Down(name) => {
             let started = std::time::Instant::now();
             match down::down(&name.name, &args.state_dir)? {
-                down::DownOutcome::Absent => println!("no lab named {:?}; nothing to remove", name.name),
+                down::DownOutcome::Absent => {
+                    println!("no lab named {:?}; nothing to remove", name.name)
+                }
                 down::DownOutcome::Removed => println!(
                     "lab {:?} removed in {:.1} s",
                     name.name,
@@ -197,7 +199,11 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
             None => {
                 let others = status::lab_names(&args.state_dir);
                 if others.is_empty() {
-                    println!("no lab named {:?} (no labs in {})", name.name, args.state_dir.display());
+                    println!(
+                        "no lab named {:?} (no labs in {})",
+                        name.name,
+                        args.state_dir.display()
+                    );
                 } else {
                     println!("no lab named {:?}; labs: {}", name.name, others.join(", "));
                 }
@@ -205,17 +211,26 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
         },
         LabCommand::Ssh(ssh_args) => {
             let dir = args.state_dir.join(&ssh_args.name.name);
-            let state = state::LabState::load(&dir.join("state.json"))?.ok_or_else(|| LabError::NotFound {
-                name: ssh_args.name.name.clone(),
-                state: dir.clone(),
+            let state = state::LabState::load(&dir.join("state.json"))?.ok_or_else(|| {
+                LabError::NotFound {
+                    name: ssh_args.name.name.clone(),
+                    state: dir.clone(),
+                }
             })?;
             let node = ssh::find_node(&state, &ssh_args.node)?;
-            ssh::print_or_exec(ssh::command_for(&dir, node, &ssh_args.command), ssh_args.print)?;
+            ssh::print_or_exec(
+                ssh::command_for(&dir, node, &ssh_args.command),
+                ssh_args.print,
+            )?;
         }
         LabCommand::Base(base_args) => {
             prereq::require_root()?;
             prereq::require_tools(&[("tar", "tar")])?;
-            let image = up::ensure_base(&args.cache_dir, base_args.mirror.mirror.as_deref(), base_args.rebuild)?;
+            let image = up::ensure_base(
+                &args.cache_dir,
+                base_args.mirror.mirror.as_deref(),
+                base_args.rebuild,
+            )?;
             println!("base image: {}", image.tarball.display());
             println!("extracted:  {}", image.rootfs.display());
         }

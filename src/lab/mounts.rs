@@ -14,7 +14,12 @@ fn unescape(field: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
+        {
             let digit = |k: usize| u32::from(bytes[i + k] - b'0');
             out.push((digit(1) * 64 + digit(2) * 8 + digit(3)) as u8);
             i += 4;
@@ -31,13 +36,20 @@ pub fn mount_points() -> Vec<PathBuf> {
     std::fs::read_to_string("/proc/self/mounts")
         .unwrap_or_default()
         .lines()
-        .filter_map(|l| l.split_whitespace().nth(1).map(|f| PathBuf::from(unescape(f))))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .map(|f| PathBuf::from(unescape(f)))
+        })
         .collect()
 }
 
 /// Mount points at or below `dir`, deepest (last mounted) first.
 pub fn mounts_below(dir: &Path) -> Vec<PathBuf> {
-    let mut found: Vec<PathBuf> = mount_points().into_iter().filter(|m| m.starts_with(dir)).collect();
+    let mut found: Vec<PathBuf> = mount_points()
+        .into_iter()
+        .filter(|m| m.starts_with(dir))
+        .collect();
     found.reverse();
     found
 }

@@ -50,10 +50,26 @@ pub fn create_node_net(
         "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns,
     ])?;
     ip(&["link", "set", veth, "master", bridge, "up"])?;
-    ip(&["-n", netns, "addr", "add", &format!("{addr}/{prefix}"), "dev", "eth0"])?;
+    ip(&[
+        "-n",
+        netns,
+        "addr",
+        "add",
+        &format!("{addr}/{prefix}"),
+        "dev",
+        "eth0",
+    ])?;
     ip(&["-n", netns, "link", "set", "lo", "up"])?;
     ip(&["-n", netns, "link", "set", "eth0", "up"])?;
-    ip(&["-n", netns, "route", "add", "default", "via", &gateway.to_string()])?;
+    ip(&[
+        "-n",
+        netns,
+        "route",
+        "add",
+        "default",
+        "via",
+        &gateway.to_string(),
+    ])?;
     Ok(())
 }
 
@@ -125,12 +141,7 @@ fn parse_routes(text: &str) -> Vec<(String, Ipv4Net)> {
 /// Refuses a subnet that overlaps an address or route on the VM or another lab's subnet:
 /// a second bridge in the same range would break both.
 pub fn check_subnet_free(subnet: Ipv4Net, state_root: &Path) -> Result<()> {
-    let in_use = |user: String| {
-        Err(LabError::SubnetInUse {
-            subnet,
-            user,
-        })
-    };
+    let in_use = |user: String| Err(LabError::SubnetInUse { subnet, user });
     for lab in state::all_labs(state_root) {
         if overlaps(lab.subnet, subnet) {
             return in_use(format!("lab {:?} uses {}", lab.name, lab.subnet));

@@ -57,18 +57,38 @@ fn new_machine_id() -> String {
 /// Mounts the node's overlay and writes its identity; returns its SSH host public key
 /// (`ssh-ed25519 AAAA...`).
 pub fn prepare(node: &NodeLayout, common: &NodeCommon) -> Result<String> {
-    mkdirs(&[node.upper(), node.work(), node.root(), node.containerd_dir()])?;
+    mkdirs(&[
+        node.upper(),
+        node.work(),
+        node.root(),
+        node.containerd_dir(),
+    ])?;
     if !mounts::mount_points().contains(&node.root()) {
-        mounts::mount_overlay(common.base_rootfs, &node.upper(), &node.work(), &node.root())?;
+        mounts::mount_overlay(
+            common.base_rootfs,
+            &node.upper(),
+            &node.work(),
+            &node.root(),
+        )?;
     }
     let root = node.root();
-    write(&root, "etc/hostname", &format!("{}\n", node.hostname), 0o644)?;
+    write(
+        &root,
+        "etc/hostname",
+        &format!("{}\n", node.hostname),
+        0o644,
+    )?;
     let mut hosts = String::from("127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n");
     for (addr, name) in common.hosts {
         hosts.push_str(&format!("{addr} {name}\n"));
     }
     write(&root, "etc/hosts", &hosts, 0o644)?;
-    write(&root, "etc/machine-id", &format!("{}\n", new_machine_id()), 0o444)?;
+    write(
+        &root,
+        "etc/machine-id",
+        &format!("{}\n", new_machine_id()),
+        0o444,
+    )?;
     write(
         &root,
         "root/.ssh/authorized_keys",
@@ -98,7 +118,11 @@ pub fn prepare(node: &NodeLayout, common: &NodeCommon) -> Result<String> {
     let public = std::fs::read_to_string(key.with_extension("pub"))
         .map_err(|e| LabError::io(key.with_extension("pub"), e))?;
     // "ssh-ed25519 AAAA... comment" -> type and key only.
-    Ok(public.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+    Ok(public
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" "))
 }
 
 /// The systemd-nspawn command line for a node.
@@ -119,7 +143,10 @@ fn nspawn_args(node: &NodeLayout, common: &NodeCommon) -> Result<Vec<String>> {
         // runc needs keyctl ("unable to join session keyring" otherwise).
         "--system-call-filter=@keyring".into(),
         // overlay-on-overlay fails for containerd's snapshotter: a real directory.
-        format!("--bind={}:/var/lib/containerd", node.containerd_dir().display()),
+        format!(
+            "--bind={}:/var/lib/containerd",
+            node.containerd_dir().display()
+        ),
         format!("--machine={}", node.hostname),
         format!("--hostname={}", node.hostname),
         "--console=read-only".into(),

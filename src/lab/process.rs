@@ -29,7 +29,9 @@ pub fn is_node_nspawn(pid: u32, root: &Path) -> bool {
         .collect();
     let root = root.to_string_lossy();
     args.first().is_some_and(|a| a.ends_with("systemd-nspawn"))
-        && args.iter().any(|a| a == root.as_ref() || a == &format!("--directory={root}"))
+        && args
+            .iter()
+            .any(|a| a == root.as_ref() || a == &format!("--directory={root}"))
 }
 
 /// Sends a signal by name (`TERM`, `KILL`) with kill(1).

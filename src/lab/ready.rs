@@ -57,7 +57,10 @@ pub fn wait_node(
             break;
         }
         if Instant::now() >= deadline {
-            return Err(not_ready(node, format!("{last} after {} s", limit.as_secs())));
+            return Err(not_ready(
+                node,
+                format!("{last} after {} s", limit.as_secs()),
+            ));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -92,7 +95,10 @@ pub fn wait_node(
             Err(e) => last = e.to_string(),
         }
         if Instant::now() >= deadline {
-            return Err(not_ready(node, format!("{last} (after {} s)", limit.as_secs())));
+            return Err(not_ready(
+                node,
+                format!("{last} (after {} s)", limit.as_secs()),
+            ));
         }
         std::thread::sleep(Duration::from_millis(200));
     }

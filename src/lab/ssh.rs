@@ -18,7 +18,13 @@ pub fn ssh_command(key: &Path, known_hosts: &Path, address: &str, batch: bool) -
     }
     cmd.arg("-i")
         .arg(key)
-        .args(["-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=yes", "-o"])
+        .args([
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+        ])
         .arg(format!("UserKnownHostsFile={}", known_hosts.display()));
     if batch {
         cmd.args([

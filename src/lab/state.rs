@@ -152,6 +152,9 @@ mod tests {
         let back = LabState::load(&path).unwrap().unwrap();
         assert_eq!(back.subnet, state.subnet);
         std::fs::write(&path, "{").unwrap();
-        assert!(matches!(LabState::load(&path), Err(LabError::BadState { .. })));
+        assert!(matches!(
+            LabState::load(&path),
+            Err(LabError::BadState { .. })
+        ));
     }
 }

@@ -56,9 +56,9 @@ pub fn status(name: &str, state_root: &Path) -> Result<Option<LabStatus>> {
         .nodes
         .iter()
         .map(|n| {
-            let running = n
-                .pid
-                .is_some_and(|p| process::is_running(p) && process::is_node_nspawn(p, &n.layout().root()));
+            let running = n.pid.is_some_and(|p| {
+                process::is_running(p) && process::is_node_nspawn(p, &n.layout().root())
+            });
             NodeStatus {
                 hostname: n.hostname.clone(),
                 address: n.address,
@@ -85,7 +85,10 @@ pub fn status(name: &str, state_root: &Path) -> Result<Option<LabStatus>> {
 
 /// Names of all labs with state (for "no such lab; these exist").
 pub fn lab_names(state_root: &Path) -> Vec<String> {
-    state::all_labs(state_root).into_iter().map(|l| l.name).collect()
+    state::all_labs(state_root)
+        .into_iter()
+        .map(|l| l.name)
+        .collect()
 }
 
 /// Prints a status table.
@@ -95,7 +98,11 @@ pub fn print(status: &LabStatus) {
         status.name,
         status.subnet,
         status.bridge,
-        if status.bridge_present { "present" } else { "missing" }
+        if status.bridge_present {
+            "present"
+        } else {
+            "missing"
+        }
     );
     println!(
         "  {:<24} {:<15} {:<14} {:>8} {:<8} {:<6} {:>8}",

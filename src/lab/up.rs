@@ -80,7 +80,11 @@ pub fn resolve_mirror(overridden: Option<&str>) -> Result<Mirror> {
 }
 
 /// Makes sure the base image exists, building it (which needs debootstrap) if not.
-pub fn ensure_base(cache_dir: &Path, mirror: Option<&str>, rebuild: bool) -> Result<base::BaseImage> {
+pub fn ensure_base(
+    cache_dir: &Path,
+    mirror: Option<&str>,
+    rebuild: bool,
+) -> Result<base::BaseImage> {
     let recipe = BaseRecipe::new(resolve_mirror(mirror)?);
     if rebuild || !base::BaseImage::locate(cache_dir, &recipe).tarball.exists() {
         prereq::require_tools(prereq::BUILD_TOOLS)?;
@@ -152,7 +156,8 @@ pub fn up(opts: &UpOptions) -> Result<UpSummary> {
 
 fn set_mode(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| LabError::io(path, e))
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| LabError::io(path, e))
 }
 
 fn bring_up(layout: &LabLayout, state: &mut LabState, opts: &UpOptions) -> Result<Vec<UpNode>> {
@@ -166,10 +171,17 @@ fn bring_up(layout: &LabLayout, state: &mut LabState, opts: &UpOptions) -> Resul
     let public_key = std::fs::read_to_string(key.with_extension("pub"))
         .map_err(|e| LabError::io(key.with_extension("pub"), e))?;
 
-    net::create_bridge(&layout.bridge(), layout.bridge_addr(), opts.subnet.prefix_len())?;
+    net::create_bridge(
+        &layout.bridge(),
+        layout.bridge_addr(),
+        opts.subnet.prefix_len(),
+    )?;
 
     let nodes: Vec<_> = (1..=opts.nodes).map(|i| layout.node(i)).collect();
-    let hosts: Vec<(Ipv4Addr, String)> = nodes.iter().map(|n| (n.address, n.hostname.clone())).collect();
+    let hosts: Vec<(Ipv4Addr, String)> = nodes
+        .iter()
+        .map(|n| (n.address, n.hostname.clone()))
+        .collect();
     let (base_rootfs, apt_proxy, artifacts) = (
         state.base_rootfs.clone(),
         state.apt_proxy.clone(),
@@ -297,7 +309,11 @@ pub fn print_summary(summary: &UpSummary) {
             n.node.hostname, n.node.address, n.node.role, n.readiness.system_state, failed
         );
     }
-    let first = summary.nodes.first().map(|n| n.node.address.to_string()).unwrap_or_default();
+    let first = summary
+        .nodes
+        .first()
+        .map(|n| n.node.address.to_string())
+        .unwrap_or_default();
     println!("inventory:   {}", l.inventory_path().display());
     println!("ssh key:     {}", l.key_path().display());
     println!("known_hosts: {}", l.known_hosts_path().display());
