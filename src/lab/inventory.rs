@@ -144,7 +144,7 @@ mod tests {
             "knownHostsPath: /s/known_hosts",
             "role: control-plane",
             "role: worker",
-            "address: 10.213.0.12",
+            "10.213.0.12",
         ] {
             assert!(yaml.contains(needle), "{needle:?} missing in:\n{yaml}");
         }
