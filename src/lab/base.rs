@@ -297,6 +297,7 @@ pub fn ensure(cache_dir: &Path, recipe: &BaseRecipe, rebuild: bool) -> Result<Ba
     lock.lock().map_err(|e| LabError::io(&lock_path, e))?;
 
     if rebuild {
+        remove_rootfs(&image.rootfs)?;
         let _ = std::fs::remove_file(&image.ready_marker);
         let _ = std::fs::remove_file(&image.tarball);
     }
@@ -312,6 +313,26 @@ pub fn ensure(cache_dir: &Path, recipe: &BaseRecipe, rebuild: bool) -> Result<Ba
     Ok(image)
 }
 
+/// True when an overlay mount uses `rootfs` as its lower layer.
+fn in_use(rootfs: &Path) -> bool {
+    let needle = format!("lowerdir={}", rootfs.display());
+    std::fs::read_to_string("/proc/self/mounts")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(3))
+        .any(|opts| opts.split(',').any(|o| o == needle))
+}
+
+/// Removes the extracted image, refusing while nodes run on it.
+fn remove_rootfs(rootfs: &Path) -> Result<()> {
+    if in_use(rootfs) {
+        return Err(LabError::BaseInUse {
+            path: rootfs.to_path_buf(),
+        });
+    }
+    remove_tree(rootfs)
+}
+
 /// Removes a directory tree after unmounting anything a killed debootstrap left mounted
 /// in it (it mounts /proc and /sys inside the target).
 fn remove_tree(dir: &Path) -> Result<()> {
@@ -325,7 +346,7 @@ fn remove_tree(dir: &Path) -> Result<()> {
 fn extract(image: &BaseImage) -> Result<()> {
     let tmp = image.rootfs.with_extension("tmp");
     remove_tree(&tmp)?;
-    remove_tree(&image.rootfs)?;
+    remove_rootfs(&image.rootfs)?;
     std::fs::create_dir_all(&tmp).map_err(|e| LabError::io(&tmp, e))?;
     run(Command::new("tar")
         .args(["--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf"])
@@ -340,7 +361,7 @@ fn build(recipe: &BaseRecipe, image: &BaseImage) -> Result<()> {
     let started = Instant::now();
     let tmp = image.rootfs.with_extension("tmp");
     remove_tree(&tmp)?;
-    remove_tree(&image.rootfs)?;
+    remove_rootfs(&image.rootfs)?;
     eprintln!(
         "building lab base image (debootstrap {} from {}; takes a minute or two, once)\n  log: {}",
         recipe.suite,

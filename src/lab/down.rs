@@ -38,6 +38,8 @@ pub fn down(name: &str, state_root: &Path) -> Result<DownOutcome> {
         Some(s) => s.layout(state_root),
         None => placeholder,
     };
+    // Console logs kept by a failed `up` go with the lab.
+    let _ = std::fs::remove_dir_all(super::up::failed_logs_dir(state_root, name));
     let present = state.is_some()
         || layout.state_dir.exists()
         || net::link_exists(&layout.bridge())

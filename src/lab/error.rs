@@ -141,6 +141,13 @@ pub enum LabError {
         tail: String,
     },
 
+    /// The extracted base image is the lower layer of running nodes.
+    #[error("the base image {} is in use by running lab nodes; run `kubeboot lab down` for those labs first", path.display())]
+    BaseInUse {
+        /// The extracted base image.
+        path: PathBuf,
+    },
+
     /// A path cannot be used in an overlay mount option or an nspawn bind.
     #[error("path {} contains ',' or ':', which overlayfs and systemd-nspawn options cannot carry; use another directory", path.display())]
     UnusablePath {
@@ -166,6 +173,13 @@ pub enum LabError {
         tail: String,
     },
 
+    /// Several nodes did not come up.
+    #[error("{}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    NodesNotReady {
+        /// One error per node.
+        errors: Vec<LabError>,
+    },
+
     /// The state file of a lab cannot be read.
     #[error("lab state file {} is unreadable: {reason}", path.display())]
     BadState {
@@ -186,6 +200,34 @@ pub enum LabError {
 }
 
 impl LabError {
+    /// Points console-log paths at the copies kept after a failed `up` removed the node
+    /// directories, so the message names a file that exists.
+    pub(crate) fn with_moved_logs(self, moved: &[(PathBuf, PathBuf)]) -> Self {
+        match self {
+            LabError::NodeNotReady {
+                node,
+                address,
+                reason,
+                log,
+                tail,
+            } => LabError::NodeNotReady {
+                log: moved
+                    .iter()
+                    .find(|(from, _)| *from == log)
+                    .map(|(_, to)| to.clone())
+                    .unwrap_or(log),
+                node,
+                address,
+                reason,
+                tail,
+            },
+            LabError::NodesNotReady { errors } => LabError::NodesNotReady {
+                errors: errors.into_iter().map(|e| e.with_moved_logs(moved)).collect(),
+            },
+            other => other,
+        }
+    }
+
     /// Wraps an I/O error with the path it concerns.
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         LabError::Io {

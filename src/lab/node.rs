@@ -176,6 +176,8 @@ pub fn boot(node: &NodeLayout, common: &NodeCommon, cgroups: &[PathBuf]) -> Resu
     cmd.args(nspawn_args(node, common)?);
     // nspawn on this VM must detect the hybrid hierarchy itself.
     cmd.env_remove("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY")
+        // A console log without colour escapes (nspawn hands TERM to the node's init).
+        .env("TERM", "dumb")
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err);

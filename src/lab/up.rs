@@ -122,6 +122,7 @@ pub fn up(opts: &UpOptions) -> Result<UpSummary> {
     let image = ensure_base(&opts.cache_dir, opts.mirror.as_deref(), false)?;
 
     let started = Instant::now();
+    let _ = std::fs::remove_dir_all(failed_logs_dir(&opts.state_root, &layout.name));
     std::fs::create_dir_all(&layout.state_dir).map_err(|e| LabError::io(&layout.state_dir, e))?;
     set_mode(&layout.state_dir, 0o700)?;
     let mut state = LabState {
@@ -145,13 +146,38 @@ pub fn up(opts: &UpOptions) -> Result<UpSummary> {
             boot_time: started.elapsed(),
         }),
         Err(err) => {
-            eprintln!("lab up failed; removing what it created");
+            eprintln!("lab up failed; removing what it created (console logs are kept)");
+            let moved = keep_console_logs(&layout, &state, &opts.state_root);
             if let Err(down_err) = down::teardown(&layout, Some(&state)) {
                 eprintln!("warning: {down_err}");
             }
-            Err(err)
+            Err(err.with_moved_logs(&moved))
         }
     }
+}
+
+/// Where a failed `up` keeps the nodes' console logs: outside the lab's state directory
+/// (which the clean-up removes); lab names cannot start with '.', so no lab lives there.
+pub fn failed_logs_dir(state_root: &Path, name: &str) -> PathBuf {
+    state_root.join(".failed").join(name)
+}
+
+/// Copies every node's console log out of the lab before the clean-up removes it;
+/// returns (old path, new path) pairs.
+fn keep_console_logs(layout: &LabLayout, state: &LabState, state_root: &Path) -> Vec<(PathBuf, PathBuf)> {
+    let dir = failed_logs_dir(state_root, &layout.name);
+    if std::fs::create_dir_all(&dir).is_err() {
+        return Vec::new();
+    }
+    state
+        .nodes
+        .iter()
+        .filter_map(|n| {
+            let from = n.layout().console_log();
+            let to = dir.join(format!("{}.console.log", n.hostname));
+            std::fs::copy(&from, &to).ok().map(|_| (from, to))
+        })
+        .collect()
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<()> {
@@ -264,25 +290,20 @@ fn bring_up(layout: &LabLayout, state: &mut LabState, opts: &UpOptions) -> Resul
             .collect()
     });
     let mut up_nodes = Vec::new();
-    let mut first_err = None;
+    let mut errors = Vec::new();
     for (i, result) in results.into_iter().enumerate() {
         match result {
             Ok(readiness) => up_nodes.push(UpNode {
                 node: state.nodes[i].clone(),
                 readiness,
             }),
-            Err(e) => {
-                if first_err.is_some() {
-                    eprintln!("error: {e}");
-                } else {
-                    first_err = Some(e);
-                }
-            }
+            Err(e) => errors.push(e),
         }
     }
-    match first_err {
-        Some(e) => Err(e),
-        None => Ok(up_nodes),
+    match errors.len() {
+        0 => Ok(up_nodes),
+        1 => Err(errors.remove(0)),
+        _ => Err(LabError::NodesNotReady { errors }),
     }
 }
 
