@@ -222,7 +222,10 @@ impl LabError {
                 tail,
             },
             LabError::NodesNotReady { errors } => LabError::NodesNotReady {
-                errors: errors.into_iter().map(|e| e.with_moved_logs(moved)).collect(),
+                errors: errors
+                    .into_iter()
+                    .map(|e| e.with_moved_logs(moved))
+                    .collect(),
             },
             other => other,
         }

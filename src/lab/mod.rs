@@ -75,7 +75,7 @@ pub enum LabCommand {
     /// Stop a lab and remove everything it created (safe to repeat).
     Down(NameArgs),
     /// Show a lab's nodes, addresses and whether they run.
-    Status(NameArgs),
+    Status(StatusArgs),
     /// Log in to a node (or run a command there) with the lab key.
     Ssh(SshArgs),
     /// Build the cached base image without starting a lab.
@@ -88,6 +88,17 @@ pub struct NameArgs {
     /// Lab name; node hostnames are <NAME>-node<i>.
     #[arg(long, value_name = "NAME", env = "KUBEBOOT_LAB_NAME", default_value = DEFAULT_NAME)]
     pub name: String,
+}
+
+/// `lab status` options.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub name: NameArgs,
+
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Debian mirror selection.
@@ -194,21 +205,31 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
                 ),
             }
         }
-        LabCommand::Status(name) => match status::status(&name.name, &args.state_dir)? {
-            Some(s) => status::print(&s),
-            None => {
-                let others = status::lab_names(&args.state_dir);
-                if others.is_empty() {
-                    println!(
-                        "no lab named {:?} (no labs in {})",
-                        name.name,
-                        args.state_dir.display()
-                    );
-                } else {
-                    println!("no lab named {:?}; labs: {}", name.name, others.join(", "));
+        LabCommand::Status(StatusArgs { name, json }) => {
+            match status::status(&name.name, &args.state_dir)? {
+                Some(s) if json => println!("{}", serde_json::to_string_pretty(&s)?),
+                Some(s) => status::print(&s),
+                None if json => {
+                    return Err(LabError::NotFound {
+                        name: name.name.clone(),
+                        state: args.state_dir.join(&name.name),
+                    }
+                    .into());
+                }
+                None => {
+                    let others = status::lab_names(&args.state_dir);
+                    if others.is_empty() {
+                        println!(
+                            "no lab named {:?} (no labs in {})",
+                            name.name,
+                            args.state_dir.display()
+                        );
+                    } else {
+                        println!("no lab named {:?}; labs: {}", name.name, others.join(", "));
+                    }
                 }
             }
-        },
+        }
         LabCommand::Ssh(ssh_args) => {
             let dir = args.state_dir.join(&ssh_args.name.name);
             let state = state::LabState::load(&dir.join("state.json"))?.ok_or_else(|| {

@@ -140,11 +140,16 @@ pub fn up(opts: &UpOptions) -> Result<UpSummary> {
     state.save(&layout.state_file())?;
 
     match bring_up(&layout, &mut state, opts) {
-        Ok(nodes) => Ok(UpSummary {
-            layout,
-            nodes,
-            boot_time: started.elapsed(),
-        }),
+        Ok(nodes) => {
+            for warning in warnings(&state) {
+                eprintln!("warning: {warning}");
+            }
+            Ok(UpSummary {
+                layout,
+                nodes,
+                boot_time: started.elapsed(),
+            })
+        }
         Err(err) => {
             eprintln!("lab up failed; removing what it created (console logs are kept)");
             let moved = keep_console_logs(&layout, &state, &opts.state_root);
@@ -156,6 +161,40 @@ pub fn up(opts: &UpOptions) -> Result<UpSummary> {
     }
 }
 
+/// `host:port` of an `http://host:port/...` URL when the host is an IPv4 address.
+fn proxy_socket(url: &str) -> Option<(Ipv4Addr, u16)> {
+    let rest = url.strip_prefix("http://")?;
+    let authority = rest.split('/').next()?;
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse().ok()?),
+        None => (authority, 80),
+    };
+    Some((host.parse().ok()?, port))
+}
+
+/// Things that do not stop a lab but that the user should know.
+fn warnings(state: &LabState) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(url) = &state.apt_proxy {
+        match proxy_socket(url) {
+            Some((addr, port)) if !net::tcp_open(addr, port, Duration::from_millis(500)) => out.push(format!(
+                "nothing answers at the apt proxy {url}; apt inside the nodes will fail until it does \
+                 (tests/support/start-tinyproxy.sh starts one)"
+            )),
+            _ => {}
+        }
+    }
+    let forwarding = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap_or_default();
+    if forwarding.trim() == "1" {
+        out.push(
+            "IPv4 forwarding is on in this machine: unless a firewall stops it, the nodes' traffic to \
+             other addresses is forwarded out of the lab"
+                .to_string(),
+        );
+    }
+    out
+}
+
 /// Where a failed `up` keeps the nodes' console logs: outside the lab's state directory
 /// (which the clean-up removes); lab names cannot start with '.', so no lab lives there.
 pub fn failed_logs_dir(state_root: &Path, name: &str) -> PathBuf {
@@ -164,7 +203,11 @@ pub fn failed_logs_dir(state_root: &Path, name: &str) -> PathBuf {
 
 /// Copies every node's console log out of the lab before the clean-up removes it;
 /// returns (old path, new path) pairs.
-fn keep_console_logs(layout: &LabLayout, state: &LabState, state_root: &Path) -> Vec<(PathBuf, PathBuf)> {
+fn keep_console_logs(
+    layout: &LabLayout,
+    state: &LabState,
+    state_root: &Path,
+) -> Vec<(PathBuf, PathBuf)> {
     let dir = failed_logs_dir(state_root, &layout.name);
     if std::fs::create_dir_all(&dir).is_err() {
         return Vec::new();
@@ -345,4 +388,23 @@ pub fn print_summary(summary: &UpSummary) {
         l.known_hosts_path().display()
     );
     println!("remove:      kubeboot lab down --name {}", l.name);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_proxy_socket() {
+        assert_eq!(
+            proxy_socket("http://10.213.0.1:3142"),
+            Some((Ipv4Addr::new(10, 213, 0, 1), 3142))
+        );
+        assert_eq!(
+            proxy_socket("http://10.213.0.1/"),
+            Some((Ipv4Addr::new(10, 213, 0, 1), 80))
+        );
+        assert_eq!(proxy_socket("http://proxy.example:3142"), None);
+        assert_eq!(proxy_socket("socks5://10.0.0.1:1"), None);
+    }
 }
