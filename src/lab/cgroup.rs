@@ -128,16 +128,40 @@ pub fn remove_tree(dir: &Path) -> Result<()> {
     if !dir.exists() {
         return Ok(());
     }
+    let pids = procs_in(dir);
+    if !pids.is_empty() {
+        return Err(LabError::io(
+            dir,
+            std::io::Error::other(format!("processes {pids:?} are still in it")),
+        ));
+    }
     let mut last_err = None;
-    // A cgroup whose last task just exited may be busy for a moment.
-    for _ in 0..50 {
+    // A cgroup whose last task just exited may stay busy for a moment.
+    for _ in 0..40 {
         match remove_once(dir) {
             Ok(()) => return Ok(()),
             Err(e) => last_err = Some(e),
         }
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
     Err(last_err.expect("tried at least once"))
+}
+
+/// PIDs in a cgroup and its descendants.
+fn procs_in(dir: &Path) -> Vec<u32> {
+    let mut pids: Vec<u32> = std::fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                pids.extend(procs_in(&entry.path()));
+            }
+        }
+    }
+    pids
 }
 
 fn remove_once(dir: &Path) -> Result<()> {

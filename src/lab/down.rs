@@ -39,7 +39,11 @@ pub fn down(name: &str, state_root: &Path) -> Result<DownOutcome> {
         None => placeholder,
     };
     // Console logs kept by a failed `up` go with the lab.
-    let _ = std::fs::remove_dir_all(super::up::failed_logs_dir(state_root, name));
+    let failed_logs = super::up::failed_logs_dir(state_root, name);
+    let _ = std::fs::remove_dir_all(&failed_logs);
+    if let Some(parent) = failed_logs.parent() {
+        let _ = std::fs::remove_dir(parent); // only when empty
+    }
     let present = state.is_some()
         || layout.state_dir.exists()
         || net::link_exists(&layout.bridge())
@@ -118,6 +122,13 @@ pub(crate) fn teardown(layout: &LabLayout, state: Option<&LabState>) -> Result<(
         left.push(format!("process {p} (systemd-nspawn of {host}) still runs"));
     }
 
+    for (pid, netns) in process::unrecorded_nspawns(&layout.netns_prefix()) {
+        left.push(format!(
+            "process {pid} (systemd-nspawn with {netns}) belongs to this lab but its PID was never \
+             recorded, so it was not stopped; stop it with `kill {pid}`"
+        ));
+    }
+
     // 2. Per node: overlay, veth, namespace, cgroups, directory.
     let lab_cgroups = cgroup::lab_dirs(&layout.cgroup_dir_name());
     for (n, _, recorded) in nodes.values() {
@@ -136,7 +147,7 @@ pub(crate) fn teardown(layout: &LabLayout, state: Option<&LabState>) -> Result<(
         cgroups.dedup();
         for dir in cgroups {
             if let Err(e) = cgroup::remove_tree(&dir) {
-                left.push(format!("cgroup {}: {e}", dir.display()));
+                left.push(format!("cgroup {e}"));
             }
         }
         if mounts::mounts_below(&n.dir).is_empty()

@@ -34,6 +34,30 @@ pub fn is_node_nspawn(pid: u32, root: &Path) -> bool {
             .any(|a| a == root.as_ref() || a == &format!("--directory={root}"))
 }
 
+/// Running systemd-nspawn processes whose network namespace path starts with
+/// `/run/netns/<prefix>`: nodes of a lab whose PIDs were never recorded (an `up` killed
+/// at the wrong moment). `down` reports them rather than signalling unrecorded PIDs.
+pub fn unrecorded_nspawns(netns_prefix: &str) -> Vec<(u32, String)> {
+    let needle = format!("--network-namespace-path=/run/netns/{netns_prefix}");
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let args: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            let netns = args.iter().find(|a| a.starts_with(&needle))?;
+            (args.first()?.ends_with("systemd-nspawn") && is_running(pid))
+                .then(|| (pid, netns.clone()))
+        })
+        .collect()
+}
+
 /// Sends a signal by name (`TERM`, `KILL`) with kill(1).
 pub fn signal(pid: u32, name: &str) {
     let _ = Command::new("kill")

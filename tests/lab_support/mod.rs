@@ -67,15 +67,20 @@ pub fn text(out: &Output) -> String {
     )
 }
 
-/// A private state root for the labs of one test (the base image cache is shared).
+/// The state root of test labs: fixed (not a temp dir), so that a test run killed
+/// half way leaves state the next run's `lab down` finds and removes completely.
+/// Override with `KUBEBOOT_TEST_LAB_STATE`. The base image cache is the user's
+/// (`KUBEBOOT_LAB_CACHE` or /var/cache/kubeboot/lab), built once.
 pub struct LabEnv {
-    pub state_root: tempfile::TempDir,
+    pub state_root: PathBuf,
 }
 
 impl LabEnv {
     pub fn new() -> Self {
         LabEnv {
-            state_root: tempfile::tempdir().expect("tempdir for lab state"),
+            state_root: std::env::var_os("KUBEBOOT_TEST_LAB_STATE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("/var/tmp/kubeboot-lab-tests")),
         }
     }
 
@@ -83,7 +88,7 @@ impl LabEnv {
     pub fn kubeboot(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_kubeboot"))
             .args(args)
-            .env("KUBEBOOT_LAB_STATE", self.state_root.path())
+            .env("KUBEBOOT_LAB_STATE", &self.state_root)
             .env_remove("KUBEBOOT_LAB_NAME")
             .output()
             .expect("run kubeboot")
@@ -103,7 +108,7 @@ impl LabEnv {
 
     /// The state directory of lab `name`.
     pub fn lab_dir(&self, name: &str) -> PathBuf {
-        self.state_root.path().join(name)
+        self.state_root.join(name)
     }
 
     /// Starts lab `name` (after removing leftovers of an earlier killed run of that name);
