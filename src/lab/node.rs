@@ -23,6 +23,8 @@ pub struct NodeCommon<'a> {
     pub lab_public_key: &'a str,
     /// apt proxy URL written into apt.conf.d, if any.
     pub apt_proxy: Option<&'a str>,
+    /// The lab bridge address: the only place a node's DNS queries may go.
+    pub nameserver: Ipv4Addr,
     /// `(address, hostname)` of every node, for /etc/hosts.
     pub hosts: &'a [(Ipv4Addr, String)],
     /// Directory bound read-only at /opt/kubeboot-artifacts, if any.
@@ -83,6 +85,17 @@ pub fn prepare(node: &NodeLayout, common: &NodeCommon) -> Result<String> {
         hosts.push_str(&format!("{addr} {name}\n"));
     }
     write(&root, "etc/hosts", &hosts, 0o644)?;
+    // Not the VM's resolver (unreachable from the lab): the bridge, so lookups fail fast
+    // and stay inside the lab unless someone runs a DNS forwarder there.
+    write(
+        &root,
+        "etc/resolv.conf",
+        &format!(
+            "# kubeboot lab: nodes reach only the lab bridge\nnameserver {}\n",
+            common.nameserver
+        ),
+        0o644,
+    )?;
     write(
         &root,
         "etc/machine-id",
@@ -150,6 +163,8 @@ fn nspawn_args(node: &NodeLayout, common: &NodeCommon) -> Result<Vec<String>> {
         format!("--machine={}", node.hostname),
         format!("--hostname={}", node.hostname),
         "--console=read-only".into(),
+        // Keep the /etc/resolv.conf written above.
+        "--resolv-conf=off".into(),
     ];
     if let Some(dir) = common.artifacts {
         mounts::check_usable(dir)?;

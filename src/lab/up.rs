@@ -259,6 +259,7 @@ fn bring_up(layout: &LabLayout, state: &mut LabState, opts: &UpOptions) -> Resul
     let common = NodeCommon {
         base_rootfs: &base_rootfs,
         lab_public_key: &public_key,
+        nameserver: layout.bridge_addr(),
         apt_proxy: apt_proxy.as_deref(),
         hosts: &hosts,
         artifacts: artifacts.as_deref(),
