@@ -58,7 +58,7 @@ pub struct LabArgs {
     #[command(subcommand)]
     pub command: LabCommand,
 
-    /// Directory holding each lab's state (<DIR>/<name>: key, known_hosts, cluster.yaml, node overlays).
+    /// Directory holding each lab's state (DIR/NAME: key, known_hosts, cluster.yaml, node overlays).
     #[arg(long, global = true, value_name = "DIR", env = "KUBEBOOT_LAB_STATE", default_value = DEFAULT_STATE_ROOT)]
     pub state_dir: PathBuf,
 
@@ -85,7 +85,7 @@ pub enum LabCommand {
 /// Selects a lab.
 #[derive(Debug, Args)]
 pub struct NameArgs {
-    /// Lab name; node hostnames are <NAME>-node<i>.
+    /// Lab name; node hostnames are NAME-node1, NAME-node2, ...
     #[arg(long, value_name = "NAME", env = "KUBEBOOT_LAB_NAME", default_value = DEFAULT_NAME)]
     pub name: String,
 }
