@@ -43,6 +43,8 @@ pub enum Command {
     Certs(CertsCommand),
     /// Prepare hosts over SSH for Kubernetes: swap off, modules, sysctls, containerd, kubelet.
     Prepare(crate::prepare::PrepareArgs),
+    /// Local test hosts (systemd-nspawn Debian nodes) to try kubeboot on.
+    Lab(crate::lab::LabArgs),
     /// Print the kubeboot version.
     Version {
         /// Output format.
@@ -265,6 +267,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }) => run_init_phase(&host, phase),
         Command::Certs(c) => run_certs(&host, c),
         Command::Prepare(args) => crate::prepare::run(args),
+        Command::Lab(args) => crate::lab::run(args),
         Command::Version { output } => {
             let v = env!("CARGO_PKG_VERSION");
             match output {

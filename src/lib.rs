@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod host;
 pub mod kubeconfig;
+pub mod lab;
 pub mod orchestrate;
 pub mod phases;
 pub mod pki;
