@@ -590,7 +590,10 @@ fn same_family(a: &russh::keys::Algorithm, b: &russh::keys::Algorithm) -> bool {
 }
 
 fn short(command: &str) -> String {
-    let first = command.lines().next().unwrap_or_default();
+    if command.contains("@@kb ") {
+        return "playbook script".into();
+    }
+    let first = command.trim_start().lines().next().unwrap_or_default();
     if first.len() > 80 || command.lines().count() > 1 {
         format!("{}...", first.chars().take(80).collect::<String>())
     } else {

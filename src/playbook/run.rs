@@ -62,6 +62,7 @@ pub struct StepReport {
 
 /// One host's result.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct HostReport {
     pub host: String,
     pub playbook: String,
@@ -504,7 +505,9 @@ pub fn run(
     }
 
     // Apply: consecutive script steps share one command; uploads go alone.
-    obs.on(&name, Event::Phase("applying"));
+    if !to_apply.is_empty() {
+        obs.on(&name, Event::Phase("applying"));
+    }
     let mut segments: Vec<Vec<usize>> = Vec::new();
     for &i in &to_apply {
         let upload = entries[i]
