@@ -32,7 +32,9 @@ PORT=${PROXY_LINE##*:}
 STATE=$(mktemp -d /tmp/kubeboot-bench.XXXXXX)
 export KUBEBOOT_LAB_STATE=$STATE
 WORK=$STATE/work; mkdir -p $WORK
+KEEP=${KUBEBOOT_BENCH_LOGS:-/tmp/kubeboot-bench-logs}
 cleanup() {
+  rm -rf "$KEEP"; mkdir -p "$KEEP"; cp "$WORK"/*.json "$WORK"/*.log "$KEEP"/ 2>/dev/null || true
   $K lab down --name kbb-k >/dev/null 2>&1 || true
   $K lab down --name kbb-a >/dev/null 2>&1 || true
   rm -rf "$STATE"
@@ -53,7 +55,12 @@ KUBECTL_SHA=$(sha256sum $WORK/kubectl | cut -d' ' -f1)
 pids=()
 for lab in kbb-k kbb-a; do
   for i in $(seq 1 "$N"); do
-    $K lab ssh --name $lab node$i -- 'apt-get update -qq && apt-get install -qq --download-only -y containerd runc containernetworking-plugins conntrack socat iptables ethtool >/dev/null' &
+    # ansible needs python3 on its targets (kubeboot needs only sh): installed, not timed.
+    extra=""; [ $lab = kbb-a ] && extra="&& apt-get install -qq -y python3 >/dev/null"
+    (for try in 1 2 3; do
+       $K lab ssh --name $lab node$i -- "apt-get update -qq && apt-get install -qq --download-only -y containerd runc containernetworking-plugins conntrack socat iptables ethtool >/dev/null $extra" && exit 0
+       echo "pre-download on $lab node$i failed (try $try)" >&2; sleep 3
+     done; exit 1) &
     pids+=($!)
   done
 done
@@ -88,12 +95,12 @@ secs() { python3 -c "print(f'{$2 - $1:.2f}')"; }
 kb() {
   $K prepare -f $STATE/kbb-k/cluster.yaml -o json --concurrency 30 \
     --artifact "kubelet=$WORK/kubelet#sha256:$KUBELET_SHA" \
-    --artifact "kubectl=$WORK/kubectl#sha256:$KUBECTL_SHA" > "$1"
+    --artifact "kubectl=$WORK/kubectl#sha256:$KUBECTL_SHA" > "$1" || echo "kubeboot exit $?" >&2
 }
 an() {
   ANSIBLE_CONFIG=$WORK/ansible.cfg $VENV/bin/ansible-playbook -i $WORK/inventory.ini \
     -e "kubelet_src=$WORK/kubelet kubelet_sha256=$KUBELET_SHA kubectl_src=$WORK/kubectl kubectl_sha256=$KUBECTL_SHA pause_image=registry.k8s.io/pause:3.10.1" \
-    benches/ansible/prepare-node.yml > "$1"
+    benches/ansible/prepare-node.yml > "$1" || echo "ansible-playbook exit $?" >&2
 }
 
 t0=$(now); kb $WORK/kb-full.json; t1=$(now)
@@ -117,5 +124,6 @@ echo "ansible  full:  ${AN_FULL}s  ($(grep -E '^kbb-a-node1 ' $WORK/an-full.log 
 echo "kubeboot no-op: ${KB_NOOP}s  ($(summary $WORK/kb-noop.json))"
 echo "ansible  no-op: ${AN_NOOP}s  ($(grep -E '^kbb-a-node1 ' $WORK/an-noop.log | tr -s ' '))"
 python3 -c "print(f'ratio ansible/kubeboot: full {$AN_FULL/$KB_FULL:.1f}x, no-op {$AN_NOOP/$KB_NOOP:.1f}x')"
+echo "logs: $KEEP"
 grep -q '"failedHosts":\[\]' $WORK/kb-full.json || { echo "kubeboot run failed"; exit 1; }
 if grep -qE '(failed|unreachable)=[1-9]' $WORK/an-full.log; then echo "ansible run failed"; tail -30 $WORK/an-full.log; exit 1; fi

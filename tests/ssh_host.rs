@@ -383,3 +383,47 @@ fn connection_loss_mid_command_is_an_ssh_error() {
     let e = r.unwrap_err();
     assert!(e.is_connection(), "{e}");
 }
+
+#[test]
+fn through_a_jump_host() {
+    let bastion = Sshd::start();
+    let target = Sshd::start();
+    // Both servers trust the bastion's client key; known_hosts lists both host keys.
+    std::fs::copy(
+        bastion.client_key().with_extension("pub"),
+        target.dir.path().join("authorized_keys"),
+    )
+    .unwrap();
+    let kh = bastion.dir.path().join("both_known_hosts");
+    let both = std::fs::read_to_string(bastion.known_hosts()).unwrap()
+        + &std::fs::read_to_string(target.known_hosts()).unwrap();
+    std::fs::write(&kh, both).unwrap();
+    let cfg = SshConfig {
+        port: target.port,
+        identity_files: vec![bastion.client_key()],
+        use_agent: false,
+        known_hosts: Some(kh),
+        bastion: Some(kubeboot::host::Bastion {
+            address: "127.0.0.1".into(),
+            port: bastion.port,
+            user: "root".into(),
+        }),
+        ..Default::default()
+    };
+    let h = SshHost::connect("behind", "127.0.0.1", &cfg).unwrap_or_else(|e| panic!("{e}"));
+    // The target sees the connection coming from the bastion's sshd (loopback here), and
+    // it is the target's sshd: its config file is the target's.
+    let out = h
+        .run("echo $SSH_CONNECTION", &RunOptions::default())
+        .unwrap()
+        .stdout_text();
+    let fields: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(
+        fields.get(3),
+        Some(&target.port.to_string().as_str()),
+        "{out}"
+    );
+    // Stopping the bastion's listener does not matter; its session carries the tunnel.
+    drop(bastion);
+    assert!(h.run("true", &RunOptions::default()).unwrap().success());
+}

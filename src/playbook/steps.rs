@@ -53,10 +53,11 @@ fn file_check(p: &str, sha: &str, mode: u32, owner: &str, desired: &[u8]) -> Str
         r#"p={qp}
 if [ ! -e "$p" ]; then echo "$p does not exist"; {new64}; exit 1; fi
 r=0
-cur=$(sha256sum "$p" | cut -d' ' -f1)
-if [ "$cur" != {sha} ]; then
+set -- $(sha256sum "$p")
+if [ "$1" != {sha} ]; then
   echo "$p content differs"
-  if [ "$(stat -c %s "$p")" -lt {DIFF_LIMIT} ]; then echo "@@b64 $(base64 -w0 "$p")"; {new64}; fi
+  set -- $(stat -c '%s' "$p")
+  if [ "$1" -lt {DIFF_LIMIT} ]; then echo "@@b64 $(base64 -w0 "$p")"; {new64}; fi
   r=1
 fi
 st=$(stat -c '%a %U:%G' "$p")
@@ -120,8 +121,8 @@ fn line_check(step: &LineStep) -> String {
     format!(
         r#"p={qp}
 if [ ! -e "$p" ]; then {absent}; fi
-new=$({awk} "$p" | sha256sum | cut -d' ' -f1)
-cur=$(sha256sum "$p" | cut -d' ' -f1)
+set -- $({awk} "$p" | sha256sum); new=$1
+set -- $(sha256sum "$p"); cur=$1
 [ "$new" = "$cur" ] && exit 0
 echo "lines of $p to change:"; grep -En -- {re} "$p" | head -20
 if [ "$(stat -c %s "$p")" -lt {DIFF_LIMIT} ]; then echo "@@b64 $(base64 -w0 "$p")"; echo "@@new64 $({awk} "$p" | base64 -w0)"; fi
@@ -169,18 +170,29 @@ fn package_names(step: &PackageStep, facts: &Facts) -> Result<(String, Vec<Strin
 
 fn package_check(pm: &str, names: &[String]) -> String {
     let specs: Vec<String> = names.iter().map(|n| q(n)).collect();
+    let bare: Vec<String> = names
+        .iter()
+        .map(|n| q(n.split_once('=').map(|(b, _)| b).unwrap_or(n)))
+        .collect();
+    // One query for all packages: "name installed-version" for installed ones.
     let query = if pm == "apt" {
-        r#"cur=$(dpkg-query -W -f='${Status} ${Version}' "$n" 2>/dev/null)
-  case "$cur" in "install ok installed "*) iv=${cur##* };; *) iv="";; esac"#
+        format!(
+            r#"dpkg-query -W -f='${{Package}} ${{Status}} ${{Version}}\n' {} 2>/dev/null | awk '$2=="install" && $3=="ok" && $4=="installed" {{print $1, $5}}'"#,
+            bare.join(" ")
+        )
     } else {
-        r#"iv=$(rpm -q --qf '%{VERSION}-%{RELEASE}' "$n" 2>/dev/null) || iv="""#
+        format!(
+            "rpm -q --qf '%{{NAME}} %{{VERSION}}-%{{RELEASE}}\\n' {} 2>/dev/null | grep -v 'is not installed'",
+            bare.join(" ")
+        )
     };
     format!(
-        r#"missing=""
+        r#"have=$({query})
+missing=""
 for spec in {specs}; do
   n=${{spec%%=*}}; v=${{spec#*=}}; [ "$v" = "$spec" ] && v=""
-  {query}
-  if [ -z "$iv" ]; then missing="$missing $spec"; elif [ -n "$v" ] && [ "$iv" != "$v" ]; then missing="$missing $spec(installed $iv)"; fi
+  iv=$(printf '%s\n' "$have" | while read -r hn hv; do [ "$hn" = "$n" ] && echo "$hv"; done)
+  if [ -z "$iv" ]; then missing="$missing $spec"; elif [ -n "$v" ] && [ "$iv" != "$v" ] && [ "${{iv%-*}}" != "$v" ]; then missing="$missing $spec(installed $iv)"; fi
 done
 [ -z "$missing" ] && {{ echo installed; exit 0; }}
 echo "to install:$missing"; exit 1
@@ -210,34 +222,33 @@ const NEED_SYSTEMD: &str = "[ -d /run/systemd/system ] || { echo \"init is $(cat
 
 fn service_check(s: &ServiceStep) -> String {
     let n = q(&s.name);
+    let name = &s.name;
     let mut out = String::from(NEED_SYSTEMD);
-    out.push_str("r=0\n");
+    // One systemctl call for both properties.
+    out.push_str(&format!(
+        "r=0\nst=$(systemctl show -p UnitFileState -p ActiveState {n} 2>/dev/null)\nuf=\"\"; ac=\"\"\nfor kv in $st; do case \"$kv\" in UnitFileState=*) uf=${{kv#*=}};; ActiveState=*) ac=${{kv#*=}};; esac; done\n"
+    ));
     match s.enabled {
         Some(true) => out.push_str(&format!(
-            "e=$(systemctl is-enabled {n} 2>/dev/null); [ \"$e\" = enabled ] || {{ echo \"{name} is ${{e:-not installed}}, want enabled\"; r=1; }}\n",
-            name = s.name
+            "[ \"$uf\" = enabled ] || {{ echo \"{name} is ${{uf:-not installed}}, want enabled\"; r=1; }}\n"
         )),
         Some(false) => out.push_str(&format!(
-            "e=$(systemctl is-enabled {n} 2>/dev/null); case \"$e\" in enabled) echo \"{name} is enabled, want disabled\"; r=1;; esac\n",
-            name = s.name
+            "[ \"$uf\" = enabled ] && {{ echo \"{name} is enabled, want disabled\"; r=1; }}\n"
         )),
         None => {}
     }
     match s.state {
         Some(ServiceState::Running) => out.push_str(&format!(
-            "systemctl is-active -q {n} || {{ echo \"{name} is $(systemctl is-active {n}), want running\"; r=1; }}\n",
-            name = s.name
+            "[ \"$ac\" = active ] || {{ echo \"{name} is ${{ac:-unknown}}, want running\"; r=1; }}\n"
         )),
         Some(ServiceState::Stopped) => out.push_str(&format!(
-            "systemctl is-active -q {n} && {{ echo \"{name} is running, want stopped\"; r=1; }}\n",
-            name = s.name
+            "[ \"$ac\" = active ] && {{ echo \"{name} is running, want stopped\"; r=1; }}\n"
         )),
         Some(ServiceState::Restarted) => out.push_str("r=1\n"),
         None => {}
     }
     out.push_str(&format!(
-        "[ $r = 0 ] && echo \"{} as wanted\"\nexit $r\n",
-        s.name
+        "[ $r = 0 ] && echo \"{name} as wanted\"\nexit $r\n"
     ));
     out
 }
@@ -399,13 +410,23 @@ pub fn resolve(
                 )
             })?;
             let qp = q(&path);
+            // Where the install records the file's stat after verifying its sha256, so
+            // later checks hash it again only when it changed.
+            let stamp = q(&format!(
+                "/var/lib/kubeboot/artifacts/{}.verified",
+                path.trim_start_matches('/').replace('/', "_")
+            ));
             Resolved {
                 check: format!(
                     r#"p={qp}
+m={stamp}
 [ -f "$p" ] || {{ echo "$p does not exist"; exit 1; }}
-s=$(sha256sum "$p" | cut -d' ' -f1)
-[ "$s" = {sha} ] || {{ echo "$p has sha256 $s, want {sha}"; exit 1; }}
-[ "$(stat -c '%a %U' "$p")" = '{mode:o} root' ] || {{ echo "$p has mode/owner $(stat -c '%a %U' "$p"), want {mode:o} root"; exit 1; }}
+st=$(stat -c '%s %Y %Z %i %a %U' "$p")
+if [ -f "$m" ] && [ "$(cat "$m")" = "{sha} $st" ]; then echo "sha256 {sha} (verified at install; size, times and inode unchanged)"; exit 0; fi
+set -- $(sha256sum "$p")
+[ "$1" = {sha} ] || {{ echo "$p has sha256 $1, want {sha}"; exit 1; }}
+set -- $st
+[ "$5 $6" = '{mode:o} root' ] || {{ echo "$p has mode/owner $5 $6, want {mode:o} root"; exit 1; }}
 echo "sha256 {sha}"
 "#,
                     mode = a.mode
@@ -413,12 +434,14 @@ echo "sha256 {sha}"
                 apply: format!(
                     r#"set -e
 p={qp}
+m={stamp}
 d=$(dirname "$p"); [ -d "$d" ] || mkdir -p "$d"
 t=$(mktemp "$p.kubeboot-XXXXXX"); trap 'rm -f "$t"' EXIT
 cat > "$t"
-s=$(sha256sum "$t" | cut -d' ' -f1)
-[ "$s" = {sha} ] || {{ echo "uploaded file has sha256 $s, want {sha}; $p left as it was" >&2; exit 1; }}
+set -- $(sha256sum "$t")
+[ "$1" = {sha} ] || {{ echo "uploaded file has sha256 $1, want {sha}; $p left as it was" >&2; exit 1; }}
 chmod {mode:o} "$t"; chown root:root "$t"; mv -f "$t" "$p"; trap - EXIT
+mkdir -p "$(dirname "$m")"; echo "{sha} $(stat -c '%s %Y %Z %i %a %U' "$p")" > "$m"
 "#,
                     mode = a.mode
                 ),
