@@ -511,6 +511,31 @@ fn prepare_three_lab_nodes_with_faults_plan_rerun_and_sudo() {
         "1\npresent"
     );
 
+    // No kubelet artifact: the pkgs.k8s.io packages are used, which nodes here cannot
+    // reach; that step fails saying what is missing and how to provide it, and every
+    // other step is still reported.
+    let mut a = vec![
+        addr1.clone(),
+        "-i".to_string(),
+        ssh.key_path.clone(),
+        "--known-hosts".into(),
+        kh.display().to_string(),
+    ];
+    a.push("--no-agent".into());
+    let (ok, s, all) = prepare_json(&a);
+    assert!(!ok, "{all}");
+    let h = host(&s, &addr1);
+    let repo = step(h, "pkgs.k8s.io repository");
+    assert_eq!(repo["outcome"], "failed", "{h:#}");
+    let d = repo["detail"].as_str().unwrap();
+    assert!(
+        d.contains("pkgs.k8s.io") && d.contains("--artifact kubelet="),
+        "{d}"
+    );
+    assert_eq!(step(h, "containerd enabled and running")["outcome"], "ok");
+    assert_eq!(step(h, "kubelet binary")["outcome"], "skipped");
+    assert!(h["steps"].as_array().unwrap().len() >= 19, "{h:#}");
+
     // The text output: a summary table and the exit status name what failed.
     let mut args = vec!["prepare".to_string()];
     args.extend(base(&art.flags(None)));
