@@ -2,10 +2,13 @@
 //! module that does the work. Flags become typed overrides here; nothing below `config`
 //! reads flags.
 
+use crate::apiclient::ApiClient;
 use crate::config::{self, InitConfig, InitOverrides, ThisMachine};
 use crate::host::{Host, LocalHost};
+use crate::kubeconfig::KubeConfig;
 use crate::phases::init::{self as init_phases, InitContext};
 use crate::pki::ensure::CertOptions;
+use crate::token::BootstrapToken;
 use crate::{kubeconfig, pki};
 use anyhow::Context;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
@@ -41,6 +44,9 @@ pub enum Command {
     /// Inspect and renew the cluster's certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// Manage bootstrap tokens (create, list, delete, generate).
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Print the kubeboot version.
     Version {
         /// Output format.
@@ -100,6 +106,83 @@ pub enum InitPhase {
         #[arg(long, value_name = "DIR", default_value = config::DEFAULT_KUBECONFIG_DIR)]
         kubeconfig_dir: PathBuf,
     },
+    /// Wait until the API server answers /readyz.
+    WaitControlPlane(ClusterPhaseFlags),
+    /// Label and taint this node as a control plane (waits for its Node to register).
+    MarkControlPlane {
+        #[command(flatten)]
+        flags: ClusterPhaseFlags,
+        /// How long to wait for the Node object.
+        #[arg(long, default_value = "4m", value_parser = parse_duration)]
+        node_wait: std::time::Duration,
+    },
+    /// Bootstrap tokens, node-bootstrap RBAC and the public cluster-info ConfigMap.
+    BootstrapToken(ClusterPhaseFlags),
+}
+
+/// `kubeboot token`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a bootstrap token on the cluster (prints it, or the whole join command).
+    Create {
+        /// The token to create (`[a-z0-9]{6}.[a-z0-9]{16}`); generated when omitted.
+        token: Option<String>,
+        /// Lifetime before the token is deleted automatically, Go syntax; 0 = never.
+        #[arg(long, default_value = "24h0m0s", value_parser = parse_duration)]
+        ttl: std::time::Duration,
+        /// A human-friendly description of what the token is for.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Extra groups the token authenticates as (system:bootstrappers:...).
+        #[arg(long, value_delimiter = ',', default_value = crate::token::DEFAULT_GROUP)]
+        groups: Vec<String>,
+        /// How the token may be used.
+        #[arg(long, value_delimiter = ',', default_value = "signing,authentication", value_parser = clap::builder::PossibleValuesParser::new(crate::token::USAGES))]
+        usages: Vec<String>,
+        /// Print the whole `kubeboot join` command instead of only the token.
+        #[arg(long)]
+        print_join_command: bool,
+        #[command(flatten)]
+        api: ApiFlags,
+    },
+    /// List bootstrap tokens (kubeadm's columns, or JSON).
+    List {
+        #[arg(short, long, value_enum, default_value_t = ReportFormat::Text)]
+        output: ReportFormat,
+        #[command(flatten)]
+        api: ApiFlags,
+    },
+    /// Delete bootstrap tokens by id or full token.
+    Delete {
+        #[arg(required = true)]
+        tokens: Vec<String>,
+        #[command(flatten)]
+        api: ApiFlags,
+    },
+    /// Print a new random token without creating it.
+    Generate,
+}
+
+/// How to reach the cluster's API server.
+#[derive(Debug, Args, Clone)]
+pub struct ApiFlags {
+    /// kubeconfig with the credentials to use.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "/etc/kubernetes/admin.conf"
+    )]
+    pub kubeconfig: PathBuf,
+}
+
+/// Flags of the init phases that talk to the new cluster.
+#[derive(Debug, Args, Clone)]
+pub struct ClusterPhaseFlags {
+    #[command(flatten)]
+    pub init: InitFlags,
+    /// Where the kubeconfig files (admin.conf, super-admin.conf) are.
+    #[arg(long, value_name = "DIR", default_value = config::DEFAULT_KUBECONFIG_DIR)]
+    pub kubeconfig_dir: PathBuf,
 }
 
 /// kubeadm's `init` flags; each overrides the config file.
@@ -262,6 +345,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             command: InitSubcommand::Phase(phase),
         }) => run_init_phase(&host, phase),
         Command::Certs(c) => run_certs(&host, c),
+        Command::Token(t) => run_token(&host, t),
         Command::Version { output } => {
             let v = env!("CARGO_PKG_VERSION");
             match output {
@@ -317,6 +401,36 @@ fn run_init_phase(host: &dyn Host, phase: InitPhase) -> anyhow::Result<()> {
             };
             init_phases::kubeconfig(&ctx, &which)
         }
+        InitPhase::WaitControlPlane(f) => {
+            let cfg = f.init.load()?;
+            init_phases::cluster::wait_control_plane(&cluster_ctx(&cfg, host, &f))
+        }
+        InitPhase::MarkControlPlane { flags, node_wait } => {
+            let cfg = flags.init.load()?;
+            let ctx = cluster_ctx(&cfg, host, &flags);
+            let client = init_phases::cluster::admin_client(&ctx)?;
+            init_phases::cluster::mark_control_plane(&ctx, &client, node_wait)
+        }
+        InitPhase::BootstrapToken(f) => {
+            let cfg = f.init.load()?;
+            let ctx = cluster_ctx(&cfg, host, &f);
+            let client = init_phases::cluster::admin_client(&ctx)?;
+            init_phases::cluster::bootstrap_token(&ctx, &client)?;
+            Ok(())
+        }
+    }
+}
+
+fn cluster_ctx<'a>(
+    cfg: &'a InitConfig,
+    host: &'a dyn Host,
+    f: &ClusterPhaseFlags,
+) -> InitContext<'a> {
+    InitContext {
+        cfg,
+        host,
+        kubeconfig_dir: f.kubeconfig_dir.clone(),
+        cert_options: CertOptions::default(),
     }
 }
 
@@ -382,4 +496,136 @@ fn renew_one(
         println!("{} renewed", spec.description);
     }
     Ok(())
+}
+
+fn api_client(host: &dyn Host, api: &ApiFlags) -> anyhow::Result<(ApiClient, KubeConfig)> {
+    let bytes = host.read_file(&api.kubeconfig)?.with_context(|| {
+        format!(
+            "{} does not exist: run on a control-plane node, or pass --kubeconfig",
+            api.kubeconfig.display()
+        )
+    })?;
+    let kc = KubeConfig::parse(&String::from_utf8_lossy(&bytes))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", api.kubeconfig.display()))?;
+    Ok((ApiClient::from_kubeconfig(&kc)?, kc))
+}
+
+/// `kubeboot join <endpoint> --token T --discovery-token-ca-cert-hash H` for a kubeconfig's cluster.
+pub fn join_command(kc: &KubeConfig, token: &BootstrapToken) -> anyhow::Result<String> {
+    let cluster = kc
+        .current_cluster()
+        .context("the kubeconfig has no current cluster")?;
+    let endpoint = cluster
+        .server
+        .trim_start_matches("https://")
+        .trim_end_matches('/');
+    let ca = kc
+        .ca_cert()
+        .context("the kubeconfig's cluster has no readable CA")?;
+    Ok(format!(
+        "kubeboot join {endpoint} --token {token} --discovery-token-ca-cert-hash {}",
+        ca.spki_sha256()
+    ))
+}
+
+fn run_token(host: &dyn Host, cmd: TokenCommand) -> anyhow::Result<()> {
+    match cmd {
+        TokenCommand::Generate => {
+            println!("{}", BootstrapToken::generate());
+            Ok(())
+        }
+        TokenCommand::Create {
+            token,
+            ttl,
+            description,
+            groups,
+            usages,
+            print_join_command,
+            api,
+        } => {
+            let token = match token {
+                Some(t) => BootstrapToken::parse(&t)?,
+                None => BootstrapToken::generate(),
+            };
+            for g in &groups {
+                anyhow::ensure!(
+                    g.starts_with("system:bootstrappers:")
+                        && g.len() > "system:bootstrappers:".len(),
+                    "--groups: {g:?} is not a bootstrap group (system:bootstrappers:<name>)"
+                );
+            }
+            let (client, kc) = api_client(host, &api)?;
+            let info = crate::token::TokenInfo {
+                token: token.clone(),
+                description,
+                expires: (!ttl.is_zero()).then(|| time::OffsetDateTime::now_utc() + ttl),
+                usages,
+                groups,
+            };
+            crate::token::create(&client, &info).map_err(|e| match e {
+                crate::apiclient::ApiError::Conflict { .. } => anyhow::anyhow!(
+                    "a token with id {} already exists; delete it first or choose another",
+                    token.id()
+                ),
+                e => e.into(),
+            })?;
+            if print_join_command {
+                println!("{}", join_command(&kc, &token)?);
+            } else {
+                println!("{token}");
+            }
+            Ok(())
+        }
+        TokenCommand::List { output, api } => {
+            let (client, _) = api_client(host, &api)?;
+            let tokens = crate::token::list(&client)?;
+            let now = time::OffsetDateTime::now_utc();
+            match output {
+                ReportFormat::Json => {
+                    let v: Vec<serde_json::Value> = tokens
+                        .iter()
+                        .map(|t| {
+                            let r = t.row(now);
+                            serde_json::json!({"token": r[0], "ttl": r[1], "expires": t.expires.map(|_| r[2].clone()),
+                                "usages": t.usages, "description": t.description, "groups": t.groups})
+                        })
+                        .collect();
+                    println!("{}", serde_json::to_string_pretty(&v)?);
+                }
+                ReportFormat::Text => {
+                    let mut rows = vec![
+                        [
+                            "TOKEN",
+                            "TTL",
+                            "EXPIRES",
+                            "USAGES",
+                            "DESCRIPTION",
+                            "EXTRA GROUPS",
+                        ]
+                        .map(String::from)
+                        .to_vec(),
+                    ];
+                    rows.extend(tokens.iter().map(|t| t.row(now)));
+                    print!("{}", crate::pki::expiry::table(rows));
+                }
+            }
+            Ok(())
+        }
+        TokenCommand::Delete { tokens, api } => {
+            let (client, _) = api_client(host, &api)?;
+            for t in &tokens {
+                let id = t.split('.').next().unwrap_or_default();
+                anyhow::ensure!(
+                    BootstrapToken::is_valid_id(id),
+                    "{t:?} is neither a token id ([a-z0-9]{{6}}) nor a token"
+                );
+                if crate::token::delete(&client, id)? {
+                    println!("bootstrap token {id:?} deleted");
+                } else {
+                    anyhow::bail!("bootstrap token {id:?} not found");
+                }
+            }
+            Ok(())
+        }
+    }
 }

@@ -4,8 +4,10 @@
 //! tests and benchmarks drive the same code paths as users. See `ARCHITECTURE.md` for
 //! where things live and which module may call which.
 
+pub mod apiclient;
 pub mod cli;
 pub mod config;
+pub mod discovery;
 pub mod host;
 pub mod kubeconfig;
 pub mod phases;

@@ -1,5 +1,8 @@
 //! The phases of `kubeboot init` that exist so far, in kubeadm's order.
 
+pub mod cluster;
+pub mod rbac;
+
 use super::report;
 use crate::config::InitConfig;
 use crate::host::Host;
