@@ -47,6 +47,8 @@ pub enum Command {
     /// Manage bootstrap tokens (create, list, delete, generate).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Local test hosts: Debian systemd-nspawn nodes with SSH (up, down, status, ssh).
+    Lab(crate::lab::LabArgs),
     /// Print the kubeboot version.
     Version {
         /// Output format.
@@ -346,6 +348,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }) => run_init_phase(&host, phase),
         Command::Certs(c) => run_certs(&host, c),
         Command::Token(t) => run_token(&host, t),
+        Command::Lab(args) => crate::lab::run(args),
         Command::Version { output } => {
             let v = env!("CARGO_PKG_VERSION");
             match output {

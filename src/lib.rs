@@ -10,6 +10,7 @@ pub mod config;
 pub mod discovery;
 pub mod host;
 pub mod kubeconfig;
+pub mod lab;
 pub mod phases;
 pub mod pki;
 pub mod token;
