@@ -127,7 +127,11 @@ fn run_config(cmd: ConfigCommand) -> anyhow::Result<()> {
 fn run_render(args: RenderArgs) -> anyhow::Result<()> {
     use crate::config::{InitConfig, InitOverrides, ThisMachine};
     use crate::render::{RenderOptions, Templates};
-    let cfg = InitConfig::load(args.config.as_deref(), &InitOverrides::default(), &ThisMachine)?;
+    let cfg = InitConfig::load(
+        args.config.as_deref(),
+        &InitOverrides::default(),
+        &ThisMachine,
+    )?;
     let templates = match &args.templates_dir {
         Some(d) => Templates::with_overrides(d)?,
         None => Templates::embedded(),

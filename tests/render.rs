@@ -13,8 +13,12 @@ use std::process::Command;
 
 fn render_default(minor: u32) -> Vec<RenderedFile> {
     let root = empty_root();
-    render::render_all(&config(minor), &LocalHost::with_root(root.path()), &RenderOptions::default())
-        .unwrap()
+    render::render_all(
+        &config(minor),
+        &LocalHost::with_root(root.path()),
+        &RenderOptions::default(),
+    )
+    .unwrap()
 }
 
 fn pods(files: &[RenderedFile]) -> Vec<(String, Value)> {
@@ -108,9 +112,14 @@ fn objects_validate_against_kubernetes_schemas_strictly() {
             .iter()
             .filter(|f| f.target == Target::Api || f.path.starts_with(render::MANIFESTS_DIR))
         {
-            let p = dir
-                .path()
-                .join(f.path.file_name().unwrap().to_string_lossy().replace(".yaml", "") + ".yaml");
+            let p = dir.path().join(
+                f.path
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace(".yaml", "")
+                    + ".yaml",
+            );
             std::fs::write(&p, &f.contents).unwrap();
             docs += documents(f.text()).len();
             paths.push(p);
@@ -166,7 +175,8 @@ fn yaml_parses_back_to_the_same_values() {
             .map(|d| serde_saphyr::from_str(d).unwrap())
             .collect();
         let cm = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap();
-        let net: Value = serde_json::from_str(cm["data"]["net-conf.json"].as_str().unwrap()).unwrap();
+        let net: Value =
+            serde_json::from_str(cm["data"]["net-conf.json"].as_str().unwrap()).unwrap();
         assert_eq!(net["Network"], "10.244.0.0/16");
     }
 }
@@ -193,8 +203,15 @@ fn flags_are_unique_and_sorted_by_name() {
             let mut sorted = names.clone();
             sorted.sort();
             sorted.dedup();
-            assert_eq!(names, sorted, "{name} 1.{minor}: flags unsorted or repeated");
-            assert!(cmd[1..].iter().all(|a| a.starts_with("--") && a.contains('=')));
+            assert_eq!(
+                names, sorted,
+                "{name} 1.{minor}: flags unsorted or repeated"
+            );
+            assert!(
+                cmd[1..]
+                    .iter()
+                    .all(|a| a.starts_with("--") && a.contains('='))
+            );
         }
     }
 }
@@ -259,7 +276,11 @@ fn version_table_reaches_the_manifests() {
     let e34 = &get(34, "etcd")["spec"]["containers"][0];
     assert_eq!(e34["livenessProbe"]["httpGet"]["port"], "probe-port");
     assert_eq!(e34["ports"][0]["containerPort"], 2381);
-    assert!(get(33, "etcd")["spec"]["containers"][0].get("ports").is_none());
+    assert!(
+        get(33, "etcd")["spec"]["containers"][0]
+            .get("ports")
+            .is_none()
+    );
     // etcd flags and image follow the etcd version.
     let c33 = command(&get(33, "etcd"));
     assert!(c33.contains(&"--experimental-initial-corrupt-check=true".to_string()));
@@ -268,7 +289,10 @@ fn version_table_reaches_the_manifests() {
     assert!(c34.contains(&"--feature-gates=InitialCorruptCheck=true".to_string()));
     assert!(c34.contains(&"--watch-progress-notify-interval=5s".to_string()));
     assert_eq!(e34["image"], "registry.k8s.io/etcd:3.6.5-0");
-    assert_eq!(get(34, "kube-apiserver")["spec"]["containers"][0]["image"], "registry.k8s.io/kube-apiserver:v1.34.2");
+    assert_eq!(
+        get(34, "kube-apiserver")["spec"]["containers"][0]["image"],
+        "registry.k8s.io/kube-apiserver:v1.34.2"
+    );
     // kubelet: CRI endpoint in flags before 1.34, in the config from 1.34.
     let flags = |minor| {
         render_default(minor)
@@ -357,11 +381,19 @@ fn user_settings_reach_the_files() {
     assert!(cmd.contains(&"--secure-port=7443".to_string()), "{cmd:?}");
     assert!(!cmd.contains(&"--secure-port=6443".to_string()));
     assert!(cmd.contains(&"--client-ca-file=/srv/pki/ca.crt".to_string()));
-    assert!(cmd.contains(&"--service-account-issuer=https://kubernetes.default.svc.lab.internal".to_string()));
+    assert!(cmd.contains(
+        &"--service-account-issuer=https://kubernetes.default.svc.lab.internal".to_string()
+    ));
     let c = &api["spec"]["containers"][0];
     assert_eq!(c["image"], "mirror.example.com/k8s/kube-apiserver:v1.33.1");
     assert_eq!(c["env"][0]["name"], "GOMAXPROCS");
-    assert!(c["volumeMounts"].as_array().unwrap().iter().any(|m| m["name"] == "audit"));
+    assert!(
+        c["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["name"] == "audit")
+    );
     let kcm = pod("kube-controller-manager");
     let kcmd = command(&kcm);
     for f in [
@@ -376,11 +408,18 @@ fn user_settings_reach_the_files() {
         assert!(kcmd.contains(&f.to_string()), "{f} missing in {kcmd:?}");
     }
     // An unspecified bind address cannot be probed: kubeadm leaves the host out.
-    assert!(kcm["spec"]["containers"][0]["livenessProbe"]["httpGet"].get("host").is_none());
+    assert!(
+        kcm["spec"]["containers"][0]["livenessProbe"]["httpGet"]
+            .get("host")
+            .is_none()
+    );
     let etcd = pod("etcd");
     assert!(command(&etcd).contains(&"--data-dir=/data/etcd".to_string()));
     assert!(command(&etcd).contains(&"--quota-backend-bytes=8589934592".to_string()));
-    assert_eq!(etcd["spec"]["containers"][0]["image"], "mirror.example.com/k8s/etcd:3.5.24-0");
+    assert_eq!(
+        etcd["spec"]["containers"][0]["image"],
+        "mirror.example.com/k8s/etcd:3.5.24-0"
+    );
     let text = |suffix: &str| {
         files
             .iter()
@@ -408,7 +447,10 @@ fn user_settings_reach_the_files() {
     assert!(dns.contains("kubernetes lab.internal in-addr.arpa ip6.arpa"));
     assert!(dns.contains("image: mirror.example.com/k8s/coredns:v1.12.0"));
     let proxy = text("kube-proxy.yaml");
-    assert!(proxy.contains("server: https://cp.example.com:6443"), "{proxy}");
+    assert!(
+        proxy.contains("server: https://cp.example.com:6443"),
+        "{proxy}"
+    );
     assert!(proxy.contains("clusterCIDR: 10.200.0.0/16"));
     assert!(text("flannel.yaml").contains("\"Network\": \"10.200.0.0/16\""));
 }
@@ -420,7 +462,12 @@ fn ca_directories_are_mounted_only_where_they_exist() {
         std::fs::create_dir_all(root.path().join(d)).unwrap();
     }
     let cfg = config(34);
-    let files = render::static_pods(&cfg, &LocalHost::with_root(root.path()), &RenderOptions::default()).unwrap();
+    let files = render::static_pods(
+        &cfg,
+        &LocalHost::with_root(root.path()),
+        &RenderOptions::default(),
+    )
+    .unwrap();
     for (name, pod) in pods(&files) {
         let vols: Vec<&str> = pod["spec"]["volumes"]
             .as_array()
@@ -445,16 +492,26 @@ fn flannel_iface_and_template_overrides() {
     let m = render::flannel::manifest(&cfg, &t, Some("eth1")).unwrap();
     assert!(m.contains("- \"--iface=eth1\""), "{m}");
     let e = render::flannel::manifest(&cfg, &t, Some("eth1; rm")).unwrap_err();
-    assert!(e.to_string().contains("not a network interface name"), "{e}");
+    assert!(
+        e.to_string().contains("not a network interface name"),
+        "{e}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("Corefile.tera"), ".:53 {\n    forward . 9.9.9.9\n}\n").unwrap();
+    std::fs::write(
+        dir.path().join("Corefile.tera"),
+        ".:53 {\n    forward . 9.9.9.9\n}\n",
+    )
+    .unwrap();
     let opts = RenderOptions {
         templates: render::Templates::with_overrides(dir.path()).unwrap(),
         ..RenderOptions::default()
     };
     let files = render::addon_files(&cfg, &opts).unwrap();
-    let dns = files.iter().find(|f| f.path.ends_with("coredns.yaml")).unwrap();
+    let dns = files
+        .iter()
+        .find(|f| f.path.ends_with("coredns.yaml"))
+        .unwrap();
     assert!(dns.text().contains("forward . 9.9.9.9"), "{}", dns.text());
 }
 
@@ -462,14 +519,24 @@ fn flannel_iface_and_template_overrides() {
 fn dry_run_writes_the_tree_under_a_temp_root() {
     let cfg = config(34);
     let node = empty_root();
-    let tree = render::dry_run(&cfg, &LocalHost::with_root(node.path()), RenderOptions::default()).unwrap();
-    let manifest = tree.root.join("etc/kubernetes/manifests/kube-apiserver.yaml");
+    let tree = render::dry_run(
+        &cfg,
+        &LocalHost::with_root(node.path()),
+        RenderOptions::default(),
+    )
+    .unwrap();
+    let manifest = tree
+        .root
+        .join("etc/kubernetes/manifests/kube-apiserver.yaml");
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(&manifest).unwrap();
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     let dir = std::fs::metadata(manifest.parent().unwrap()).unwrap();
     assert_eq!(dir.permissions().mode() & 0o777, 0o700);
-    assert!(tree.listing().contains("0600 /etc/kubernetes/manifests/etcd.yaml"));
+    assert!(
+        tree.listing()
+            .contains("0600 /etc/kubernetes/manifests/etcd.yaml")
+    );
     std::fs::remove_dir_all(&tree.root).unwrap();
 }
 
@@ -503,15 +570,24 @@ fn bad_input_reaches_the_user_through_config_validate() {
         ),
         (
             "controllerManager:\n  extraVolumes:\n    - name: plugins\n      hostPath: relative/dir\n      mountPath: /plugins\n",
-            vec!["controllerManager.extraVolumes", "\"relative/dir\" must be an absolute path"],
+            vec![
+                "controllerManager.extraVolumes",
+                "\"relative/dir\" must be an absolute path",
+            ],
         ),
         (
             "kubernetesVersion: v1.30.4\n",
-            vec!["kubernetesVersion", "supported versions: v1.31.x, v1.32.x, v1.33.x, v1.34.x"],
+            vec![
+                "kubernetesVersion",
+                "supported versions: v1.31.x, v1.32.x, v1.33.x, v1.34.x",
+            ],
         ),
         (
             "networking:\n  serviceSubnet: 10.96.0.0/12\n  podSubnet: 10.96.128.0/17\n",
-            vec!["networking.podSubnet", "overlaps the service CIDR 10.96.0.0/12"],
+            vec![
+                "networking.podSubnet",
+                "overlaps the service CIDR 10.96.0.0/12",
+            ],
         ),
     ];
     for (body, wants) in cases {
@@ -536,7 +612,9 @@ fn print_init_defaults_reads_back_as_a_valid_config() {
         .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("kind: InitConfiguration") && text.contains("kind: ClusterConfiguration"));
+    assert!(
+        text.contains("kind: InitConfiguration") && text.contains("kind: ClusterConfiguration")
+    );
     assert!(text.contains("token: abcdef.0123456789abcdef"), "{text}");
     let cfg = config_from_text(&text).unwrap();
     assert_eq!(cfg.node_name, "node");
@@ -550,11 +628,19 @@ fn external_etcd_gets_its_cert_dirs_mounted_and_no_etcd_pod() {
     ))
     .unwrap();
     let root = empty_root();
-    let files = render::static_pods(&cfg, &LocalHost::with_root(root.path()), &RenderOptions::default()).unwrap();
+    let files = render::static_pods(
+        &cfg,
+        &LocalHost::with_root(root.path()),
+        &RenderOptions::default(),
+    )
+    .unwrap();
     let all = pods(&files);
     assert!(all.iter().all(|(n, _)| n != "etcd"));
     let api = &all.iter().find(|(n, _)| n == "kube-apiserver").unwrap().1;
     assert!(command(api).contains(&"--etcd-servers=https://10.0.0.7:2379".to_string()));
     let vols = serde_json::to_string(&api["spec"]["volumes"]).unwrap();
-    assert!(vols.contains("\"etcd-certs-0\"") && vols.contains("/etc/etcd/pki"), "{vols}");
+    assert!(
+        vols.contains("\"etcd-certs-0\"") && vols.contains("/etc/etcd/pki"),
+        "{vols}"
+    );
 }

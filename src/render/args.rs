@@ -45,10 +45,7 @@ pub(crate) fn user_value<'a>(overrides: &'a [Arg], name: &str) -> Option<&'a str
 
 /// Builds a default-flag map from pairs.
 pub(crate) fn flags<const N: usize>(pairs: [(&str, String); N]) -> BTreeMap<String, String> {
-    pairs
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
 #[cfg(test)]
@@ -68,10 +65,19 @@ mod tests {
             ("secure-port", "6443".to_string()),
             ("allow-privileged", "true".to_string()),
         ]);
-        let cmd = to_command("x", &d, &[arg("secure-port", "7443"), arg("audit-log-maxage", "7")]);
+        let cmd = to_command(
+            "x",
+            &d,
+            &[arg("secure-port", "7443"), arg("audit-log-maxage", "7")],
+        );
         assert_eq!(
             cmd,
-            ["x", "--allow-privileged=true", "--audit-log-maxage=7", "--secure-port=7443"]
+            [
+                "x",
+                "--allow-privileged=true",
+                "--audit-log-maxage=7",
+                "--secure-port=7443"
+            ]
         );
         let rep = command_flags(&d, &[arg("v", "2"), arg("v", "1")]);
         assert_eq!(rep[2..], ["--v=1", "--v=2"]);

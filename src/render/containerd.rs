@@ -16,7 +16,12 @@ pub fn config(
     version: KubeVersion,
     image_repository: &str,
 ) -> Result<RenderedFile, RenderError> {
-    config_with(&Templates::embedded(), containerd_major, version, image_repository)
+    config_with(
+        &Templates::embedded(),
+        containerd_major,
+        version,
+        image_repository,
+    )
 }
 
 /// [`config`] with user-overridable templates.

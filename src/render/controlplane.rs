@@ -67,16 +67,28 @@ pub fn apiserver_command(cfg: &InitConfig) -> Vec<String> {
             "kubelet-client-certificate",
             cert(cfg, "apiserver-kubelet-client.crt"),
         ),
-        ("kubelet-client-key", cert(cfg, "apiserver-kubelet-client.key")),
+        (
+            "kubelet-client-key",
+            cert(cfg, "apiserver-kubelet-client.key"),
+        ),
         (
             "kubelet-preferred-address-types",
             "InternalIP,ExternalIP,Hostname".into(),
         ),
-        ("proxy-client-cert-file", cert(cfg, "front-proxy-client.crt")),
+        (
+            "proxy-client-cert-file",
+            cert(cfg, "front-proxy-client.crt"),
+        ),
         ("proxy-client-key-file", cert(cfg, "front-proxy-client.key")),
         ("requestheader-allowed-names", "front-proxy-client".into()),
-        ("requestheader-client-ca-file", cert(cfg, "front-proxy-ca.crt")),
-        ("requestheader-extra-headers-prefix", "X-Remote-Extra-".into()),
+        (
+            "requestheader-client-ca-file",
+            cert(cfg, "front-proxy-ca.crt"),
+        ),
+        (
+            "requestheader-extra-headers-prefix",
+            "X-Remote-Extra-".into(),
+        ),
         ("requestheader-group-headers", "X-Remote-Group".into()),
         ("requestheader-username-headers", "X-Remote-User".into()),
         ("secure-port", cfg.bind_port.to_string()),
@@ -88,7 +100,11 @@ pub fn apiserver_command(cfg: &InitConfig) -> Vec<String> {
         ("service-account-signing-key-file", cert(cfg, "sa.key")),
         (
             "service-cluster-ip-range",
-            cfg.cluster.networking.service_subnet.clone().unwrap_or_default(),
+            cfg.cluster
+                .networking
+                .service_subnet
+                .clone()
+                .unwrap_or_default(),
         ),
         ("tls-cert-file", cert(cfg, "apiserver.crt")),
         ("tls-private-key-file", cert(cfg, "apiserver.key")),
@@ -119,8 +135,14 @@ pub fn apiserver_command(cfg: &InitConfig) -> Vec<String> {
             }
             d.insert("etcd-servers".into(), servers);
             d.insert("etcd-cafile".into(), cert(cfg, "etcd/ca.crt"));
-            d.insert("etcd-certfile".into(), cert(cfg, "apiserver-etcd-client.crt"));
-            d.insert("etcd-keyfile".into(), cert(cfg, "apiserver-etcd-client.key"));
+            d.insert(
+                "etcd-certfile".into(),
+                cert(cfg, "apiserver-etcd-client.crt"),
+            );
+            d.insert(
+                "etcd-keyfile".into(),
+                cert(cfg, "apiserver-etcd-client.key"),
+            );
         }
     }
     let extra = &cfg.cluster.api_server.extra_args;
@@ -150,7 +172,10 @@ pub fn controller_manager_command(cfg: &InitConfig, external_ca: bool) -> Vec<St
         ("controllers", "*,bootstrapsigner,tokencleaner".into()),
         ("kubeconfig", kc),
         ("leader-elect", "true".into()),
-        ("requestheader-client-ca-file", cert(cfg, "front-proxy-ca.crt")),
+        (
+            "requestheader-client-ca-file",
+            cert(cfg, "front-proxy-ca.crt"),
+        ),
         ("root-ca-file", ca),
         ("service-account-private-key-file", cert(cfg, "sa.key")),
         ("use-service-account-credentials", "true".into()),
@@ -191,7 +216,10 @@ fn external_etcd_mounts(cfg: &InitConfig, mounts: &mut Mounts) {
     let cert_dir = cfg.cert_dir.display().to_string();
     let mut dirs: Vec<String> = Vec::new();
     for f in [&ext.ca_file, &ext.cert_file, &ext.key_file] {
-        let Some(dir) = Path::new(f.as_str()).parent().map(|p| p.display().to_string()) else {
+        let Some(dir) = Path::new(f.as_str())
+            .parent()
+            .map(|p| p.display().to_string())
+        else {
             continue;
         };
         if dir.is_empty()
@@ -209,7 +237,10 @@ fn external_etcd_mounts(cfg: &InitConfig, mounts: &mut Mounts) {
     }
     dirs.sort();
     for (i, d) in dirs.iter().enumerate() {
-        mounts.insert(format!("etcd-certs-{i}"), Mount::same(d, true, "DirectoryOrCreate"));
+        mounts.insert(
+            format!("etcd-certs-{i}"),
+            Mount::same(d, true, "DirectoryOrCreate"),
+        );
     }
 }
 
@@ -285,7 +316,9 @@ pub fn manifests(
             startup: "/healthz",
         },
         probe: ProbeTarget {
-            host: staticpod::probe_host(user_value(kcm_extra, "bind-address").unwrap_or("127.0.0.1")),
+            host: staticpod::probe_host(
+                user_value(kcm_extra, "bind-address").unwrap_or("127.0.0.1"),
+            ),
             port: KCM_PORT,
             scheme: "HTTPS",
         },
@@ -310,7 +343,9 @@ pub fn manifests(
         mounts,
         probe_paths: profile.scheduler_probes,
         probe: ProbeTarget {
-            host: staticpod::probe_host(user_value(sched_extra, "bind-address").unwrap_or("127.0.0.1")),
+            host: staticpod::probe_host(
+                user_value(sched_extra, "bind-address").unwrap_or("127.0.0.1"),
+            ),
             port: SCHEDULER_PORT,
             scheme: "HTTPS",
         },

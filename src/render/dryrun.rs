@@ -40,10 +40,8 @@ pub fn dry_run(
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    let root = std::env::temp_dir().join(format!(
-        "kubeboot-dry-run-{}-{nanos}",
-        std::process::id()
-    ));
+    let root =
+        std::env::temp_dir().join(format!("kubeboot-dry-run-{}-{nanos}", std::process::id()));
     let out = LocalHost::with_root(&root);
     for f in &files {
         f.write_to(&out)?;

@@ -54,10 +54,16 @@ pub fn command(cfg: &InitConfig) -> Result<Vec<String>, RenderError> {
         ("client-cert-auth", "true".into()),
         (
             "data-dir",
-            local.data_dir.clone().unwrap_or(crate::config::DEFAULT_ETCD_DATA_DIR.into()),
+            local
+                .data_dir
+                .clone()
+                .unwrap_or(crate::config::DEFAULT_ETCD_DATA_DIR.into()),
         ),
         ("initial-advertise-peer-urls", peer_url(cfg)),
-        ("initial-cluster", format!("{}={}", cfg.node_name, peer_url(cfg))),
+        (
+            "initial-cluster",
+            format!("{}={}", cfg.node_name, peer_url(cfg)),
+        ),
         ("key-file", cert("etcd/server.key")),
         (
             "listen-client-urls",
@@ -109,7 +115,14 @@ fn probe_target(cfg: &InitConfig) -> ProbeTarget {
     let hostport = rest.split('/').next().unwrap_or("");
     let (host, port) = split_host_port(hostport);
     ProbeTarget {
-        host: Some(if host.is_empty() { localhost(cfg) } else { host }.to_string()),
+        host: Some(
+            if host.is_empty() {
+                localhost(cfg)
+            } else {
+                host
+            }
+            .to_string(),
+        ),
         port: port.unwrap_or(METRICS_PORT),
         scheme,
     }

@@ -53,7 +53,10 @@ pub fn manifest(
     ctx.insert("network", &network.to_string());
     ctx.insert("iface", &iface.unwrap_or(""));
     ctx.insert("flannel_version", FLANNEL_VERSION);
-    ctx.insert("flannel_image", &format!("ghcr.io/flannel-io/flannel:{FLANNEL_VERSION}"));
+    ctx.insert(
+        "flannel_image",
+        &format!("ghcr.io/flannel-io/flannel:{FLANNEL_VERSION}"),
+    );
     ctx.insert("cni_plugin_image", CNI_PLUGIN_IMAGE);
     templates.render("kube-flannel.yml.tera", &ctx)
 }

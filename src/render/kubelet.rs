@@ -80,7 +80,10 @@ pub fn flags(cfg: &InitConfig, opts: &RenderOptions) -> Result<Vec<String>, Rend
     {
         d.insert("hostname-override".to_string(), cfg.node_name.clone());
     }
-    Ok(command_flags(&d, &cfg.init.node_registration.kubelet_extra_args))
+    Ok(command_flags(
+        &d,
+        &cfg.init.node_registration.kubelet_extra_args,
+    ))
 }
 
 /// All kubelet files of a control-plane node.

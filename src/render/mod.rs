@@ -80,7 +80,12 @@ pub struct RenderedFile {
 }
 
 impl RenderedFile {
-    fn node(path: impl Into<PathBuf>, contents: impl Into<Vec<u8>>, mode: u32, dir_mode: u32) -> Self {
+    fn node(
+        path: impl Into<PathBuf>,
+        contents: impl Into<Vec<u8>>,
+        mode: u32,
+        dir_mode: u32,
+    ) -> Self {
         RenderedFile {
             path: path.into(),
             contents: contents.into(),
@@ -198,7 +203,10 @@ pub fn render_all(
 
 /// The addons as YAML streams (CoreDNS, kube-proxy, and flannel when a pod CIDR is set),
 /// named `/kubeboot-addons/<name>.yaml` so dry runs can show them.
-pub fn addon_files(cfg: &InitConfig, opts: &RenderOptions) -> Result<Vec<RenderedFile>, RenderError> {
+pub fn addon_files(
+    cfg: &InitConfig,
+    opts: &RenderOptions,
+) -> Result<Vec<RenderedFile>, RenderError> {
     let mut out = Vec::new();
     let mut push = |name: &str, text: String| {
         out.push(RenderedFile {
@@ -210,10 +218,16 @@ pub fn addon_files(cfg: &InitConfig, opts: &RenderOptions) -> Result<Vec<Rendere
         })
     };
     if !cfg.cluster.dns.disabled {
-        push("coredns", yaml::to_yaml_stream(&coredns::objects(cfg, &opts.templates)?)?);
+        push(
+            "coredns",
+            yaml::to_yaml_stream(&coredns::objects(cfg, &opts.templates)?)?,
+        );
     }
     if !cfg.cluster.proxy.disabled {
-        push("kube-proxy", yaml::to_yaml_stream(&kubeproxy::objects(cfg)?)?);
+        push(
+            "kube-proxy",
+            yaml::to_yaml_stream(&kubeproxy::objects(cfg)?)?,
+        );
     }
     if !cfg.pod_subnets.is_empty() {
         push(

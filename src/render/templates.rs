@@ -29,7 +29,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "containerd-config-v3.toml.tera",
         include_str!("../../templates/containerd-config-v3.toml.tera"),
     ),
-    ("Corefile.tera", include_str!("../../templates/Corefile.tera")),
+    (
+        "Corefile.tera",
+        include_str!("../../templates/Corefile.tera"),
+    ),
     (
         "kube-flannel.yml.tera",
         include_str!("../../templates/kube-flannel.yml.tera"),
@@ -83,12 +86,11 @@ impl Templates {
                     ),
                 });
             };
-            let text = std::fs::read_to_string(entry.path()).map_err(|e| {
-                RenderError::TemplateDir {
+            let text =
+                std::fs::read_to_string(entry.path()).map_err(|e| RenderError::TemplateDir {
                     dir: dir.to_path_buf(),
                     message: format!("{name}: {e}"),
-                }
-            })?;
+                })?;
             t.sources
                 .insert(known, (text, entry.path().display().to_string()));
         }
@@ -132,10 +134,16 @@ mod tests {
         let t = Templates::with_overrides(&dir).unwrap();
         let mut ctx = tera::Context::new();
         ctx.insert("domain", "a\"b");
-        assert_eq!(t.render("Corefile.tera", &ctx).unwrap(), "custom \"a\\\"b\"\n");
+        assert_eq!(
+            t.render("Corefile.tera", &ctx).unwrap(),
+            "custom \"a\\\"b\"\n"
+        );
         std::fs::write(dir.join("Corefile.tmpl"), "x").unwrap();
         let e = Templates::with_overrides(&dir).unwrap_err().to_string();
-        assert!(e.contains("Corefile.tmpl") && e.contains("known templates"), "{e}");
+        assert!(
+            e.contains("Corefile.tmpl") && e.contains("known templates"),
+            "{e}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

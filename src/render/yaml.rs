@@ -9,8 +9,8 @@ use serde_json::Value;
 
 /// One YAML document (no leading `---`), ending with a newline.
 pub fn to_yaml<T: Serialize + ?Sized>(value: &T) -> Result<String, super::RenderError> {
-    let value = serde_json::to_value(value)
-        .map_err(|e| super::RenderError::Serialize(e.to_string()))?;
+    let value =
+        serde_json::to_value(value).map_err(|e| super::RenderError::Serialize(e.to_string()))?;
     let mut opts = serde_saphyr::SerializerOptions::default();
     // Never fold long single-line strings (long flags stay on one line, like kubeadm's
     // output); multi-line strings still become `|` literal blocks.
@@ -109,6 +109,6 @@ mod tests {
         normalize_numbers(&mut over);
         merge(&mut base, &over);
         assert_eq!(base, json!({"a": {"b": 1, "c": 3}, "d": [5, 6], "e": 7}));
-        assert_eq!(to_yaml(&base).unwrap().contains("e: 7\n"), true);
+        assert!(to_yaml(&base).unwrap().contains("e: 7\n"));
     }
 }

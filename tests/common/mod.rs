@@ -76,7 +76,10 @@ pub fn documents(text: &str) -> Vec<String> {
         }
     }
     docs.into_iter()
-        .filter(|d| d.lines().any(|l| !l.trim().is_empty() && !l.starts_with('#')))
+        .filter(|d| {
+            d.lines()
+                .any(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        })
         .collect()
 }
 
