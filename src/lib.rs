@@ -13,5 +13,6 @@ pub mod kubeconfig;
 pub mod lab;
 pub mod phases;
 pub mod pki;
+pub mod render;
 pub mod token;
 pub mod yaml;
