@@ -126,6 +126,42 @@ pub enum InitPhase {
     },
     /// Bootstrap tokens, node-bootstrap RBAC and the public cluster-info ConfigMap.
     BootstrapToken(ClusterPhaseFlags),
+    /// Write the local etcd static Pod manifest (`local`).
+    Etcd {
+        #[arg(default_value = "local", value_parser = ["local"])]
+        which: String,
+        #[command(flatten)]
+        flags: InitFlags,
+    },
+    /// Write the control-plane static Pod manifests: all, apiserver, controller-manager, scheduler.
+    ControlPlane {
+        #[arg(default_value = "all", value_parser = ["all", "apiserver", "controller-manager", "scheduler"])]
+        which: String,
+        #[command(flatten)]
+        flags: InitFlags,
+    },
+    /// Upload the kubeadm-config and kubelet-config ConfigMaps: all, kubeadm, kubelet.
+    UploadConfig {
+        #[arg(default_value = "all", value_parser = ["all", "kubeadm", "kubelet"])]
+        which: String,
+        #[command(flatten)]
+        flags: ClusterPhaseFlags,
+    },
+    /// Install the essential addons: all, coredns, kube-proxy.
+    Addon {
+        #[arg(default_value = "all", value_parser = ["all", "coredns", "kube-proxy"])]
+        which: String,
+        #[command(flatten)]
+        flags: ClusterPhaseFlags,
+    },
+    /// Install the pod network (flannel) for the pod CIDR.
+    Cni {
+        #[command(flatten)]
+        flags: ClusterPhaseFlags,
+        /// The interface flannel uses between hosts (multi-NIC hosts such as Vagrant VMs).
+        #[arg(long, value_name = "IFACE")]
+        flannel_iface: Option<String>,
+    },
 }
 
 /// `kubeboot token`.
@@ -429,6 +465,45 @@ fn run_init_phase(host: &dyn Host, phase: InitPhase) -> anyhow::Result<()> {
             init_phases::cluster::bootstrap_token(&ctx, &client)?;
             Ok(())
         }
+        InitPhase::Etcd { flags, .. } => {
+            let cfg = flags.load()?;
+            init_phases::etcd(&file_ctx(&cfg, host))
+        }
+        InitPhase::ControlPlane { which, flags } => {
+            let cfg = flags.load()?;
+            init_phases::control_plane(&file_ctx(&cfg, host), &which)
+        }
+        InitPhase::UploadConfig { which, flags } => {
+            let cfg = flags.init.load()?;
+            let ctx = cluster_ctx(&cfg, host, &flags);
+            let client = init_phases::cluster::admin_client(&ctx)?;
+            let kubelet = init_phases::cluster::kubelet_config_yaml(&ctx)?;
+            init_phases::cluster::upload_config(&ctx, &client, &which, &kubelet)
+        }
+        InitPhase::Addon { which, flags } => {
+            let cfg = flags.init.load()?;
+            let ctx = cluster_ctx(&cfg, host, &flags);
+            let client = init_phases::cluster::admin_client(&ctx)?;
+            init_phases::cluster::addon(&ctx, &client, &which)
+        }
+        InitPhase::Cni {
+            flags,
+            flannel_iface,
+        } => {
+            let cfg = flags.init.load()?;
+            let ctx = cluster_ctx(&cfg, host, &flags);
+            let client = init_phases::cluster::admin_client(&ctx)?;
+            init_phases::cluster::cni(&ctx, &client, flannel_iface)
+        }
+    }
+}
+
+fn file_ctx<'a>(cfg: &'a InitConfig, host: &'a dyn Host) -> InitContext<'a> {
+    InitContext {
+        cfg,
+        host,
+        kubeconfig_dir: config::DEFAULT_KUBECONFIG_DIR.into(),
+        cert_options: CertOptions::default(),
     }
 }
 

@@ -125,7 +125,6 @@ pub const NODE: &[&str] = &[
     "cp-1",
 ];
 
-
 /// Facts of the imaginary node every golden file describes.
 pub struct TestNode;
 

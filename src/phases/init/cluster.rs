@@ -83,8 +83,19 @@ pub fn wait_control_plane(ctx: &InitContext) -> anyhow::Result<()> {
 pub fn upload_config(
     ctx: &InitContext,
     client: &ApiClient,
+    which: &str,
     kubelet_config: &str,
 ) -> anyhow::Result<()> {
+    if matches!(which, "all" | "kubeadm") {
+        upload_kubeadm_config(ctx, client)?;
+    }
+    if matches!(which, "all" | "kubelet") {
+        upload_kubelet_config(client, kubelet_config)?;
+    }
+    Ok(())
+}
+
+fn upload_kubeadm_config(ctx: &InitContext, client: &ApiClient) -> anyhow::Result<()> {
     let cluster_yaml = crate::yaml::to_string(&ctx.cfg.cluster).map_err(anyhow::Error::msg)?;
     client.apply(&rbac::configmap(
         "kube-system",
@@ -99,6 +110,10 @@ pub fn upload_config(
         "upload-config",
         "Stored the configuration used in the ConfigMap \"kubeadm-config\" in the \"kube-system\" Namespace",
     );
+    Ok(())
+}
+
+fn upload_kubelet_config(client: &ApiClient, kubelet_config: &str) -> anyhow::Result<()> {
     let data = json!({"kubelet": kubelet_config});
     let sum = rbac::configmap_checksum(data.as_object().expect("object"));
     client.apply(&rbac::configmap(
@@ -274,4 +289,62 @@ pub fn wait_signed_cluster_info(
             Err(e) => return Err(ApiError::Discovery(e.to_string())),
         }
     }
+}
+
+/// The KubeletConfiguration every node gets, as the YAML of the `kubelet-config` ConfigMap.
+pub fn kubelet_config_yaml(ctx: &InitContext) -> anyhow::Result<String> {
+    let opts = super::render_options(ctx, None)?;
+    let v = crate::render::kubelet::config(ctx.cfg, &opts)?;
+    crate::yaml::to_string(&v).map_err(anyhow::Error::msg)
+}
+
+/// `addon coredns|kube-proxy|all`: the addon objects, server-side applied.
+pub fn addon(ctx: &InitContext, client: &ApiClient, which: &str) -> anyhow::Result<()> {
+    let opts = super::render_options(ctx, None)?;
+    if matches!(which, "all" | "coredns") {
+        if ctx.cfg.cluster.dns.disabled {
+            report("addons", "Skipped CoreDNS: dns.disabled is set");
+        } else {
+            for o in crate::render::coredns::objects(ctx.cfg, &opts.templates)? {
+                client.apply(&o)?;
+            }
+            report("addons", "Applied essential addon: CoreDNS");
+        }
+    }
+    if matches!(which, "all" | "kube-proxy") {
+        if ctx.cfg.cluster.proxy.disabled {
+            report("addons", "Skipped kube-proxy: proxy.disabled is set");
+        } else {
+            for o in crate::render::kubeproxy::objects(ctx.cfg)? {
+                client.apply(&o)?;
+            }
+            report("addons", "Applied essential addon: kube-proxy");
+        }
+    }
+    Ok(())
+}
+
+/// `cni`: flannel's manifest, each document server-side applied as written.
+pub fn cni(ctx: &InitContext, client: &ApiClient, iface: Option<String>) -> anyhow::Result<()> {
+    let opts = super::render_options(ctx, iface)?;
+    let manifest =
+        crate::render::flannel::manifest(ctx.cfg, &opts.templates, opts.flannel_iface.as_deref())?;
+    let docs = crate::yaml::documents(&manifest);
+    for d in &docs {
+        client.apply_yaml(d)?;
+    }
+    report(
+        "cni",
+        &format!(
+            "Applied flannel ({} objects) for pod network {}",
+            docs.len(),
+            ctx.cfg
+                .pod_subnets
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+    );
+    Ok(())
 }

@@ -76,3 +76,62 @@ pub fn kubeconfig(ctx: &InitContext, which: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The options rendering needs on this node (external CA, hostname, resolv.conf) plus
+/// the user's flannel interface.
+pub fn render_options(
+    ctx: &InitContext,
+    flannel_iface: Option<String>,
+) -> anyhow::Result<crate::render::RenderOptions> {
+    let mut opts = crate::render::RenderOptions::default().detect(ctx.cfg, ctx.host)?;
+    opts.flannel_iface = flannel_iface;
+    Ok(opts)
+}
+
+/// Static Pod manifests a phase writes: `etcd`, or the control plane (`all` or one).
+fn write_static_pods(ctx: &InitContext, phase: &str, names: &[&str]) -> anyhow::Result<()> {
+    let opts = render_options(ctx, None)?;
+    for f in crate::render::static_pods(ctx.cfg, ctx.host, &opts)? {
+        let stem = f
+            .path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if names.contains(&stem.as_str()) {
+            f.write_to(ctx.host)?;
+            report(
+                phase,
+                &format!(
+                    "Creating static Pod manifest for \"{stem}\" at {}",
+                    f.path.display()
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `etcd local`: the etcd static Pod.
+pub fn etcd(ctx: &InitContext) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        ctx.cfg.local_etcd().is_some(),
+        "the configuration uses an external etcd; there is no local etcd manifest to write"
+    );
+    write_static_pods(ctx, "etcd", &["etcd"])
+}
+
+/// `control-plane all|apiserver|controller-manager|scheduler`.
+pub fn control_plane(ctx: &InitContext, which: &str) -> anyhow::Result<()> {
+    let names: Vec<&str> = match which {
+        "all" => vec![
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
+        ],
+        "apiserver" => vec!["kube-apiserver"],
+        "controller-manager" => vec!["kube-controller-manager"],
+        "scheduler" => vec!["kube-scheduler"],
+        other => anyhow::bail!("unknown control-plane component {other:?}"),
+    };
+    write_static_pods(ctx, "control-plane", &names)
+}
