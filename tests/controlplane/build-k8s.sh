@@ -217,6 +217,7 @@ if ! k8s_done; then
   # puts them via -X into both k8s.io/component-base/version and
   # k8s.io/client-go/pkg/version. buildDate is pinned to the tarball's
   # timestamp through SOURCE_DATE_EPOCH (reproducible).
+  SAVED_HOME=$HOME SAVED_PATH=$PATH
   export GOROOT PATH="$GOROOT/bin:$PATH"
   export GO111MODULE=off GOFLAGS= GOPROXY=off GOSUMDB=off GOTOOLCHAIN=local
   export GOCACHE=$WORK/gocache GOTMPDIR=$WORK/tmp
@@ -260,6 +261,9 @@ if ! k8s_done; then
     echo "built=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   } > "$K8S_BIN.tmp/.complete"
   rm -rf "$K8S_BIN"; mkdir -p "$(dirname "$K8S_BIN")"; mv "$K8S_BIN.tmp" "$K8S_BIN"
+  # back to the caller's environment
+  export HOME=$SAVED_HOME PATH=$SAVED_PATH
+  unset GOROOT GO111MODULE GOFLAGS GOPROXY GOSUMDB GOTOOLCHAIN GOCACHE GOTMPDIR SOURCE_DATE_EPOCH
   if [[ -z ${KUBEBOOT_K8S_KEEP_WORK:-} ]]; then
     chmod -R u+w "$WORK" 2>/dev/null || true
     rm -rf "$WORK"

@@ -62,18 +62,20 @@ PIDS=()
 NAMES=()
 cleanup() {
   local rc=$?
-  local i
+  local i n t
+  # reverse start order (scheduler, KCM, apiserver, etcd), one at a time, so
+  # that the apiserver can still reach etcd while it shuts down
   for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+    t=$(now)
     kill -TERM "${PIDS[$i]}" 2>/dev/null || true
-  done
-  for i in "${!PIDS[@]}"; do
-    local n=0
-    while kill -0 "${PIDS[$i]}" 2>/dev/null && ((n < 100)); do sleep 0.1; n=$((n + 1)); done
+    n=0
+    while kill -0 "${PIDS[$i]}" 2>/dev/null && ((n < 150)); do sleep 0.1; n=$((n + 1)); done
     if kill -0 "${PIDS[$i]}" 2>/dev/null; then
-      log "${NAMES[$i]} (pid ${PIDS[$i]}) ignored SIGTERM, sending SIGKILL"
+      log "${NAMES[$i]} (pid ${PIDS[$i]}) still running 15s after SIGTERM, sending SIGKILL"
       kill -KILL "${PIDS[$i]}" 2>/dev/null || true
     fi
     wait "${PIDS[$i]}" 2>/dev/null || true
+    log "stopped ${NAMES[$i]} (pid ${PIDS[$i]}) in $(since "$t")s"
   done
   if ((rc != 0)); then
     for n in "${NAMES[@]}"; do
@@ -117,19 +119,31 @@ wait_for() {  # wait_for DESCRIPTION COMMAND...
 }
 
 # ---- PKI and kubeconfigs, made by kubeadm v1.20.2 ---------------------------------
+# kubeadm 1.20 refuses a loopback advertise address ("unable to select an IP
+# from lo network interface": it treats 127.0.0.1 as "use the global IP found on
+# lo"), so the PKI is made the way an HA setup would be: a controlPlaneEndpoint of
+# 127.0.0.1:$API_PORT (which also puts 127.0.0.1 into the apiserver cert).
+# The advertise address kubeadm picks itself (the default-route IP) ends up
+# only as an extra SAN and in controller-manager.conf/scheduler.conf, which
+# are re-pointed at 127.0.0.1 below; nothing ever connects to it.
 T=$(now)
 PKI=$D/pki
-"$K/kubeadm" init phase certs all --cert-dir "$PKI" \
-  --apiserver-advertise-address=$ADDR --kubernetes-version v1.20.2 >"$D/kubeadm-certs.log" 2>&1 \
+ADV=()
+[[ -n ${KUBEBOOT_SMOKE_ADVERTISE_ADDRESS:-} ]] && ADV=(--apiserver-advertise-address="$KUBEBOOT_SMOKE_ADVERTISE_ADDRESS")
+"$K/kubeadm" init phase certs all --cert-dir "$PKI" "${ADV[@]}" \
+  --control-plane-endpoint=$ADDR:$API_PORT --apiserver-cert-extra-sans=$ADDR,localhost \
+  --kubernetes-version v1.20.2 >"$D/kubeadm-certs.log" 2>&1 \
   || { cat "$D/kubeadm-certs.log" >&2; die "kubeadm init phase certs all"; }
-"$K/kubeadm" init phase kubeconfig all --cert-dir "$PKI" --kubeconfig-dir "$D" \
-  --apiserver-advertise-address=$ADDR --apiserver-bind-port "$API_PORT" \
+"$K/kubeadm" init phase kubeconfig all --cert-dir "$PKI" --kubeconfig-dir "$D" "${ADV[@]}" \
+  --control-plane-endpoint=$ADDR:$API_PORT --apiserver-bind-port "$API_PORT" \
   --node-name $NODE --kubernetes-version v1.20.2 >"$D/kubeadm-kubeconfig.log" 2>&1 \
   || { cat "$D/kubeadm-kubeconfig.log" >&2; die "kubeadm init phase kubeconfig all"; }
+grep -h 'serving cert is signed' "$D/kubeadm-certs.log" >&2 || true
 for f in admin.conf controller-manager.conf scheduler.conf kubelet.conf; do
   [[ -s $D/$f ]] || die "kubeadm did not write $f"
+  # cluster name in kubeadm's kubeconfigs is "kubernetes"
+  "$K/kubectl" --kubeconfig "$D/$f" config set-cluster kubernetes --server="https://$ADDR:$API_PORT" >/dev/null
 done
-grep -q "server: https://$ADDR:$API_PORT" "$D/admin.conf" || die "admin.conf does not point at $ADDR:$API_PORT"
 log "kubeadm PKI + kubeconfigs in $(since "$T")s"
 
 # ---- flags ----------------------------------------------------------------------
