@@ -41,7 +41,8 @@ probe_parse() {  # component flag
   else
     # first line that looks like the error (cobra: "Error: ..."; kubelet: "F... failed to parse")
     local m
-    m=$(grep -m1 -E 'Error|error|invalid|unknown|unrecognized|failed' <<<"$out" || head -n1 <<<"$out")
+    m=$(grep -m1 -E '^(Error:|[FE][0-9]{4} )' <<<"$out" \
+        || grep -m1 -E 'invalid|unknown|unrecognized|failed' <<<"$out" || head -n1 <<<"$out")
     row "$comp" "$flag" "**rejected** (exit $rc)" "$(sed -E 's/^[IWEF][0-9]{4} [0-9:.]+ +[0-9]+ [a-z_.]+:[0-9]+\] //' <<<"$m")"
   fi
 }
@@ -80,6 +81,12 @@ etcd_probe() {  # flag
 
 echo "| component | flag | verdict | message |"
 echo "| --- | --- | --- | --- |"
+
+# negative controls: prove that each method does detect a bad flag
+etcd_probe --no-such-flag=1
+for c in kube-apiserver kube-controller-manager kube-scheduler kubelet; do
+  probe_parse "$c" --no-such-flag=1
+done
 
 # ---- etcd 3.5 (kubeadm 1.31-1.33 render the experimental spellings, 1.34 with etcd 3.6 the new ones)
 for f in \
@@ -165,8 +172,18 @@ for f in \
   --port=0; do
   probe_parse kube-scheduler "$f"
 done
-for v in v1 v1beta3 v1beta1; do
-  printf 'apiVersion: kubescheduler.config.k8s.io/%s\nkind: KubeSchedulerConfiguration\nclientConnection:\n  kubeconfig: /nonexistent/scheduler.conf\n' "$v" > "$D/sched-$v.yaml"
+# a kubeconfig for a closed loopback port: a config that parses makes the
+# scheduler run (and retry the connection), one that does not makes it exit
+cat > "$D/unreachable.conf" <<'KC'
+apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: x}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+KC
+for v in v1 v1beta3 v1beta2 v1beta1; do
+  printf 'apiVersion: kubescheduler.config.k8s.io/%s\nkind: KubeSchedulerConfiguration\nclientConnection:\n  kubeconfig: %s\nleaderElection:\n  leaderElect: false\n' "$v" "$D/unreachable.conf" > "$D/sched-$v.yaml"
   sp=$(free_port 23259)
   probe_run kube-scheduler "--config=<KubeSchedulerConfiguration $v>" -- \
     "$K/kube-scheduler" --config="$D/sched-$v.yaml" --bind-address=127.0.0.1 --secure-port="$sp" --port=0
