@@ -219,7 +219,7 @@ if ! k8s_done; then
   # timestamp through SOURCE_DATE_EPOCH (reproducible).
   SAVED_HOME=$HOME SAVED_PATH=$PATH
   export GOROOT PATH="$GOROOT/bin:$PATH"
-  export GO111MODULE=off GOFLAGS= GOPROXY=off GOSUMDB=off GOTOOLCHAIN=local
+  export GO111MODULE=off GOFLAGS='' GOPROXY=off GOSUMDB=off GOTOOLCHAIN=local
   export GOCACHE=$WORK/gocache GOTMPDIR=$WORK/tmp
   export HOME=$WORK/home
   export SOURCE_DATE_EPOCH

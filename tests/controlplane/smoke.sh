@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# (arg arrays are built from fixed addresses and numeric ports)
+# shellcheck disable=SC2206,SC2054,SC2191
 # Smoke test: a real Kubernetes v1.20.2 control plane (etcd 3.5 +
 # kube-apiserver + kube-controller-manager + kube-scheduler) started as plain
 # processes on 127.0.0.1, with a PKI and kubeconfigs made by kubeadm v1.20.2.
