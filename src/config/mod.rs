@@ -3,6 +3,7 @@
 //! this module reads flags.
 
 mod documents;
+pub mod join;
 pub mod duration;
 mod network;
 pub mod v1beta4;
