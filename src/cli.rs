@@ -41,6 +41,8 @@ pub struct Cli {
 pub enum Command {
     /// Set up a control-plane node, phase by phase (`kubeboot init phase <name>`).
     Init(InitCommand),
+    /// Join this node to a cluster: discovery pinned by the CA hash, then kubelet TLS bootstrap.
+    Join(JoinArgs),
     /// Inspect and renew the cluster's certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
@@ -162,6 +164,40 @@ pub enum InitPhase {
         #[arg(long, value_name = "IFACE")]
         flannel_iface: Option<String>,
     },
+}
+
+/// `kubeboot join`.
+#[derive(Debug, Args)]
+pub struct JoinArgs {
+    /// The API server to join through: host:port (as printed by `token create --print-join-command`).
+    pub endpoint: Option<String>,
+    /// Path to a kubeadm JoinConfiguration file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The bootstrap token (for discovery and the TLS bootstrap).
+    #[arg(long, env = "KUBEBOOT_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Pin the cluster CA: sha256:<hex> of its public key (repeatable).
+    #[arg(long = "discovery-token-ca-cert-hash", value_name = "sha256:HEX")]
+    pub ca_cert_hashes: Vec<String>,
+    /// Trust the cluster without pinning its CA (explicit opt-out; not recommended).
+    #[arg(long)]
+    pub discovery_token_unsafe_skip_ca_verification: bool,
+    /// Discover the cluster from a kubeconfig file (server + CA) instead of a token.
+    #[arg(long, value_name = "FILE")]
+    pub discovery_file: Option<String>,
+    /// How long to wait for the cluster-info signature.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub discovery_timeout: Option<std::time::Duration>,
+    /// This node's name (default: the hostname).
+    #[arg(long)]
+    pub node_name: Option<String>,
+    /// The container runtime's socket.
+    #[arg(long, value_name = "URL")]
+    pub cri_socket: Option<String>,
+    /// Phases to skip: preflight, kubelet-start, kubelet-wait-bootstrap.
+    #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(["preflight", "kubelet-start", "kubelet-wait-bootstrap"]))]
+    pub skip_phases: Vec<String>,
 }
 
 /// `kubeboot token`.
@@ -388,6 +424,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Init(InitCommand {
             command: InitSubcommand::Phase(phase),
         }) => run_init_phase(&host, phase),
+        Command::Join(j) => run_join(&host, j),
         Command::Certs(c) => run_certs(&host, c),
         Command::Token(t) => run_token(&host, t),
         Command::Lab(args) => crate::lab::run(args),
@@ -823,5 +860,33 @@ fn run_render(args: RenderArgs) -> anyhow::Result<()> {
         f.write_to(&out)?;
         println!("{:04o} {}", f.mode, f.path.display());
     }
+    Ok(())
+}
+
+fn run_join(host: &dyn Host, a: JoinArgs) -> anyhow::Result<()> {
+    let o = config::join::JoinOverrides {
+        endpoint: a.endpoint,
+        token: a.token,
+        ca_cert_hashes: a.ca_cert_hashes,
+        unsafe_skip_ca_verification: a.discovery_token_unsafe_skip_ca_verification,
+        discovery_file: a.discovery_file,
+        node_name: a.node_name,
+        cri_socket: a.cri_socket,
+        discovery_timeout: a.discovery_timeout,
+    };
+    let cfg = config::join::JoinConfig::load(a.config.as_deref(), &o, &ThisMachine)?;
+    let ctx = crate::phases::join::JoinContext {
+        cfg: &cfg,
+        host,
+        local: &ThisMachine,
+        skip: a.skip_phases,
+    };
+    let joined = crate::phases::join::run(&ctx)?;
+    println!(
+        "\nThis node ({}) has joined the cluster at {} in {:.1}s:\n* Certificate signing request was sent to the API server and a response was received.\n* The kubelet was informed of the new secure connection details.\n\nRun 'kubectl get nodes' on a control-plane node to see this node join the cluster.",
+        joined.node_name,
+        joined.server,
+        joined.took.as_secs_f64()
+    );
     Ok(())
 }

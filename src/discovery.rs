@@ -229,3 +229,76 @@ mod tests {
         assert!(parse_pin("md5:00").is_err());
     }
 }
+
+/// Token discovery as kubeadm's `discovery/token`: fetch cluster-info without trusting
+/// TLS, wait (retrying every `retry`) for the JWS of `token`, verify it, check the CA
+/// pins (unless skipped), then fetch cluster-info again over TLS verified with that CA and
+/// require the same kubeconfig. Returns the verified cluster-info kubeconfig.
+pub fn discover_with_token(
+    endpoint: &str,
+    token: &crate::token::BootstrapToken,
+    pins: &[String],
+    unsafe_skip_ca_verification: bool,
+    timeout: std::time::Duration,
+    retry: std::time::Duration,
+) -> Result<KubeConfig, TokenDiscoveryError> {
+    use crate::apiclient::{ApiClient, Trust};
+    use std::time::Instant;
+    let server = format!("https://{endpoint}");
+    let per_request =
+        std::time::Duration::from_secs(10).min(timeout.max(std::time::Duration::from_secs(1)));
+    let insecure = ApiClient::anonymous(&server, Trust::InsecureSkipVerify, per_request)?;
+    let start = Instant::now();
+    let (kc, raw) = loop {
+        let attempt = insecure
+            .get(CLUSTER_INFO)
+            .map_err(TokenDiscoveryError::Api)
+            .and_then(|cm| {
+                let raw = cm["data"]["kubeconfig"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                verified_kubeconfig(&cm, token.id(), token.secret())
+                    .map(|kc| (kc, raw))
+                    .map_err(TokenDiscoveryError::Refused)
+            });
+        match attempt {
+            Ok(v) => break v,
+            // The signature appears asynchronously, and the API server may still be
+            // starting: retry these until the deadline; anything else is final.
+            Err(e @ TokenDiscoveryError::Refused(DiscoveryError::NoSignature(_)))
+            | Err(e @ TokenDiscoveryError::Api(crate::apiclient::ApiError::Unreachable { .. })) => {
+                if start.elapsed() + retry > timeout {
+                    return Err(e);
+                }
+                tracing::info!("discovery: {e}; retrying in {}s", retry.as_secs());
+                std::thread::sleep(retry);
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let cas = cluster_cas(&kc)?;
+    if !unsafe_skip_ca_verification {
+        check_pins(&cas, pins)?;
+    }
+    let ca_pem = base64::engine::general_purpose::STANDARD
+        .decode(&kc.clusters[0].cluster.certificate_authority_data)
+        .map_err(|e| DiscoveryError::BadKubeconfig(e.to_string()))?;
+    let secure = ApiClient::anonymous(&server, Trust::Ca(&ca_pem), per_request)?;
+    let again = secure.get(CLUSTER_INFO)?;
+    if again["data"]["kubeconfig"].as_str() != Some(raw.as_str()) {
+        return Err(TokenDiscoveryError::Refused(DiscoveryError::BadKubeconfig(
+            "cluster-info changed between the unverified and the verified fetch".into(),
+        )));
+    }
+    Ok(kc)
+}
+
+/// Why token discovery failed: the API server could not be asked, or it was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenDiscoveryError {
+    #[error(transparent)]
+    Api(#[from] crate::apiclient::ApiError),
+    #[error(transparent)]
+    Refused(#[from] DiscoveryError),
+}

@@ -108,10 +108,15 @@ impl JoinConfig {
             problem(
                 "nodeRegistration.name",
                 o.node_name.as_ref().map(|_| "node-name"),
-                format!("{node_name:?} is not a valid node name (DNS-1123 subdomain); pass --node-name"),
+                format!(
+                    "{node_name:?} is not a valid node name (DNS-1123 subdomain); pass --node-name"
+                ),
             );
         }
-        let bt = join.discovery.bootstrap_token.get_or_insert_with(Default::default);
+        let bt = join
+            .discovery
+            .bootstrap_token
+            .get_or_insert_with(Default::default);
         if let Some(e) = &o.endpoint {
             bt.api_server_endpoint = Some(e.clone());
         }
@@ -119,7 +124,11 @@ impl JoinConfig {
             Some(t) => match BootstrapToken::parse(t) {
                 Ok(t) => Some(t),
                 Err(e) => {
-                    problem("discovery.bootstrapToken.token", Some("token"), e.to_string());
+                    problem(
+                        "discovery.bootstrapToken.token",
+                        Some("token"),
+                        e.to_string(),
+                    );
                     None
                 }
             },
@@ -149,7 +158,12 @@ impl JoinConfig {
         }
         let bt = join.discovery.bootstrap_token.clone().unwrap_or_default();
         let discovery = if let Some(file) = &join.discovery.file {
-            match join.discovery.tls_bootstrap_token.clone().or(bt.token.clone()) {
+            match join
+                .discovery
+                .tls_bootstrap_token
+                .clone()
+                .or(bt.token.clone())
+            {
                 Some(token) => Some(Discovery::File {
                     path: file.kube_config_path.clone(),
                     token,
@@ -204,7 +218,10 @@ impl JoinConfig {
                 .discovery_timeout
                 .or(t.discovery.map(|d| d.0))
                 .unwrap_or(DEFAULT_DISCOVERY_TIMEOUT),
-            tls_bootstrap_timeout: t.tls_bootstrap.map(|d| d.0).unwrap_or(DEFAULT_TLS_BOOTSTRAP_TIMEOUT),
+            tls_bootstrap_timeout: t
+                .tls_bootstrap
+                .map(|d| d.0)
+                .unwrap_or(DEFAULT_TLS_BOOTSTRAP_TIMEOUT),
             node_name,
             discovery: discovery.expect("validated"),
             join,

@@ -3,8 +3,8 @@
 //! this module reads flags.
 
 mod documents;
-pub mod join;
 pub mod duration;
+pub mod join;
 mod network;
 pub mod v1beta4;
 pub mod version;

@@ -3,6 +3,7 @@
 //! `init phase <name>` runs one alone.
 
 pub mod init;
+pub mod join;
 
 /// One line of progress, printed like kubeadm (`[certs] Generating "ca" ...`).
 pub fn report(phase: &str, message: &str) {

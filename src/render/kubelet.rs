@@ -86,36 +86,48 @@ pub fn flags(cfg: &InitConfig, opts: &RenderOptions) -> Result<Vec<String>, Rend
     ))
 }
 
+/// `/var/lib/kubelet/kubeadm-flags.env` with this node's flags.
+pub fn flags_env(cfg: &InitConfig, opts: &RenderOptions) -> Result<RenderedFile, RenderError> {
+    let mut ctx = tera::Context::new();
+    ctx.insert("args", &flags(cfg, opts)?);
+    Ok(RenderedFile::node(
+        FLAGS_ENV_PATH,
+        opts.templates.render("kubeadm-flags.env.tera", &ctx)?,
+        0o644,
+        0o700,
+    ))
+}
+
+/// `/var/lib/kubelet/instance-config.yaml` (the CRI endpoint) on versions that move it
+/// out of the flags (1.34+); `None` before.
+pub fn instance_config(cfg: &InitConfig) -> Result<Option<RenderedFile>, RenderError> {
+    let profile = versions::profile(cfg.kubernetes_version)?;
+    if !profile.cri_endpoint_in_kubelet_config {
+        return Ok(None);
+    }
+    let instance = json!({
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "containerRuntimeEndpoint": cri_socket(cfg),
+    });
+    Ok(Some(RenderedFile::node(
+        INSTANCE_CONFIG_PATH,
+        yaml::to_yaml(&instance)?,
+        0o644,
+        0o700,
+    )))
+}
+
 /// All kubelet files of a control-plane node.
 pub fn files(cfg: &InitConfig, opts: &RenderOptions) -> Result<Vec<RenderedFile>, RenderError> {
-    let profile = versions::profile(cfg.kubernetes_version)?;
     let mut out = vec![RenderedFile::node(
         CONFIG_PATH,
         yaml::to_yaml(&config(cfg, opts)?)?,
         0o644,
         0o700,
     )];
-    let mut ctx = tera::Context::new();
-    ctx.insert("args", &flags(cfg, opts)?);
-    out.push(RenderedFile::node(
-        FLAGS_ENV_PATH,
-        opts.templates.render("kubeadm-flags.env.tera", &ctx)?,
-        0o644,
-        0o700,
-    ));
-    if profile.cri_endpoint_in_kubelet_config {
-        let instance = json!({
-            "apiVersion": "kubelet.config.k8s.io/v1beta1",
-            "kind": "KubeletConfiguration",
-            "containerRuntimeEndpoint": cri_socket(cfg),
-        });
-        out.push(RenderedFile::node(
-            INSTANCE_CONFIG_PATH,
-            yaml::to_yaml(&instance)?,
-            0o644,
-            0o700,
-        ));
-    }
+    out.push(flags_env(cfg, opts)?);
+    out.extend(instance_config(cfg)?);
     out.push(drop_in(&opts.templates)?);
     Ok(out)
 }

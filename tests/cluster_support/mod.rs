@@ -258,6 +258,18 @@ networking:
         cp
     }
 
+    /// Sends a signal to a component (e.g. SIGSTOP/SIGCONT to pause the controller-manager).
+    pub fn signal(&self, name: &str, sig: i32) {
+        let (_, child) = self
+            .procs
+            .iter()
+            .find(|(n, _)| n == name)
+            .expect("component");
+        unsafe {
+            libc::kill(child.id() as i32, sig);
+        }
+    }
+
     /// Whether every component is still running.
     pub fn check_alive(&mut self) {
         for (name, child) in &mut self.procs {
