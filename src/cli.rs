@@ -78,9 +78,36 @@ pub enum VersionFormat {
 
 /// `kubeboot init`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct InitCommand {
     #[command(subcommand)]
-    pub command: InitSubcommand,
+    pub command: Option<InitSubcommand>,
+    #[command(flatten)]
+    pub run: InitRunArgs,
+}
+
+/// Flags of a whole `kubeboot init`.
+#[derive(Debug, Args, Clone)]
+pub struct InitRunArgs {
+    #[command(flatten)]
+    pub flags: InitFlags,
+    /// Phases to skip (preflight, certs, kubeconfig, etcd, control-plane, kubelet-start,
+    /// wait-control-plane, upload-config, mark-control-plane, bootstrap-token,
+    /// kubelet-finalize, addon, cni, show-join-command).
+    #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(init_phases::PHASES))]
+    pub skip_phases: Vec<String>,
+    /// Preflight checks whose errors become warnings (names as reported, or `all`).
+    #[arg(long, value_delimiter = ',')]
+    pub ignore_preflight_errors: Vec<String>,
+    /// Render every file into a temporary directory and list it; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The interface flannel uses between hosts (multi-NIC hosts such as Vagrant VMs).
+    #[arg(long, value_name = "IFACE")]
+    pub flannel_iface: Option<String>,
+    /// How long mark-control-plane waits for this node's Node object.
+    #[arg(long, default_value = "4m", value_parser = parse_duration)]
+    pub node_wait: std::time::Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,6 +143,18 @@ pub enum InitPhase {
         #[arg(long, value_name = "DIR", default_value = config::DEFAULT_KUBECONFIG_DIR)]
         kubeconfig_dir: PathBuf,
     },
+    /// Check that this machine can become a control plane.
+    Preflight {
+        #[command(flatten)]
+        flags: InitFlags,
+        /// Checks whose errors become warnings (or `all`).
+        #[arg(long, value_delimiter = ',')]
+        ignore_preflight_errors: Vec<String>,
+    },
+    /// Write the kubelet's configuration and flags, and (re)start it.
+    KubeletStart(InitFlags),
+    /// Point kubelet.conf at the kubelet's rotated client certificate.
+    KubeletFinalize(ClusterPhaseFlags),
     /// Wait until the API server answers /readyz.
     WaitControlPlane(ClusterPhaseFlags),
     /// Label and taint this node as a control plane (waits for its Node to register).
@@ -422,8 +461,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let host = host_for(&cli.root);
     match cli.command {
         Command::Init(InitCommand {
-            command: InitSubcommand::Phase(phase),
+            command: Some(InitSubcommand::Phase(phase)),
+            ..
         }) => run_init_phase(&host, phase),
+        Command::Init(InitCommand { command: None, run }) => run_init(&host, run),
         Command::Join(j) => run_join(&host, j),
         Command::Certs(c) => run_certs(&host, c),
         Command::Token(t) => run_token(&host, t),
@@ -484,6 +525,21 @@ fn run_init_phase(host: &dyn Host, phase: InitPhase) -> anyhow::Result<()> {
                 cert_options: CertOptions::default(),
             };
             init_phases::kubeconfig(&ctx, &which)
+        }
+        InitPhase::Preflight {
+            flags,
+            ignore_preflight_errors,
+        } => {
+            let cfg = flags.load()?;
+            init_phases::preflight(&file_ctx(&cfg, host), &ignore_preflight_errors)
+        }
+        InitPhase::KubeletStart(flags) => {
+            let cfg = flags.load()?;
+            init_phases::kubelet_start(&file_ctx(&cfg, host))
+        }
+        InitPhase::KubeletFinalize(f) => {
+            let cfg = f.init.load()?;
+            init_phases::kubelet_finalize(&cluster_ctx(&cfg, host, &f))
         }
         InitPhase::WaitControlPlane(f) => {
             let cfg = f.init.load()?;
@@ -888,5 +944,74 @@ fn run_join(host: &dyn Host, a: JoinArgs) -> anyhow::Result<()> {
         joined.server,
         joined.took.as_secs_f64()
     );
+    Ok(())
+}
+
+fn run_init(host: &dyn Host, a: InitRunArgs) -> anyhow::Result<()> {
+    let cfg = a.flags.load()?;
+    if a.dry_run {
+        let mut opts = crate::render::RenderOptions::default();
+        opts.flannel_iface = a.flannel_iface.clone();
+        let tree = crate::render::dry_run(&cfg, host, opts)?;
+        // The PKI and kubeconfigs too, generated fresh inside the dry-run directory.
+        let scratch = LocalHost::with_root(&tree.root);
+        let ctx = file_ctx(&cfg, &scratch);
+        let pki_out = pki::ensure::ensure_certs(
+            &scratch,
+            &cfg,
+            &pki::spec::needed(&cfg).map(|c| c.name).collect::<Vec<_>>(),
+            CertOptions::default(),
+        )?;
+        pki::ensure::ensure_sa(&scratch, &cfg)?;
+        kubeconfig::ensure_kubeconfigs(
+            &scratch,
+            &cfg,
+            &ctx.kubeconfig_dir,
+            &init_phases::kubeconfig_phase_names()[1..],
+        )?;
+        println!(
+            "[dry-run] Would write {} certificates and keys, sa.key/sa.pub, 5 kubeconfigs and these files:",
+            pki_out.len() * 2
+        );
+        print!("{}", tree.listing());
+        println!(
+            "[dry-run] Everything was rendered under {} for inspection; nothing else was changed.",
+            tree.root.display()
+        );
+        println!(
+            "[dry-run] Would then start the kubelet, wait for the API server, upload the configuration, mark the node, create the bootstrap token, and apply CoreDNS, kube-proxy{}.",
+            if cfg.pod_subnets.is_empty() {
+                ""
+            } else {
+                " and flannel"
+            }
+        );
+        return Ok(());
+    }
+    let ctx = InitContext {
+        cfg: &cfg,
+        host,
+        kubeconfig_dir: config::DEFAULT_KUBECONFIG_DIR.into(),
+        cert_options: CertOptions::default(),
+    };
+    let run = init_phases::InitRun {
+        skip_phases: a.skip_phases,
+        ignore_preflight_errors: a.ignore_preflight_errors,
+        flannel_iface: a.flannel_iface,
+        node_wait: a.node_wait,
+    };
+    let join = init_phases::run_all(&ctx, &run)?;
+    println!("\nYour Kubernetes control-plane has initialized successfully!\n");
+    println!(
+        "To start using your cluster, run as a regular user:\n\n  mkdir -p $HOME/.kube\n  sudo cp -i /etc/kubernetes/admin.conf $HOME/.kube/config\n  sudo chown $(id -u):$(id -g) $HOME/.kube/config\n"
+    );
+    println!(
+        "/etc/kubernetes/super-admin.conf has unrestricted rights (system:masters): move it somewhere safe.\n"
+    );
+    if let Some(join) = join {
+        println!(
+            "Then join any number of worker nodes by running the following on each as root:\n\n  {join}\n"
+        );
+    }
     Ok(())
 }

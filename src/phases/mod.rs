@@ -4,6 +4,7 @@
 
 pub mod init;
 pub mod join;
+pub mod preflight;
 
 /// One line of progress, printed like kubeadm (`[certs] Generating "ca" ...`).
 pub fn report(phase: &str, message: &str) {
