@@ -39,8 +39,8 @@ pub struct Cli {
 /// Every top-level command kubeboot exposes. Only commands that work are listed.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Set up a control-plane node, phase by phase (`kubeboot init phase <name>`).
-    Init(InitCommand),
+    /// Set up a control-plane node: every phase in order, or one (`kubeboot init phase <name>`).
+    Init(Box<InitCommand>),
     /// Join this node to a cluster: discovery pinned by the CA hash, then kubelet TLS bootstrap.
     Join(JoinArgs),
     /// Inspect and renew the cluster's certificates.
@@ -460,11 +460,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     init_logging(cli.verbose);
     let host = host_for(&cli.root);
     match cli.command {
-        Command::Init(InitCommand {
-            command: Some(InitSubcommand::Phase(phase)),
-            ..
-        }) => run_init_phase(&host, phase),
-        Command::Init(InitCommand { command: None, run }) => run_init(&host, run),
+        Command::Init(init) => match *init {
+            InitCommand {
+                command: Some(InitSubcommand::Phase(phase)),
+                ..
+            } => run_init_phase(&host, phase),
+            InitCommand { command: None, run } => run_init(&host, run),
+        },
         Command::Join(j) => run_join(&host, j),
         Command::Certs(c) => run_certs(&host, c),
         Command::Token(t) => run_token(&host, t),
@@ -950,8 +952,10 @@ fn run_join(host: &dyn Host, a: JoinArgs) -> anyhow::Result<()> {
 fn run_init(host: &dyn Host, a: InitRunArgs) -> anyhow::Result<()> {
     let cfg = a.flags.load()?;
     if a.dry_run {
-        let mut opts = crate::render::RenderOptions::default();
-        opts.flannel_iface = a.flannel_iface.clone();
+        let opts = crate::render::RenderOptions {
+            flannel_iface: a.flannel_iface.clone(),
+            ..Default::default()
+        };
         let tree = crate::render::dry_run(&cfg, host, opts)?;
         // The PKI and kubeconfigs too, generated fresh inside the dry-run directory.
         let scratch = LocalHost::with_root(&tree.root);
