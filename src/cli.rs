@@ -43,6 +43,9 @@ pub enum Command {
     Init(Box<InitCommand>),
     /// Join this node to a cluster: discovery pinned by the CA hash, then kubelet TLS bootstrap.
     Join(JoinArgs),
+    /// Undo init/join on this node: kubelet, static Pods, etcd data, PKI, kubeconfigs,
+    /// kubelet state, CNI config, Kubernetes/flannel iptables and nftables rules.
+    Reset(ResetArgs),
     /// Inspect and renew the cluster's certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
@@ -203,6 +206,20 @@ pub enum InitPhase {
         #[arg(long, value_name = "IFACE")]
         flannel_iface: Option<String>,
     },
+}
+
+/// `kubeboot reset`.
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
+    /// The node's certificate directory.
+    #[arg(long, value_name = "DIR", default_value = config::DEFAULT_CERT_DIR)]
+    pub cert_dir: String,
+    /// The local etcd's data directory.
+    #[arg(long, value_name = "DIR", default_value = config::DEFAULT_ETCD_DATA_DIR)]
+    pub etcd_data_dir: String,
 }
 
 /// `kubeboot join`.
@@ -468,6 +485,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             InitCommand { command: None, run } => run_init(&host, run),
         },
         Command::Join(j) => run_join(&host, j),
+        Command::Reset(r) => run_reset(&host, r),
         Command::Certs(c) => run_certs(&host, c),
         Command::Token(t) => run_token(&host, t),
         Command::Lab(args) => crate::lab::run(args),
@@ -1017,5 +1035,35 @@ fn run_init(host: &dyn Host, a: InitRunArgs) -> anyhow::Result<()> {
             "Then join any number of worker nodes by running the following on each as root:\n\n  {join}\n"
         );
     }
+    Ok(())
+}
+
+fn run_reset(host: &dyn Host, a: ResetArgs) -> anyhow::Result<()> {
+    if !a.force {
+        use std::io::{BufRead, IsTerminal, Write};
+        anyhow::ensure!(
+            std::io::stdin().is_terminal(),
+            "reset deletes this node's Kubernetes state; pass --force to confirm when not on a terminal"
+        );
+        print!(
+            "[reset] This removes the Kubernetes state of {} (PKI, kubeconfigs, etcd data, kubelet state). Continue? [y/N]: ",
+            host.name()
+        );
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        anyhow::ensure!(answer.trim().eq_ignore_ascii_case("y"), "reset aborted");
+    }
+    let rep = crate::phases::reset::run(host, &a.cert_dir, &a.etcd_data_dir)?;
+    anyhow::ensure!(
+        rep.failed.is_empty(),
+        "reset finished with failed steps: {}",
+        rep.failed
+            .iter()
+            .map(|(n, w)| format!("{n} ({w})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("[reset] Done: {} steps", rep.done.len());
     Ok(())
 }

@@ -5,6 +5,7 @@
 pub mod init;
 pub mod join;
 pub mod preflight;
+pub mod reset;
 
 /// One line of progress, printed like kubeadm (`[certs] Generating "ca" ...`).
 pub fn report(phase: &str, message: &str) {
