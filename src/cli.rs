@@ -485,7 +485,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             InitCommand { command: None, run } => run_init(&host, run),
         },
         Command::Join(j) => run_join(&host, j),
-        Command::Reset(r) => run_reset(&host, r),
+        Command::Reset(r) => {
+            anyhow::ensure!(
+                cli.root.is_none(),
+                "kubeboot reset runs commands on the machine itself (systemctl, umount, iptables); it does not support --root"
+            );
+            run_reset(&host, r)
+        }
         Command::Certs(c) => run_certs(&host, c),
         Command::Token(t) => run_token(&host, t),
         Command::Lab(args) => crate::lab::run(args),
