@@ -206,6 +206,37 @@ fn validate(tmp: &Path, vars: &[(&str, &str)]) -> Output {
         .expect("run vagrant")
 }
 
+/// `vagrant validate` with `provider` as the default provider, so the provider validates
+/// its own block too. libvirt: the real vagrant-libvirt plugin (it validates without a
+/// libvirt daemon). VirtualBox is not in Debian 12: a stand-in `VBoxManage` on PATH
+/// answers `--version` only, which is all Vagrant asks before validating.
+fn validate_with_provider(tmp: &Path, provider: &str, vars: &[(&str, &str)]) -> Output {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = tmp.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let vboxmanage = bin.join("VBoxManage");
+    std::fs::write(
+        &vboxmanage,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\n[ \"$1\" = --version ] && echo 7.0.20r163906\n",
+            tmp.join("vboxmanage.log").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&vboxmanage, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    command(&vagrant(), vars)
+        .arg("validate")
+        .current_dir(vagrant_dir())
+        .env("PATH", path)
+        .env("VAGRANT_DEFAULT_PROVIDER", provider)
+        .env("VAGRANT_HOME", tmp.join("vagrant.d"))
+        .env("VAGRANT_DOTFILE_PATH", tmp.join("dotfile"))
+        .env("VAGRANT_CHECKPOINT_DISABLE", "1")
+        .output()
+        .expect("run vagrant")
+}
+
 /// Runs cluster-yaml.sh with `stdin` as the ssh-config input and `args` after it.
 fn cluster_yaml(vars: &[(&str, &str)], args: &[&str], stdin: &str, path: Option<&str>) -> Output {
     use std::io::Write;
@@ -322,6 +353,38 @@ fn vagrant_validate_accepts_one_and_three_workers() {
             .filter_map(|l| l.strip_prefix("==> ")?.split(':').next())
             .collect();
         assert_eq!(seen, machines, "KUBEBOOT_WORKERS={workers}: {stdout}");
+    }
+}
+
+#[test]
+fn libvirt_and_virtualbox_validate_their_provider_blocks() {
+    for provider in ["libvirt", "virtualbox"] {
+        for workers in ["1", "3"] {
+            let tmp = tempfile::tempdir().unwrap();
+            let out =
+                validate_with_provider(tmp.path(), provider, &[("KUBEBOOT_WORKERS", workers)]);
+            let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+            if provider == "libvirt" && all.contains("provider 'libvirt' could not be found") {
+                panic!(
+                    "the libvirt provider is needed by this test: apt-get install vagrant-libvirt\n{}",
+                    show(&out)
+                );
+            }
+            assert!(
+                out.status.success(),
+                "{provider}, KUBEBOOT_WORKERS={workers}: {}",
+                show(&out)
+            );
+            assert!(all.contains("Vagrantfile validated successfully"), "{all}");
+            if provider == "virtualbox" {
+                let log = std::fs::read_to_string(tmp.path().join("vboxmanage.log"))
+                    .expect("Vagrant asked the VBoxManage stand-in");
+                assert!(
+                    log.lines().all(|l| l == "--version"),
+                    "Vagrant asked the stand-in more than its version: {log}"
+                );
+            }
+        }
     }
 }
 

@@ -70,7 +70,7 @@ done
 absolute() {
   case "$1" in
     /*) printf '%s' "$1" ;;
-    "~/"*) printf '%s/%s' "$HOME" "${1#\~/}" ;;
+    \~/*) printf '%s/%s' "$HOME" "${1#\~/}" ;;
     *) printf '%s/%s' "$(pwd)" "$1" ;;
   esac
 }
@@ -98,7 +98,9 @@ while IFS=$'\t' read -r kind a b c; do
     node) node_names+=("$a"); node_ips+=("$b"); node_roles+=("$c") ;;
   esac
 done <<<"$lab"
-[ ${#node_names[@]} -gt 0 ] && [ -n "$iface" ] || die "nodes.rb printed no machines"
+if [ ${#node_names[@]} -eq 0 ] || [ -z "$iface" ]; then
+  die "nodes.rb printed no machines"
+fi
 
 # --- SSH settings, from `vagrant ssh-config` ----------------------------------------------
 if [ -z "$ssh_config_file" ]; then
@@ -162,12 +164,12 @@ done
 host_user=() host_port=() host_key=()
 for i in "${!node_names[@]}"; do
   n=${node_names[$i]}
-  host_user[$i]=${ssh_user[$n]}
+  host_user[i]=${ssh_user[$n]}
   case "${ssh_hostname[$n]}" in
-    127.* | localhost | ::1 | "") host_port[$i]=22 ;;
-    *) host_port[$i]=${ssh_port[$n]} ;;
+    127.* | localhost | ::1 | "") host_port[i]=22 ;;
+    *) host_port[i]=${ssh_port[$n]} ;;
   esac
-  host_key[$i]=${key:-${ssh_key[$n]}}
+  host_key[i]=${key:-${ssh_key[$n]}}
 done
 
 # --- host keys -------------------------------------------------------------------------
