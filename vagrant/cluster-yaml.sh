@@ -114,10 +114,11 @@ else
   ssh_config=$(cat "$ssh_config_file")
 fi
 
-# One tab-separated line per Host block: name, HostName, User, Port, first IdentityFile.
+# One line per Host block: name, HostName, User, Port, first IdentityFile, separated by
+# \037 (not tabs, so that an empty field stays a field).
 # Keywords are case-insensitive in ssh_config; Vagrant quotes paths that contain spaces.
 parsed=$(awk '
-  function flush() { if (host != "") print host "\t" hn "\t" user "\t" port "\t" id }
+  function flush() { if (host != "") print host "\037" hn "\037" user "\037" port "\037" id }
   function value(   v) {
     v = $0
     sub(/^[ \t]*[A-Za-z]+[ \t=]+/, "", v)
@@ -137,22 +138,31 @@ parsed=$(awk '
 ' <<<"$ssh_config")
 [ -n "$parsed" ] || die "no Host entries in the ssh-config input"
 
-declare -A ssh_hostname=() ssh_user=() ssh_port=() ssh_key=()
-while IFS=$'\t' read -r h hn u p id; do
+# Plain indexed arrays (macOS still ships bash 3.2: no associative arrays).
+cfg_names=() cfg_hostnames=() cfg_users=() cfg_ports=() cfg_keys=()
+while IFS=$'\037' read -r h hn u p id; do
   [[ $u =~ ^[A-Za-z0-9._][A-Za-z0-9._-]*$ ]] || die "ssh-config: Host $h: bad or missing User '$u'"
   [[ $p =~ ^[0-9]+$ ]] || die "ssh-config: Host $h: bad Port '$p'"
   [ -n "$id" ] || [ -n "$key" ] || die "ssh-config: Host $h has no IdentityFile (pass --key FILE)"
-  ssh_hostname[$h]=$hn ssh_user[$h]=$u ssh_port[$h]=$p
   [[ $id != *[[:cntrl:]]* ]] || die "ssh-config: Host $h: control character in IdentityFile"
-  ssh_key[$h]=$([ -z "$id" ] || absolute "$id")
+  cfg_names+=("$h") cfg_hostnames+=("$hn") cfg_users+=("$u") cfg_ports+=("$p")
+  if [ -n "$id" ]; then cfg_keys+=("$(absolute "$id")"); else cfg_keys+=(""); fi
 done <<<"$parsed"
+
+# Index of Host $1 in the ssh-config arrays, or nothing.
+cfg_index() {
+  local j
+  for j in "${!cfg_names[@]}"; do
+    if [ "${cfg_names[j]}" = "$1" ]; then
+      echo "$j"
+      return
+    fi
+  done
+}
 
 # The two lists must name the same machines: a difference means KUBEBOOT_WORKERS (or the
 # directory) is not the one `vagrant up` ran with.
-for n in "${node_names[@]}"; do
-  [ -n "${ssh_user[$n]+x}" ] || die "ssh-config has no Host $n, which nodes.rb defines: run with the KUBEBOOT_* settings of vagrant up, and vagrant up all machines"
-done
-for h in "${!ssh_user[@]}"; do
+for h in "${cfg_names[@]}"; do
   found=0
   for n in "${node_names[@]}"; do [ "$n" != "$h" ] || found=1; done
   [ $found = 1 ] || die "ssh-config has Host $h, which nodes.rb does not define: is KUBEBOOT_WORKERS the value vagrant up ran with?"
@@ -163,13 +173,15 @@ done
 # guest's sshd port. A loopback HostName (VirtualBox) means Port is a NAT forward.
 host_user=() host_port=() host_key=()
 for i in "${!node_names[@]}"; do
-  n=${node_names[$i]}
-  host_user[i]=${ssh_user[$n]}
-  case "${ssh_hostname[$n]}" in
+  n=${node_names[i]}
+  j=$(cfg_index "$n")
+  [ -n "$j" ] || die "ssh-config has no Host $n, which nodes.rb defines: run with the KUBEBOOT_* settings of vagrant up, and vagrant up all machines"
+  host_user[i]=${cfg_users[j]}
+  case "${cfg_hostnames[j]}" in
     127.* | localhost | ::1 | "") host_port[i]=22 ;;
-    *) host_port[i]=${ssh_port[$n]} ;;
+    *) host_port[i]=${cfg_ports[j]} ;;
   esac
-  host_key[i]=${key:-${ssh_key[$n]}}
+  host_key[i]=${key:-${cfg_keys[j]}}
 done
 
 # --- host keys -------------------------------------------------------------------------
