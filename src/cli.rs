@@ -60,6 +60,8 @@ pub enum Command {
     /// Render every file `init` would write (manifests, kubelet, containerd, addons) into a
     /// directory, for review or debugging; nothing on this machine is changed.
     Render(RenderArgs),
+    /// Prepare hosts over SSH for Kubernetes: swap off, modules, sysctls, containerd, kubelet.
+    Prepare(crate::prepare::PrepareArgs),
     /// Print the kubeboot version.
     Version {
         /// Output format.
@@ -497,6 +499,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Lab(args) => crate::lab::run(args),
         Command::Config(c) => run_config(c),
         Command::Render(r) => run_render(r),
+        Command::Prepare(args) => crate::prepare::run(args),
         Command::Version { output } => {
             let v = env!("CARGO_PKG_VERSION");
             match output {

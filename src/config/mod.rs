@@ -2,6 +2,7 @@
 //! [`InitConfig`] out. Defaults and validation live here and nowhere else; nothing below
 //! this module reads flags.
 
+pub mod cluster;
 mod documents;
 pub mod duration;
 pub mod join;

@@ -1,15 +1,18 @@
 //! Everything kubeboot does to a machine goes through [`Host`]: the local machine
-//! ([`LocalHost`], optionally under a root prefix for `--root` and tests) or, later, a
-//! remote one over SSH. Phases, PKI and rendering never touch a filesystem directly, so
+//! ([`LocalHost`], optionally under a root prefix for `--root` and tests) or a remote one
+//! over SSH ([`SshHost`]). Phases, PKI and rendering never touch a filesystem directly, so
 //! the same code runs on a node, against a temp dir, and from a workstation.
 //!
 //! The trait is synchronous on purpose: a phase is a sequence of steps on one host, and
 //! parallelism across hosts is a thread per host. Remote hosts keep their async SSH
 //! machinery inside.
 
+pub mod known_hosts;
 mod local;
+pub mod ssh;
 
 pub use local::LocalHost;
+pub use ssh::{Bastion, SshConfig, SshHost};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -105,12 +108,50 @@ pub enum HostError {
         command: String,
         error: std::io::Error,
     },
-    #[error("{host}: `{command}` did not finish within {}s and was killed", timeout.as_secs())]
+    #[error("{host}: `{command}` did not finish within {}s and was killed", timeout.as_secs_f32())]
     Timeout {
         host: String,
         command: String,
         timeout: Duration,
     },
+    /// The host could not be reached or the SSH handshake failed.
+    #[error("{host}: {message}")]
+    Connect { host: String, message: String },
+    /// The host key was refused (unknown, changed, revoked).
+    #[error("{host}: {message}")]
+    HostKey { host: String, message: String },
+    /// No key was accepted for the login user.
+    #[error("{host}: {message}")]
+    Auth { host: String, message: String },
+    /// The SSH connection failed while running a command.
+    #[error("{host}: `{command}`: {message}")]
+    Ssh {
+        host: String,
+        command: String,
+        message: String,
+    },
+    /// A file operation on a remote host failed.
+    #[error("{host}: cannot {op} {}: {message}", path.display())]
+    Remote {
+        host: String,
+        op: &'static str,
+        path: PathBuf,
+        message: String,
+    },
+}
+
+impl HostError {
+    /// Whether the host itself is unusable (unreachable, refused, connection lost), as
+    /// opposed to one operation failing on a working host.
+    pub fn is_connection(&self) -> bool {
+        matches!(
+            self,
+            HostError::Connect { .. }
+                | HostError::HostKey { .. }
+                | HostError::Auth { .. }
+                | HostError::Ssh { .. }
+        )
+    }
 }
 
 fn hint(e: &std::io::Error) -> &'static str {
@@ -148,4 +189,22 @@ pub trait Host: Send + Sync {
 
     /// Runs a shell command line (`sh -c`) as root.
     fn run(&self, command: &str, opts: &RunOptions) -> Result<CommandOutput, HostError>;
+
+    /// Like [`Host::run`], and hands stdout to `on_stdout` as it arrives, so callers can
+    /// show progress of a long script. The default calls it once at the end.
+    fn run_streaming(
+        &self,
+        command: &str,
+        opts: &RunOptions,
+        on_stdout: &mut (dyn FnMut(&[u8]) + Send),
+    ) -> Result<CommandOutput, HostError> {
+        let out = self.run(command, opts)?;
+        on_stdout(&out.stdout);
+        Ok(out)
+    }
+
+    /// Commands (SSH channels) run so far, for hosts where each is a network round trip.
+    fn round_trips(&self) -> Option<u64> {
+        None
+    }
 }

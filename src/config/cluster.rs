@@ -1,0 +1,539 @@
+//! kubeboot's own inventory: the `kubeboot.io/v1alpha1` `Cluster` kind that `prepare`
+//! (and later `up`) read: which hosts, how to log in to them, which Kubernetes version
+//! and where its binaries come from. Unknown fields are errors, and every error names the
+//! file, line and field.
+//!
+//! ```yaml
+//! apiVersion: kubeboot.io/v1alpha1
+//! kind: Cluster
+//! metadata: {name: lab}
+//! spec:
+//!   kubernetesVersion: v1.34.2
+//!   ssh: {user: root, port: 22, keyPath: /path/id_ed25519, knownHostsPath: /path/known_hosts}
+//!   hosts:
+//!     - {name: node1, address: 10.213.0.11, role: control-plane}
+//!   artifacts:
+//!     kubelet: {url: "http://10.213.0.1:8080/kubelet", sha256: "<64 hex>"}
+//!     kubectl: {path: /srv/k8s/kubectl, sha256: "<64 hex>"}
+//! ```
+
+use super::documents::{self, Document, TypeMeta};
+use super::version::{DEFAULT_KUBERNETES_VERSION, KubeVersion};
+use super::{ConfigError, FieldError, yaml_error};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The inventory's API version.
+pub const API_VERSION: &str = "kubeboot.io/v1alpha1";
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ClusterDoc {
+    #[allow(dead_code)]
+    api_version: String,
+    #[allow(dead_code)]
+    kind: String,
+    #[serde(default)]
+    metadata: Metadata,
+    spec: Spec,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Metadata {
+    #[serde(default)]
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Spec {
+    #[serde(default)]
+    kubernetes_version: Option<String>,
+    #[serde(default)]
+    ssh: SshSpec,
+    #[serde(default)]
+    hosts: Vec<HostSpec>,
+    #[serde(default)]
+    artifacts: ArtifactsSpec,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SshSpec {
+    user: Option<String>,
+    port: Option<u16>,
+    key_path: Option<String>,
+    known_hosts_path: Option<String>,
+    bastion: Option<BastionSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct BastionSpec {
+    address: String,
+    port: Option<u16>,
+    user: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct HostSpec {
+    name: String,
+    address: String,
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    ssh: Option<HostSshSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct HostSshSpec {
+    user: Option<String>,
+    port: Option<u16>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ArtifactsSpec {
+    kubelet: Option<ArtifactSpec>,
+    kubectl: Option<ArtifactSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ArtifactSpec {
+    url: Option<String>,
+    path: Option<String>,
+    sha256: Option<String>,
+}
+
+/// Role of a host in the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    ControlPlane,
+    Worker,
+}
+
+/// How to log in to the hosts (each host may override user and port).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSsh {
+    pub user: String,
+    pub port: u16,
+    pub key_path: Option<PathBuf>,
+    pub known_hosts_path: Option<PathBuf>,
+    /// Jump host `(address, port, user)`.
+    pub bastion: Option<(String, u16, String)>,
+}
+
+/// One host of the inventory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterHost {
+    pub name: String,
+    pub address: String,
+    pub role: Role,
+    pub user: String,
+    pub port: u16,
+}
+
+/// Where one binary comes from: fetched by kubeboot from a URL, or read from a local
+/// file, then uploaded to each host. Always pinned by sha256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArtifactSource {
+    Url(String),
+    Path(PathBuf),
+}
+
+/// A pinned binary (`kubelet`, `kubectl`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artifact {
+    pub name: String,
+    pub source: ArtifactSource,
+    /// Lower-case hex.
+    pub sha256: String,
+}
+
+/// A validated inventory.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub name: String,
+    pub file: Option<PathBuf>,
+    pub kubernetes_version: KubeVersion,
+    pub ssh: ClusterSsh,
+    pub hosts: Vec<ClusterHost>,
+    /// Binaries by name; a component with no entry comes from the pkgs.k8s.io packages.
+    pub artifacts: BTreeMap<String, Artifact>,
+}
+
+/// Parses an `artifact` flag value: `NAME=URL|PATH#sha256:HEX`.
+pub fn parse_artifact_flag(s: &str) -> Result<Artifact, String> {
+    let (name, rest) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected NAME=URL_OR_PATH#sha256:HEX"))?;
+    let (src, sum) = rest.rsplit_once("#sha256:").ok_or_else(|| {
+        format!("{s:?}: the artifact needs a pin: append #sha256:<64 hex digits>")
+    })?;
+    if !matches!(name, "kubelet" | "kubectl") {
+        return Err(format!(
+            "{s:?}: artifacts are kubelet and kubectl, not {name:?}"
+        ));
+    }
+    check_sha256(sum)?;
+    Ok(Artifact {
+        name: name.to_string(),
+        source: source_of(src),
+        sha256: sum.to_ascii_lowercase(),
+    })
+}
+
+fn source_of(s: &str) -> ArtifactSource {
+    if s.starts_with("http://") || s.starts_with("https://") {
+        ArtifactSource::Url(s.to_string())
+    } else {
+        ArtifactSource::Path(PathBuf::from(s.strip_prefix("file://").unwrap_or(s)))
+    }
+}
+
+fn check_sha256(s: &str) -> Result<(), String> {
+    if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(format!("{s:?} is not a sha256 (64 hex digits)"))
+    }
+}
+
+impl Cluster {
+    /// Reads and validates an inventory file.
+    pub fn load(path: &Path) -> Result<Cluster, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses inventory text; `path` is used in messages.
+    pub fn parse(path: &Path, text: &str) -> Result<Cluster, ConfigError> {
+        let docs = documents::split(path, text);
+        let Some(doc) = docs.first() else {
+            return Err(ConfigError::Invalid(vec![FieldError {
+                origin: path.display().to_string(),
+                field: "kind".into(),
+                message: "the file holds no document; expected a kubeboot.io/v1alpha1 Cluster"
+                    .into(),
+            }]));
+        };
+        if docs.len() > 1 {
+            return Err(ConfigError::Duplicate {
+                path: path.to_path_buf(),
+                line: docs[1].first_line,
+                kind: "Cluster".into(),
+            });
+        }
+        let meta: TypeMeta = serde_saphyr::from_str(&doc.text).map_err(|e| yaml_error(doc, e))?;
+        if meta.api_version != API_VERSION || meta.kind != "Cluster" {
+            return Err(ConfigError::Invalid(vec![FieldError {
+                origin: origin(doc, &["kind"]),
+                field: "apiVersion/kind".into(),
+                message: format!(
+                    "expected apiVersion {API_VERSION} kind Cluster, found {:?} {:?}",
+                    meta.api_version, meta.kind
+                ),
+            }]));
+        }
+        let raw: ClusterDoc = serde_saphyr::from_str(&doc.text).map_err(|e| yaml_error(doc, e))?;
+        validate(doc, raw)
+    }
+
+    /// An inventory for hosts given on the command line.
+    pub fn from_addresses(addresses: &[String], ssh: ClusterSsh) -> Cluster {
+        Cluster {
+            name: "cli".into(),
+            file: None,
+            kubernetes_version: KubeVersion::parse(DEFAULT_KUBERNETES_VERSION)
+                .expect("default version"),
+            hosts: addresses
+                .iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    // user@host:port
+                    let (user, rest) = match a.split_once('@') {
+                        Some((u, r)) => (u.to_string(), r),
+                        None => (ssh.user.clone(), a.as_str()),
+                    };
+                    let (address, port) = match rest.rsplit_once(':') {
+                        Some((h, p)) if !h.contains(':') && p.parse::<u16>().is_ok() => {
+                            (h.to_string(), p.parse().unwrap())
+                        }
+                        _ => (rest.trim_matches(['[', ']']).to_string(), ssh.port),
+                    };
+                    ClusterHost {
+                        name: address.clone(),
+                        address,
+                        role: if i == 0 {
+                            Role::ControlPlane
+                        } else {
+                            Role::Worker
+                        },
+                        user,
+                        port,
+                    }
+                })
+                .collect(),
+            ssh,
+            artifacts: BTreeMap::new(),
+        }
+    }
+}
+
+fn origin(doc: &Document, path: &[&str]) -> String {
+    match doc.line_of(path) {
+        Some(l) => format!("{}:{l}", doc.file.display()),
+        None => doc.file.display().to_string(),
+    }
+}
+
+/// Line of the `index`-th item of a block sequence under `spec.hosts`.
+fn host_line(doc: &Document, index: usize) -> Option<usize> {
+    let start = doc.line_of(&["spec", "hosts"])? - doc.first_line;
+    let mut seen = 0;
+    for (i, l) in doc.text.lines().enumerate().skip(start + 1) {
+        let t = l.trim_start();
+        if t.starts_with("- ") || t == "-" {
+            if seen == index {
+                return Some(doc.first_line + i);
+            }
+            seen += 1;
+        }
+    }
+    None
+}
+
+fn validate(doc: &Document, raw: ClusterDoc) -> Result<Cluster, ConfigError> {
+    let mut errs = Vec::new();
+    let file = doc.file.display().to_string();
+    let mut err = |origin: String, field: &str, message: String| {
+        errs.push(FieldError {
+            origin,
+            field: field.to_string(),
+            message,
+        })
+    };
+    let spec = raw.spec;
+    let version = spec
+        .kubernetes_version
+        .as_deref()
+        .unwrap_or(DEFAULT_KUBERNETES_VERSION);
+    let kubernetes_version = match KubeVersion::parse(version) {
+        Ok(v) => Some(v),
+        Err(m) => {
+            err(
+                origin(doc, &["spec", "kubernetesVersion"]),
+                "spec.kubernetesVersion",
+                m,
+            );
+            None
+        }
+    };
+    let bastion = spec.ssh.bastion.map(|b| {
+        (
+            b.address,
+            b.port.unwrap_or(22),
+            b.user
+                .unwrap_or_else(|| spec.ssh.user.clone().unwrap_or_else(|| "root".into())),
+        )
+    });
+    let ssh = ClusterSsh {
+        user: spec.ssh.user.unwrap_or_else(|| "root".into()),
+        port: spec.ssh.port.unwrap_or(22),
+        key_path: spec.ssh.key_path.map(PathBuf::from),
+        known_hosts_path: spec.ssh.known_hosts_path.map(PathBuf::from),
+        bastion,
+    };
+    if spec.hosts.is_empty() {
+        err(
+            origin(doc, &["spec", "hosts"]),
+            "spec.hosts",
+            "no hosts: list at least one {name, address, role}".into(),
+        );
+    }
+    let mut hosts = Vec::new();
+    for (i, h) in spec.hosts.into_iter().enumerate() {
+        let at = host_line(doc, i)
+            .map(|l| format!("{file}:{l}"))
+            .unwrap_or_else(|| file.clone());
+        let role = match h.role.as_deref() {
+            None | Some("worker") => Role::Worker,
+            Some("control-plane") => Role::ControlPlane,
+            Some(other) => {
+                err(
+                    at.clone(),
+                    &format!("spec.hosts[{i}].role"),
+                    format!("{other:?} is not a role; use control-plane or worker"),
+                );
+                Role::Worker
+            }
+        };
+        if h.name.trim().is_empty() {
+            err(
+                at.clone(),
+                &format!("spec.hosts[{i}].name"),
+                "must not be empty".into(),
+            );
+        }
+        if h.address.trim().is_empty() {
+            err(
+                at.clone(),
+                &format!("spec.hosts[{i}].address"),
+                "must not be empty".into(),
+            );
+        }
+        if hosts.iter().any(|o: &ClusterHost| o.name == h.name) {
+            err(
+                at.clone(),
+                &format!("spec.hosts[{i}].name"),
+                format!("{:?} is listed twice", h.name),
+            );
+        }
+        let (user, port) = match h.ssh {
+            Some(s) => (
+                s.user.unwrap_or_else(|| ssh.user.clone()),
+                s.port.unwrap_or(ssh.port),
+            ),
+            None => (ssh.user.clone(), ssh.port),
+        };
+        hosts.push(ClusterHost {
+            name: h.name,
+            address: h.address,
+            role,
+            user,
+            port,
+        });
+    }
+    let mut artifacts = BTreeMap::new();
+    for (name, a) in [
+        ("kubelet", spec.artifacts.kubelet),
+        ("kubectl", spec.artifacts.kubectl),
+    ] {
+        let Some(a) = a else { continue };
+        let at = origin(doc, &["spec", "artifacts", name]);
+        let field = format!("spec.artifacts.{name}");
+        let source = match (a.url, a.path) {
+            (Some(u), None) => Some(source_of(&u)),
+            (None, Some(p)) => Some(ArtifactSource::Path(PathBuf::from(p))),
+            _ => {
+                err(at.clone(), &field, "give exactly one of url or path".into());
+                None
+            }
+        };
+        let sha = match a.sha256 {
+            Some(s) => match check_sha256(&s) {
+                Ok(()) => Some(s.to_ascii_lowercase()),
+                Err(m) => {
+                    err(at.clone(), &format!("{field}.sha256"), m);
+                    None
+                }
+            },
+            None => {
+                err(
+                    at.clone(),
+                    &format!("{field}.sha256"),
+                    "missing: every artifact is pinned by its sha256 (sha256sum FILE)".into(),
+                );
+                None
+            }
+        };
+        if let (Some(source), Some(sha256)) = (source, sha) {
+            artifacts.insert(
+                name.to_string(),
+                Artifact {
+                    name: name.to_string(),
+                    source,
+                    sha256,
+                },
+            );
+        }
+    }
+    if !errs.is_empty() {
+        return Err(ConfigError::Invalid(errs));
+    }
+    Ok(Cluster {
+        name: raw.metadata.name,
+        file: Some(doc.file.clone()),
+        kubernetes_version: kubernetes_version.expect("checked"),
+        ssh,
+        hosts,
+        artifacts,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LAB: &str = "apiVersion: kubeboot.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: lab\nspec:\n  ssh:\n    user: root\n    port: 22\n    keyPath: /s/id_ed25519\n    knownHostsPath: /s/known_hosts\n  hosts:\n  - name: lab-node1\n    address: 10.213.0.11\n    role: control-plane\n  - name: lab-node2\n    address: '10.213.0.12'\n    role: worker\n";
+
+    #[test]
+    fn reads_the_lab_inventory() {
+        let c = Cluster::parse(Path::new("c.yaml"), LAB).unwrap();
+        assert_eq!(c.name, "lab");
+        assert_eq!(c.hosts.len(), 2);
+        assert_eq!(c.hosts[0].role, Role::ControlPlane);
+        assert_eq!(c.hosts[1].address, "10.213.0.12");
+        assert_eq!(c.ssh.key_path.as_deref(), Some(Path::new("/s/id_ed25519")));
+        assert!(c.artifacts.is_empty());
+    }
+
+    #[test]
+    fn unknown_field_names_file_line_and_field() {
+        let text = LAB.replace("    role: worker\n", "    role: worker\n    rol: x\n");
+        let e = Cluster::parse(Path::new("c.yaml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("c.yaml:18:"), "{e}");
+        assert!(e.contains("rol"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_collected_with_lines() {
+        let text = LAB.replace("role: worker", "role: boss")
+            + "  artifacts:\n    kubelet:\n      url: http://x/kubelet\n      sha256: abc\n";
+        let e = Cluster::parse(Path::new("c.yaml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("c.yaml:15: spec.hosts[1].role"), "{e}");
+        assert!(
+            e.contains("c.yaml:19: spec.artifacts.kubelet.sha256"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn artifact_flags() {
+        let sum = "a".repeat(64);
+        let a = parse_artifact_flag(&format!("kubelet=http://h:1/k#sha256:{sum}")).unwrap();
+        assert_eq!(a.source, ArtifactSource::Url("http://h:1/k".into()));
+        assert!(
+            parse_artifact_flag("kubelet=/x")
+                .unwrap_err()
+                .contains("pin")
+        );
+        assert!(parse_artifact_flag(&format!("kubeadm=/x#sha256:{sum}")).is_err());
+    }
+
+    #[test]
+    fn command_line_hosts() {
+        let ssh = ClusterSsh {
+            user: "root".into(),
+            port: 22,
+            key_path: None,
+            known_hosts_path: None,
+            bastion: None,
+        };
+        let c = Cluster::from_addresses(&["admin@10.0.0.1:2222".into(), "10.0.0.2".into()], ssh);
+        assert_eq!((c.hosts[0].user.as_str(), c.hosts[0].port), ("admin", 2222));
+        assert_eq!((c.hosts[1].user.as_str(), c.hosts[1].port), ("root", 22));
+    }
+}

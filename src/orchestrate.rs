@@ -1,0 +1,131 @@
+//! Fan-out over hosts: `prepare` runs a playbook on every host of an inventory in
+//! parallel (one thread per host, at most `concurrency` at once), each over its own SSH
+//! connection. A host that fails (unreachable, refused, a step failing, lost mid-run)
+//! never stops the others; every host ends with a [`HostReport`].
+
+use crate::config::cluster::{Cluster, ClusterHost};
+use crate::host::{Bastion, SshConfig, SshHost};
+use crate::playbook::artifacts::ArtifactStore;
+use crate::playbook::run::{self, Event, Observer};
+use crate::playbook::{HostReport, Playbook, RunMode, files};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+/// How `prepare` runs.
+#[derive(Debug, Clone)]
+pub struct PrepareOptions {
+    /// Hosts worked on at once.
+    pub concurrency: usize,
+    pub mode: RunMode,
+}
+
+/// The template context of `prepare-node` for this cluster (facts are added per host).
+pub fn prepare_vars(cluster: &Cluster, store: &ArtifactStore) -> serde_json::Value {
+    let v = cluster.kubernetes_version;
+    let kubelet_source = if store.has("kubelet") {
+        "artifacts"
+    } else {
+        "packages"
+    };
+    serde_json::json!({
+        "kubernetes_version": v.to_string(),
+        "kubernetes_minor": format!("1.{}", v.minor),
+        "kubernetes_deb_version": format!("1.{}.{}-1.1", v.minor, v.patch),
+        "kubernetes_rpm_version": format!("1.{}.{}", v.minor, v.patch),
+        "pause_image": files::pause_image(v.minor),
+        "kubelet_source": kubelet_source,
+        "artifacts": {
+            "kubelet": store.has("kubelet"),
+            "kubectl": store.has("kubectl"),
+        },
+    })
+}
+
+/// SSH settings for one host: the shared ones with the host's user and port.
+pub fn ssh_config_for(base: &SshConfig, host: &ClusterHost) -> SshConfig {
+    SshConfig {
+        user: host.user.clone(),
+        port: host.port,
+        ..base.clone()
+    }
+}
+
+/// The shared SSH settings of an inventory; flags may override them afterwards.
+pub fn ssh_config_of(cluster: &Cluster) -> SshConfig {
+    SshConfig {
+        user: cluster.ssh.user.clone(),
+        port: cluster.ssh.port,
+        identity_files: cluster.ssh.key_path.iter().cloned().collect(),
+        known_hosts: cluster.ssh.known_hosts_path.clone(),
+        bastion: cluster.ssh.bastion.as_ref().map(|(a, p, u)| Bastion {
+            address: a.clone(),
+            port: *p,
+            user: u.clone(),
+        }),
+        ..SshConfig::default()
+    }
+}
+
+/// Runs `playbook` on every host; reports come back in inventory order.
+pub fn run_on_hosts(
+    cluster: &Cluster,
+    ssh: &SshConfig,
+    playbook: &Playbook,
+    store: &ArtifactStore,
+    opts: &PrepareOptions,
+    obs: &dyn Observer,
+) -> Vec<HostReport> {
+    let vars = prepare_vars(cluster, store);
+    let next = AtomicUsize::new(0);
+    let reports: Mutex<Vec<Option<HostReport>>> = Mutex::new(vec![None; cluster.hosts.len()]);
+    let workers = opts.concurrency.clamp(1, cluster.hosts.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(h) = cluster.hosts.get(i) else { break };
+                    let r = one_host(h, ssh, playbook, &vars, store, opts.mode, obs);
+                    reports.lock().unwrap()[i] = Some(r);
+                }
+            });
+        }
+    });
+    reports
+        .into_inner()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.expect("every host reported"))
+        .collect()
+}
+
+fn one_host(
+    h: &ClusterHost,
+    base: &SshConfig,
+    playbook: &Playbook,
+    vars: &serde_json::Value,
+    store: &ArtifactStore,
+    mode: RunMode,
+    obs: &dyn Observer,
+) -> HostReport {
+    let start = Instant::now();
+    obs.on(&h.name, Event::Phase("connecting"));
+    let cfg = ssh_config_for(base, h);
+    let host = match SshHost::connect(&h.name, &h.address, &cfg) {
+        Ok(c) => c,
+        Err(e) => {
+            let r = HostReport::unreachable(&h.name, playbook, e.to_string(), start.elapsed());
+            obs.on(&h.name, Event::Finished(&r));
+            return r;
+        }
+    };
+    for n in host.notes() {
+        obs.on(&h.name, Event::Note(n));
+    }
+    let mut r = run::run(&host, playbook, vars, store, mode, obs);
+    r.notes = host.notes().to_vec();
+    r.elapsed_ms = start.elapsed().as_millis();
+    obs.on(&h.name, Event::Finished(&r));
+    r
+}

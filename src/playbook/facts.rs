@@ -1,0 +1,140 @@
+//! Host facts, gathered once per host in one command and handed to templates and `when`
+//! conditions: OS family and version, architecture, kernel, init system, cgroup version,
+//! swap, memory, CPUs, package manager.
+
+use crate::host::{Host, HostError, RunOptions};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// What kubeboot knows about a host before changing it.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Facts {
+    pub hostname: String,
+    /// `debian` (Debian, Ubuntu, ...), `rhel` (RHEL, Rocky, Alma, Fedora, CentOS), or the
+    /// os-release ID when neither.
+    pub os_family: String,
+    /// os-release `ID` (`debian`, `ubuntu`, `rocky`, ...).
+    pub os_id: String,
+    /// os-release `VERSION_ID` (`12`, `24.04`, `9.4`).
+    pub os_version: String,
+    /// `uname -m` (`x86_64`, `aarch64`).
+    pub arch: String,
+    /// Go-style architecture (`amd64`, `arm64`) for download URLs.
+    pub goarch: String,
+    pub kernel: String,
+    /// `systemd`, or the name of PID 1 when not.
+    pub init: String,
+    /// 1 or 2.
+    pub cgroup_version: u32,
+    pub swap_kib: u64,
+    pub memory_kib: u64,
+    pub cpus: u32,
+    /// `apt`, `dnf`, `yum` or empty.
+    pub package_manager: String,
+}
+
+/// The one command that prints all facts as `key=value` lines.
+pub const SCRIPT: &str = r#"
+[ -r /etc/os-release ] && . /etc/os-release
+echo "os_id=${ID:-unknown}"
+echo "os_like=${ID_LIKE:-}"
+echo "os_version=${VERSION_ID:-}"
+echo "hostname=$(hostname 2>/dev/null || cat /proc/sys/kernel/hostname)"
+echo "arch=$(uname -m)"
+echo "kernel=$(uname -r)"
+if [ -d /run/systemd/system ]; then echo init=systemd; else echo "init=$(cat /proc/1/comm 2>/dev/null)"; fi
+if [ -f /sys/fs/cgroup/cgroup.controllers ]; then echo cgroup=2; else echo cgroup=1; fi
+awk '/^SwapTotal:/{print "swap_kib=" $2} /^MemTotal:/{print "memory_kib=" $2}' /proc/meminfo
+echo "cpus=$(nproc 2>/dev/null || grep -c ^processor /proc/cpuinfo)"
+for pm in apt-get dnf yum; do if command -v $pm >/dev/null 2>&1; then echo "pm=$pm"; break; fi; done
+"#;
+
+impl Facts {
+    /// Gathers facts in one round trip.
+    pub fn gather(host: &dyn Host) -> Result<Facts, HostError> {
+        let out = host.run(SCRIPT, &RunOptions::default())?;
+        Ok(Facts::parse(&out.stdout_text()))
+    }
+
+    /// Reads the output of [`SCRIPT`].
+    pub fn parse(text: &str) -> Facts {
+        let kv: BTreeMap<&str, &str> = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim(), v.trim()))
+            .collect();
+        let get = |k: &str| kv.get(k).copied().unwrap_or_default().to_string();
+        let id = get("os_id");
+        let like = get("os_like");
+        let words: Vec<&str> = std::iter::once(id.as_str())
+            .chain(like.split_whitespace())
+            .collect();
+        let os_family = if words.iter().any(|w| matches!(*w, "debian" | "ubuntu")) {
+            "debian".to_string()
+        } else if words
+            .iter()
+            .any(|w| matches!(*w, "rhel" | "fedora" | "centos" | "rocky" | "almalinux"))
+        {
+            "rhel".to_string()
+        } else {
+            id.clone()
+        };
+        let arch = get("arch");
+        let goarch = match arch.as_str() {
+            "x86_64" => "amd64",
+            "aarch64" | "arm64" => "arm64",
+            "armv7l" => "arm",
+            "ppc64le" => "ppc64le",
+            "s390x" => "s390x",
+            other => other,
+        }
+        .to_string();
+        let package_manager = match get("pm").as_str() {
+            "apt-get" => "apt".to_string(),
+            other => other.to_string(),
+        };
+        Facts {
+            hostname: get("hostname"),
+            os_family,
+            os_id: id,
+            os_version: get("os_version"),
+            arch,
+            goarch,
+            kernel: get("kernel"),
+            init: get("init"),
+            cgroup_version: get("cgroup").parse().unwrap_or(1),
+            swap_kib: get("swap_kib").parse().unwrap_or(0),
+            memory_kib: get("memory_kib").parse().unwrap_or(0),
+            cpus: get("cpus").parse().unwrap_or(0),
+            package_manager,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families() {
+        let f = Facts::parse(
+            "os_id=ubuntu\nos_like=debian\nos_version=24.04\narch=aarch64\ncgroup=2\npm=apt-get\ninit=systemd\nswap_kib=0\nmemory_kib=2000000\ncpus=2\n",
+        );
+        assert_eq!(
+            (f.os_family.as_str(), f.goarch.as_str()),
+            ("debian", "arm64")
+        );
+        assert_eq!((f.package_manager.as_str(), f.cgroup_version), ("apt", 2));
+        let f = Facts::parse("os_id=rocky\nos_like=rhel centos fedora\npm=dnf\n");
+        assert_eq!(f.os_family, "rhel");
+    }
+
+    #[test]
+    fn gathers_on_this_machine() {
+        let f = Facts::gather(&crate::host::LocalHost::new()).unwrap();
+        assert!(
+            !f.kernel.is_empty() && f.cpus > 0 && f.memory_kib > 0,
+            "{f:?}"
+        );
+    }
+}

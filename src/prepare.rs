@@ -1,0 +1,236 @@
+//! `kubeboot prepare`: run the `prepare-node` playbook on every host of a Cluster
+//! inventory (or hosts named on the command line) over SSH, in parallel, with a live row
+//! per host, a summary table, and a non-zero exit when any host failed.
+
+use crate::config::cluster::{self, Cluster, ClusterSsh};
+use crate::config::version::KubeVersion;
+use crate::host::{Bastion, SshConfig};
+use crate::orchestrate::{self, PrepareOptions};
+use crate::playbook::artifacts::ArtifactStore;
+use crate::playbook::run::Observer;
+use crate::playbook::{Playbook, RunMode};
+use crate::ui::{self, JsonLines, LiveRows, OutputMode, PlainLines};
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// `kubeboot prepare` flags.
+#[derive(Debug, Args)]
+pub struct PrepareArgs {
+    /// Cluster inventory (kubeboot.io/v1alpha1 Cluster: spec.ssh, spec.hosts, spec.artifacts).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Hosts to prepare instead of (or in addition to) the inventory: ADDRESS, USER@ADDRESS or ADDRESS:PORT.
+    #[arg(value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// Only check, and print per host what would change (with file diffs); change nothing.
+    #[arg(long)]
+    pub plan: bool,
+    /// Hosts worked on at once.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub concurrency: u32,
+    /// Output: text (live rows on a terminal, plain lines otherwise) or json (one event per line).
+    #[arg(short, long, value_enum, default_value_t = PrepareOutput::Text)]
+    pub output: PrepareOutput,
+    /// SSH login user [default: the inventory's, else root]; others use sudo (KUBEBOOT_SUDO_PASSWORD if sudo asks).
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// SSH port [default: the inventory's, else 22].
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+    /// Private key file (repeatable) [default: the inventory's keyPath, the ssh-agent, ~/.ssh/id_*]; passphrase in KUBEBOOT_SSH_KEY_PASSPHRASE.
+    #[arg(short = 'i', long = "ssh-key", value_name = "FILE")]
+    pub ssh_keys: Vec<PathBuf>,
+    /// known_hosts file [default: the inventory's knownHostsPath, else ~/.ssh/known_hosts].
+    #[arg(long, value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+    /// Record host keys of hosts not in known_hosts instead of refusing them (changed keys are always refused).
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+    /// Do not use the ssh-agent.
+    #[arg(long)]
+    pub no_agent: bool,
+    /// Jump host: [USER@]HOST[:PORT].
+    #[arg(long, value_name = "HOST")]
+    pub bastion: Option<String>,
+    /// Seconds allowed for connecting and logging in to a host.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub connect_timeout: u64,
+    /// Kubernetes version [default: the inventory's, else v1.34.2].
+    #[arg(long, value_name = "VERSION")]
+    pub kubernetes_version: Option<String>,
+    /// A pinned binary, repeatable: kubelet=URL_OR_PATH#sha256:HEX (also kubectl). Without a kubelet artifact, kubelet and kubectl come from the pkgs.k8s.io packages.
+    #[arg(long = "artifact", value_name = "NAME=SRC#sha256:HEX", value_parser = cluster::parse_artifact_flag)]
+    pub artifacts: Vec<cluster::Artifact>,
+    /// Directory with playbooks overriding the embedded ones (NAME.yaml).
+    #[arg(long, value_name = "DIR")]
+    pub playbook_dir: Option<PathBuf>,
+}
+
+/// Output of `prepare`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PrepareOutput {
+    Text,
+    Json,
+}
+
+fn parse_bastion(s: &str, default_user: &str) -> Bastion {
+    let (user, rest) = match s.split_once('@') {
+        Some((u, r)) => (u.to_string(), r),
+        None => (default_user.to_string(), s),
+    };
+    let (address, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if p.parse::<u16>().is_ok() => (h.to_string(), p.parse().unwrap()),
+        _ => (rest.to_string(), 22),
+    };
+    Bastion {
+        address,
+        port,
+        user,
+    }
+}
+
+/// Runs `kubeboot prepare`.
+pub fn run(args: PrepareArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut cluster = match &args.file {
+        Some(f) => Cluster::load(f)?,
+        None if args.hosts.is_empty() => {
+            anyhow::bail!("no hosts: give an inventory with -f cluster.yaml, or hosts as arguments")
+        }
+        None => Cluster::from_addresses(
+            &[],
+            ClusterSsh {
+                user: args.user.clone().unwrap_or_else(|| "root".into()),
+                port: args.port.unwrap_or(22),
+                key_path: None,
+                known_hosts_path: None,
+                bastion: None,
+            },
+        ),
+    };
+    if !args.hosts.is_empty() {
+        let extra = Cluster::from_addresses(
+            &args.hosts,
+            ClusterSsh {
+                user: args
+                    .user
+                    .clone()
+                    .unwrap_or_else(|| cluster.ssh.user.clone()),
+                port: args.port.unwrap_or(cluster.ssh.port),
+                ..cluster.ssh.clone()
+            },
+        );
+        cluster.hosts.extend(extra.hosts);
+    }
+    if let Some(v) = &args.kubernetes_version {
+        cluster.kubernetes_version = KubeVersion::parse(v).map_err(anyhow::Error::msg)?;
+    }
+    for a in &args.artifacts {
+        cluster.artifacts.insert(a.name.clone(), a.clone());
+    }
+    let mut ssh: SshConfig = orchestrate::ssh_config_of(&cluster);
+    if let Some(u) = &args.user {
+        ssh.user = u.clone();
+        for h in cluster.hosts.iter_mut() {
+            h.user = u.clone();
+        }
+    }
+    if let Some(p) = args.port {
+        for h in cluster.hosts.iter_mut() {
+            h.port = p;
+        }
+        ssh.port = p;
+    }
+    if !args.ssh_keys.is_empty() {
+        ssh.identity_files = args.ssh_keys.clone();
+    }
+    if let Some(k) = &args.known_hosts {
+        ssh.known_hosts = Some(k.clone());
+    }
+    if let Some(b) = &args.bastion {
+        ssh.bastion = Some(parse_bastion(b, &ssh.user));
+    }
+    ssh.accept_new_host_keys = args.accept_new_host_keys;
+    ssh.use_agent = !args.no_agent;
+    ssh.connect_timeout = Duration::from_secs(args.connect_timeout.max(1));
+    ssh.key_passphrase = std::env::var("KUBEBOOT_SSH_KEY_PASSPHRASE").ok();
+    ssh.sudo_password = std::env::var("KUBEBOOT_SUDO_PASSWORD").ok();
+
+    let playbook = Playbook::load("prepare-node", args.playbook_dir.as_deref())?;
+    let store = ArtifactStore::new(cluster.artifacts.clone());
+    let mode = if args.plan {
+        RunMode::Plan
+    } else {
+        RunMode::Apply
+    };
+    let opts = PrepareOptions {
+        concurrency: args.concurrency as usize,
+        mode,
+    };
+    let output = match args.output {
+        PrepareOutput::Json => OutputMode::Json,
+        PrepareOutput::Text => OutputMode::Text,
+    };
+    let names: Vec<String> = cluster.hosts.iter().map(|h| h.name.clone()).collect();
+    let live = (output == OutputMode::Text && std::io::stderr().is_terminal())
+        .then(|| LiveRows::new(&names));
+    let obs: &dyn Observer = match (&live, output) {
+        (Some(l), _) => l,
+        (None, OutputMode::Json) => &JsonLines,
+        (None, OutputMode::Text) => &PlainLines,
+    };
+    if ssh.accept_new_host_keys && output == OutputMode::Text {
+        eprintln!(
+            "note: --accept-new-host-keys: keys of hosts not in known_hosts will be recorded"
+        );
+    }
+    let reports = orchestrate::run_on_hosts(&cluster, &ssh, &playbook, &store, &opts, obs);
+    if let Some(l) = &live {
+        l.clear();
+    }
+    let failed: Vec<&str> = reports
+        .iter()
+        .filter(|r| r.failed())
+        .map(|r| r.host.as_str())
+        .collect();
+    match output {
+        OutputMode::Json => JsonLines::emit(serde_json::json!({
+            "event": "summary",
+            "mode": if args.plan { "plan" } else { "apply" },
+            "hosts": reports,
+            "failedHosts": failed,
+            "elapsedMs": started.elapsed().as_millis(),
+        })),
+        OutputMode::Text => {
+            if args.plan {
+                print!("{}", ui::plan_details(&reports));
+                println!();
+            }
+            print!("{}", ui::summary(&reports, args.plan));
+            println!(
+                "\n{} hosts, {} failed, {:.1}s{}",
+                reports.len(),
+                failed.len(),
+                started.elapsed().as_secs_f64(),
+                if args.plan {
+                    " (plan: nothing was changed)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    if !failed.is_empty() {
+        return Err(anyhow::anyhow!(
+            "prepare failed on {} of {} hosts: {}",
+            failed.len(),
+            reports.len(),
+            failed.join(", ")
+        ))
+        .context("see the summary above");
+    }
+    Ok(())
+}
