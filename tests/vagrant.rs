@@ -261,8 +261,17 @@ fn cluster_yaml(vars: &[(&str, &str)], args: &[&str], stdin: &str, path: Option<
     child.wait_with_output().unwrap()
 }
 
-/// Parses the inventory YAML as kubeboot would (serde-saphyr).
+/// Parses the inventory YAML: kubeboot's own `Cluster` parser must accept it (schema,
+/// unknown fields, values), and the raw tree is returned for field-by-field checks.
 fn parse(yaml: &str) -> Value {
+    let cluster =
+        kubeboot::config::cluster::Cluster::parse(std::path::Path::new("cluster.yaml"), yaml)
+            .unwrap_or_else(|e| panic!("kubeboot rejects the inventory: {e}\n{yaml}"));
+    assert!(cluster.cni.iface.is_some(), "flannel's iface is set");
+    assert!(
+        cluster.hosts.iter().all(|h| h.node_ip.is_some()),
+        "every host has a nodeIP"
+    );
     serde_saphyr::from_str::<Value>(yaml)
         .unwrap_or_else(|e| panic!("inventory is not valid YAML: {e}\n{yaml}"))
 }
@@ -307,7 +316,7 @@ fn check_common(inv: &Value) {
     assert_eq!(inv["apiVersion"], "kubeboot.io/v1alpha1", "{inv}");
     assert_eq!(inv["kind"], "Cluster");
     assert_eq!(inv["metadata"]["name"], "vagrant");
-    assert_eq!(inv["spec"]["kubernetes"]["version"], "v1.34.2");
+    assert_eq!(inv["spec"]["kubernetesVersion"], "v1.34.2");
     assert_eq!(inv["spec"]["networking"]["podSubnet"], "10.244.0.0/16");
     assert_eq!(inv["spec"]["networking"]["serviceSubnet"], "10.96.0.0/12");
     assert_eq!(inv["spec"]["cni"]["name"], "flannel");
@@ -324,8 +333,14 @@ fn check_common(inv: &Value) {
             !addr.starts_with("127.") && addr != "10.0.2.15" && !addr.starts_with("192.168.121."),
             "address {addr} is a NAT or management address, not the private one"
         );
-        assert!(h.get("port").is_none(), "no per-host port expected: {h}");
-        assert!(h.get("user").is_none(), "no per-host user expected: {h}");
+        assert!(
+            h["ssh"].get("port").is_none(),
+            "no per-host port expected: {h}"
+        );
+        assert!(
+            h["ssh"].get("user").is_none(),
+            "no per-host user expected: {h}"
+        );
     }
 }
 
@@ -554,9 +569,9 @@ fn virtualbox_ssh_config_gives_private_addresses_and_per_vm_keys() {
     assert_eq!(inv["spec"]["ssh"]["keyPath"], key("cp1"));
     let h = hosts(&inv);
     // cp1 uses spec.ssh; each worker has its own Vagrant-generated key.
-    assert!(h[0].get("keyPath").is_none(), "{}", h[0]);
-    assert_eq!(h[1]["keyPath"], key("worker1"));
-    assert_eq!(h[2]["keyPath"], key("worker2"));
+    assert!(h[0]["ssh"].get("keyPath").is_none(), "{}", h[0]);
+    assert_eq!(h[1]["ssh"]["keyPath"], key("worker1"));
+    assert_eq!(h[2]["ssh"]["keyPath"], key("worker2"));
 }
 
 #[test]
@@ -575,7 +590,7 @@ fn libvirt_ssh_config_gives_private_addresses_not_management_ones() {
         format!("/home/ada/My Labs/kubeboot/vagrant/.vagrant/machines/{m}/libvirt/private_key")
     };
     assert_eq!(inv["spec"]["ssh"]["keyPath"], key("cp1"));
-    assert_eq!(hosts(&inv)[2]["keyPath"], key("worker2"));
+    assert_eq!(hosts(&inv)[2]["ssh"]["keyPath"], key("worker2"));
 }
 
 #[test]
@@ -607,16 +622,16 @@ Host worker2
     );
     let h = hosts(&inv);
     assert!(
-        h[0].get("user").is_none() && h[0].get("port").is_none(),
+        h[0]["ssh"].get("user").is_none() && h[0]["ssh"].get("port").is_none(),
         "{}",
         h[0]
     );
-    assert_eq!(h[1]["user"], "debian");
-    assert!(h[1].get("port").is_none(), "{}", h[1]);
-    assert_eq!(h[2]["port"], 2022);
-    assert!(h[2].get("user").is_none(), "{}", h[2]);
+    assert_eq!(h[1]["ssh"]["user"], "debian");
+    assert!(h[1]["ssh"].get("port").is_none(), "{}", h[1]);
+    assert_eq!(h[2]["ssh"]["port"], 2022);
+    assert!(h[2]["ssh"].get("user").is_none(), "{}", h[2]);
     for x in h {
-        assert!(x.get("keyPath").is_none(), "one key for all: {x}");
+        assert!(x["ssh"].get("keyPath").is_none(), "one key for all: {x}");
     }
 
     // --key replaces Vagrant's keys everywhere; other options reach the document.
@@ -638,10 +653,10 @@ Host worker2
     assert_eq!(inv["spec"]["ssh"]["keyPath"], "/home/ada/.ssh/id_ed25519");
     assert_eq!(inv["spec"]["ssh"]["knownHostsPath"], "/tmp/kh");
     assert_eq!(inv["metadata"]["name"], "lab2");
-    assert_eq!(inv["spec"]["kubernetes"]["version"], "v1.33.5");
+    assert_eq!(inv["spec"]["kubernetesVersion"], "v1.33.5");
     assert_eq!(inv["spec"]["cni"]["iface"], "enp0s8");
     for x in hosts(&inv) {
-        assert!(x.get("keyPath").is_none(), "--key for all: {x}");
+        assert!(x["ssh"].get("keyPath").is_none(), "--key for all: {x}");
     }
 }
 

@@ -230,8 +230,7 @@ emit_inventory() {
   echo "    keyPath: $(q "${host_key[0]}")"
   echo "    # $kh_note"
   echo "    knownHostsPath: $(q "$known_hosts")"
-  echo "  kubernetes:"
-  echo "    version: $k8s_version"
+  echo "  kubernetesVersion: $k8s_version"
   echo "  networking:"
   echo "    podSubnet: $pod_subnet"
   echo "    serviceSubnet: $service_subnet"
@@ -244,10 +243,15 @@ emit_inventory() {
     echo "      address: ${node_ips[$i]}"
     echo "      role: ${node_roles[$i]}"
     echo "      nodeIP: ${node_ips[$i]}"
-    # Only what differs from spec.ssh.
-    [ "${host_user[$i]}" = "${host_user[0]}" ] || echo "      user: ${host_user[$i]}"
-    [ "${host_port[$i]}" = "${host_port[0]}" ] || echo "      port: ${host_port[$i]}"
-    [ "${host_key[$i]}" = "${host_key[0]}" ] || echo "      keyPath: $(q "${host_key[$i]}")"
+    # Only what differs from spec.ssh, under the host's own ssh block.
+    ssh_lines=""
+    [ "${host_user[$i]}" = "${host_user[0]}" ] || ssh_lines+="        user: ${host_user[$i]}"$'\n'
+    [ "${host_port[$i]}" = "${host_port[0]}" ] || ssh_lines+="        port: ${host_port[$i]}"$'\n'
+    [ "${host_key[$i]}" = "${host_key[0]}" ] || ssh_lines+="        keyPath: $(q "${host_key[$i]}")"$'\n'
+    if [ -n "$ssh_lines" ]; then
+      echo "      ssh:"
+      printf '%s' "$ssh_lines"
+    fi
   done
 }
 
