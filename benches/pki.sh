@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-20}
 cargo build --release --locked -q
-KB=$PWD/target/release/kubeboot
+KB=${CARGO_TARGET_DIR:-$PWD/target}/release/kubeboot
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

@@ -2,10 +2,13 @@
 //! module that does the work. Flags become typed overrides here; nothing below `config`
 //! reads flags.
 
+use crate::apiclient::ApiClient;
 use crate::config::{self, InitConfig, InitOverrides, ThisMachine};
 use crate::host::{Host, LocalHost};
+use crate::kubeconfig::KubeConfig;
 use crate::phases::init::{self as init_phases, InitContext};
 use crate::pki::ensure::CertOptions;
+use crate::token::BootstrapToken;
 use crate::{kubeconfig, pki};
 use anyhow::Context;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
@@ -36,15 +39,29 @@ pub struct Cli {
 /// Every top-level command kubeboot exposes. Only commands that work are listed.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Set up a control-plane node, phase by phase (`kubeboot init phase <name>`).
-    Init(InitCommand),
+    /// Set up a control-plane node: every phase in order, or one (`kubeboot init phase <name>`).
+    Init(Box<InitCommand>),
+    /// Join this node to a cluster: discovery pinned by the CA hash, then kubelet TLS bootstrap.
+    Join(JoinArgs),
+    /// Undo init/join on this node: kubelet, static Pods, etcd data, PKI, kubeconfigs,
+    /// kubelet state, CNI config, Kubernetes/flannel iptables and nftables rules.
+    Reset(ResetArgs),
     /// Inspect and renew the cluster's certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// Manage bootstrap tokens (create, list, delete, generate).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Local test hosts: Debian systemd-nspawn nodes with SSH (up, down, status, ssh).
+    Lab(crate::lab::LabArgs),
+    /// Inspect and check kubeadm-style configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Render every file `init` would write (manifests, kubelet, containerd, addons) into a
+    /// directory, for review or debugging; nothing on this machine is changed.
+    Render(RenderArgs),
     /// Prepare hosts over SSH for Kubernetes: swap off, modules, sysctls, containerd, kubelet.
     Prepare(crate::prepare::PrepareArgs),
-    /// Local test hosts (systemd-nspawn Debian nodes) to try kubeboot on.
-    Lab(crate::lab::LabArgs),
     /// Print the kubeboot version.
     Version {
         /// Output format.
@@ -66,9 +83,36 @@ pub enum VersionFormat {
 
 /// `kubeboot init`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct InitCommand {
     #[command(subcommand)]
-    pub command: InitSubcommand,
+    pub command: Option<InitSubcommand>,
+    #[command(flatten)]
+    pub run: InitRunArgs,
+}
+
+/// Flags of a whole `kubeboot init`.
+#[derive(Debug, Args, Clone)]
+pub struct InitRunArgs {
+    #[command(flatten)]
+    pub flags: InitFlags,
+    /// Phases to skip (preflight, certs, kubeconfig, etcd, control-plane, kubelet-start,
+    /// wait-control-plane, upload-config, mark-control-plane, bootstrap-token,
+    /// kubelet-finalize, addon, cni, show-join-command).
+    #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(init_phases::PHASES))]
+    pub skip_phases: Vec<String>,
+    /// Preflight checks whose errors become warnings (names as reported, or `all`).
+    #[arg(long, value_delimiter = ',')]
+    pub ignore_preflight_errors: Vec<String>,
+    /// Render every file into a temporary directory and list it; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The interface flannel uses between hosts (multi-NIC hosts such as Vagrant VMs).
+    #[arg(long, value_name = "IFACE")]
+    pub flannel_iface: Option<String>,
+    /// How long mark-control-plane waits for this node's Node object.
+    #[arg(long, default_value = "4m", value_parser = parse_duration)]
+    pub node_wait: std::time::Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,6 +148,179 @@ pub enum InitPhase {
         #[arg(long, value_name = "DIR", default_value = config::DEFAULT_KUBECONFIG_DIR)]
         kubeconfig_dir: PathBuf,
     },
+    /// Check that this machine can become a control plane.
+    Preflight {
+        #[command(flatten)]
+        flags: InitFlags,
+        /// Checks whose errors become warnings (or `all`).
+        #[arg(long, value_delimiter = ',')]
+        ignore_preflight_errors: Vec<String>,
+    },
+    /// Write the kubelet's configuration and flags, and (re)start it.
+    KubeletStart(InitFlags),
+    /// Point kubelet.conf at the kubelet's rotated client certificate.
+    KubeletFinalize(ClusterPhaseFlags),
+    /// Wait until the API server answers /readyz.
+    WaitControlPlane(ClusterPhaseFlags),
+    /// Label and taint this node as a control plane (waits for its Node to register).
+    MarkControlPlane {
+        #[command(flatten)]
+        flags: ClusterPhaseFlags,
+        /// How long to wait for the Node object.
+        #[arg(long, default_value = "4m", value_parser = parse_duration)]
+        node_wait: std::time::Duration,
+    },
+    /// Bootstrap tokens, node-bootstrap RBAC and the public cluster-info ConfigMap.
+    BootstrapToken(ClusterPhaseFlags),
+    /// Write the local etcd static Pod manifest (`local`).
+    Etcd {
+        #[arg(default_value = "local", value_parser = ["local"])]
+        which: String,
+        #[command(flatten)]
+        flags: InitFlags,
+    },
+    /// Write the control-plane static Pod manifests: all, apiserver, controller-manager, scheduler.
+    ControlPlane {
+        #[arg(default_value = "all", value_parser = ["all", "apiserver", "controller-manager", "scheduler"])]
+        which: String,
+        #[command(flatten)]
+        flags: InitFlags,
+    },
+    /// Upload the kubeadm-config and kubelet-config ConfigMaps: all, kubeadm, kubelet.
+    UploadConfig {
+        #[arg(default_value = "all", value_parser = ["all", "kubeadm", "kubelet"])]
+        which: String,
+        #[command(flatten)]
+        flags: ClusterPhaseFlags,
+    },
+    /// Install the essential addons: all, coredns, kube-proxy.
+    Addon {
+        #[arg(default_value = "all", value_parser = ["all", "coredns", "kube-proxy"])]
+        which: String,
+        #[command(flatten)]
+        flags: ClusterPhaseFlags,
+    },
+    /// Install the pod network (flannel) for the pod CIDR.
+    Cni {
+        #[command(flatten)]
+        flags: ClusterPhaseFlags,
+        /// The interface flannel uses between hosts (multi-NIC hosts such as Vagrant VMs).
+        #[arg(long, value_name = "IFACE")]
+        flannel_iface: Option<String>,
+    },
+}
+
+/// `kubeboot reset`.
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
+    /// The node's certificate directory.
+    #[arg(long, value_name = "DIR", default_value = config::DEFAULT_CERT_DIR)]
+    pub cert_dir: String,
+    /// The local etcd's data directory.
+    #[arg(long, value_name = "DIR", default_value = config::DEFAULT_ETCD_DATA_DIR)]
+    pub etcd_data_dir: String,
+}
+
+/// `kubeboot join`.
+#[derive(Debug, Args)]
+pub struct JoinArgs {
+    /// The API server to join through: host:port (as printed by `token create --print-join-command`).
+    pub endpoint: Option<String>,
+    /// Path to a kubeadm JoinConfiguration file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The bootstrap token (for discovery and the TLS bootstrap).
+    #[arg(long, env = "KUBEBOOT_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Pin the cluster CA: sha256:<hex> of its public key (repeatable).
+    #[arg(long = "discovery-token-ca-cert-hash", value_name = "sha256:HEX")]
+    pub ca_cert_hashes: Vec<String>,
+    /// Trust the cluster without pinning its CA (explicit opt-out; not recommended).
+    #[arg(long)]
+    pub discovery_token_unsafe_skip_ca_verification: bool,
+    /// Discover the cluster from a kubeconfig file (server + CA) instead of a token.
+    #[arg(long, value_name = "FILE")]
+    pub discovery_file: Option<String>,
+    /// How long to wait for the cluster-info signature.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub discovery_timeout: Option<std::time::Duration>,
+    /// This node's name (default: the hostname).
+    #[arg(long)]
+    pub node_name: Option<String>,
+    /// The container runtime's socket.
+    #[arg(long, value_name = "URL")]
+    pub cri_socket: Option<String>,
+    /// Phases to skip: preflight, kubelet-start, kubelet-wait-bootstrap.
+    #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(["preflight", "kubelet-start", "kubelet-wait-bootstrap"]))]
+    pub skip_phases: Vec<String>,
+}
+
+/// `kubeboot token`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a bootstrap token on the cluster (prints it, or the whole join command).
+    Create {
+        /// The token to create (`[a-z0-9]{6}.[a-z0-9]{16}`); generated when omitted.
+        token: Option<String>,
+        /// Lifetime before the token is deleted automatically, Go syntax; 0 = never.
+        #[arg(long, default_value = "24h0m0s", value_parser = parse_duration)]
+        ttl: std::time::Duration,
+        /// A human-friendly description of what the token is for.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Extra groups the token authenticates as (system:bootstrappers:...).
+        #[arg(long, value_delimiter = ',', default_value = crate::token::DEFAULT_GROUP)]
+        groups: Vec<String>,
+        /// How the token may be used.
+        #[arg(long, value_delimiter = ',', default_value = "signing,authentication", value_parser = clap::builder::PossibleValuesParser::new(crate::token::USAGES))]
+        usages: Vec<String>,
+        /// Print the whole `kubeboot join` command instead of only the token.
+        #[arg(long)]
+        print_join_command: bool,
+        #[command(flatten)]
+        api: ApiFlags,
+    },
+    /// List bootstrap tokens (kubeadm's columns, or JSON).
+    List {
+        #[arg(short, long, value_enum, default_value_t = ReportFormat::Text)]
+        output: ReportFormat,
+        #[command(flatten)]
+        api: ApiFlags,
+    },
+    /// Delete bootstrap tokens by id or full token.
+    Delete {
+        #[arg(required = true)]
+        tokens: Vec<String>,
+        #[command(flatten)]
+        api: ApiFlags,
+    },
+    /// Print a new random token without creating it.
+    Generate,
+}
+
+/// How to reach the cluster's API server.
+#[derive(Debug, Args, Clone)]
+pub struct ApiFlags {
+    /// kubeconfig with the credentials to use.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "/etc/kubernetes/admin.conf"
+    )]
+    pub kubeconfig: PathBuf,
+}
+
+/// Flags of the init phases that talk to the new cluster.
+#[derive(Debug, Args, Clone)]
+pub struct ClusterPhaseFlags {
+    #[command(flatten)]
+    pub init: InitFlags,
+    /// Where the kubeconfig files (admin.conf, super-admin.conf) are.
+    #[arg(long, value_name = "DIR", default_value = config::DEFAULT_KUBECONFIG_DIR)]
+    pub kubeconfig_dir: PathBuf,
 }
 
 /// kubeadm's `init` flags; each overrides the config file.
@@ -262,12 +479,27 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     init_logging(cli.verbose);
     let host = host_for(&cli.root);
     match cli.command {
-        Command::Init(InitCommand {
-            command: InitSubcommand::Phase(phase),
-        }) => run_init_phase(&host, phase),
+        Command::Init(init) => match *init {
+            InitCommand {
+                command: Some(InitSubcommand::Phase(phase)),
+                ..
+            } => run_init_phase(&host, phase),
+            InitCommand { command: None, run } => run_init(&host, run),
+        },
+        Command::Join(j) => run_join(&host, j),
+        Command::Reset(r) => {
+            anyhow::ensure!(
+                cli.root.is_none(),
+                "kubeboot reset runs commands on the machine itself (systemctl, umount, iptables); it does not support --root"
+            );
+            run_reset(&host, r)
+        }
         Command::Certs(c) => run_certs(&host, c),
-        Command::Prepare(args) => crate::prepare::run(args),
+        Command::Token(t) => run_token(&host, t),
         Command::Lab(args) => crate::lab::run(args),
+        Command::Config(c) => run_config(c),
+        Command::Render(r) => run_render(r),
+        Command::Prepare(args) => crate::prepare::run(args),
         Command::Version { output } => {
             let v = env!("CARGO_PKG_VERSION");
             match output {
@@ -323,6 +555,90 @@ fn run_init_phase(host: &dyn Host, phase: InitPhase) -> anyhow::Result<()> {
             };
             init_phases::kubeconfig(&ctx, &which)
         }
+        InitPhase::Preflight {
+            flags,
+            ignore_preflight_errors,
+        } => {
+            let cfg = flags.load()?;
+            init_phases::preflight(&file_ctx(&cfg, host), &ignore_preflight_errors)
+        }
+        InitPhase::KubeletStart(flags) => {
+            let cfg = flags.load()?;
+            init_phases::kubelet_start(&file_ctx(&cfg, host))
+        }
+        InitPhase::KubeletFinalize(f) => {
+            let cfg = f.init.load()?;
+            init_phases::kubelet_finalize(&cluster_ctx(&cfg, host, &f))
+        }
+        InitPhase::WaitControlPlane(f) => {
+            let cfg = f.init.load()?;
+            init_phases::cluster::wait_control_plane(&cluster_ctx(&cfg, host, &f))
+        }
+        InitPhase::MarkControlPlane { flags, node_wait } => {
+            let cfg = flags.init.load()?;
+            let ctx = cluster_ctx(&cfg, host, &flags);
+            let client = init_phases::cluster::admin_client(&ctx)?;
+            init_phases::cluster::mark_control_plane(&ctx, &client, node_wait)
+        }
+        InitPhase::BootstrapToken(f) => {
+            let cfg = f.init.load()?;
+            let ctx = cluster_ctx(&cfg, host, &f);
+            let client = init_phases::cluster::admin_client(&ctx)?;
+            init_phases::cluster::bootstrap_token(&ctx, &client)?;
+            Ok(())
+        }
+        InitPhase::Etcd { flags, .. } => {
+            let cfg = flags.load()?;
+            init_phases::etcd(&file_ctx(&cfg, host))
+        }
+        InitPhase::ControlPlane { which, flags } => {
+            let cfg = flags.load()?;
+            init_phases::control_plane(&file_ctx(&cfg, host), &which)
+        }
+        InitPhase::UploadConfig { which, flags } => {
+            let cfg = flags.init.load()?;
+            let ctx = cluster_ctx(&cfg, host, &flags);
+            let client = init_phases::cluster::admin_client(&ctx)?;
+            let kubelet = init_phases::cluster::kubelet_config_yaml(&ctx)?;
+            init_phases::cluster::upload_config(&ctx, &client, &which, &kubelet)
+        }
+        InitPhase::Addon { which, flags } => {
+            let cfg = flags.init.load()?;
+            let ctx = cluster_ctx(&cfg, host, &flags);
+            let client = init_phases::cluster::admin_client(&ctx)?;
+            init_phases::cluster::addon(&ctx, &client, &which)
+        }
+        InitPhase::Cni {
+            flags,
+            flannel_iface,
+        } => {
+            let cfg = flags.init.load()?;
+            let ctx = cluster_ctx(&cfg, host, &flags);
+            let client = init_phases::cluster::admin_client(&ctx)?;
+            init_phases::cluster::cni(&ctx, &client, flannel_iface)
+        }
+    }
+}
+
+fn file_ctx<'a>(cfg: &'a InitConfig, host: &'a dyn Host) -> InitContext<'a> {
+    InitContext {
+        cfg,
+        host,
+        kubeconfig_dir: config::DEFAULT_KUBECONFIG_DIR.into(),
+        cert_options: CertOptions::default(),
+    }
+}
+
+fn cluster_ctx<'a>(
+    cfg: &'a InitConfig,
+    host: &'a dyn Host,
+    f: &ClusterPhaseFlags,
+) -> InitContext<'a> {
+    InitContext {
+        cfg,
+        host,
+        kubeconfig_dir: f.kubeconfig_dir.clone(),
+        cert_options: CertOptions::default(),
     }
 }
 
@@ -387,5 +703,376 @@ fn renew_one(
         let spec = pki::spec::find(name).expect("validated name");
         println!("{} renewed", spec.description);
     }
+    Ok(())
+}
+
+fn api_client(host: &dyn Host, api: &ApiFlags) -> anyhow::Result<(ApiClient, KubeConfig)> {
+    let bytes = host.read_file(&api.kubeconfig)?.with_context(|| {
+        format!(
+            "{} does not exist: run on a control-plane node, or pass --kubeconfig",
+            api.kubeconfig.display()
+        )
+    })?;
+    let kc = KubeConfig::parse(&String::from_utf8_lossy(&bytes))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", api.kubeconfig.display()))?;
+    Ok((ApiClient::from_kubeconfig(&kc)?, kc))
+}
+
+/// `kubeboot join <endpoint> --token T --discovery-token-ca-cert-hash H` for a kubeconfig's cluster.
+pub fn join_command(kc: &KubeConfig, token: &BootstrapToken) -> anyhow::Result<String> {
+    let cluster = kc
+        .current_cluster()
+        .context("the kubeconfig has no current cluster")?;
+    let endpoint = cluster
+        .server
+        .trim_start_matches("https://")
+        .trim_end_matches('/');
+    let ca = kc
+        .ca_cert()
+        .context("the kubeconfig's cluster has no readable CA")?;
+    Ok(format!(
+        "kubeboot join {endpoint} --token {token} --discovery-token-ca-cert-hash {}",
+        ca.spki_sha256()
+    ))
+}
+
+fn run_token(host: &dyn Host, cmd: TokenCommand) -> anyhow::Result<()> {
+    match cmd {
+        TokenCommand::Generate => {
+            println!("{}", BootstrapToken::generate());
+            Ok(())
+        }
+        TokenCommand::Create {
+            token,
+            ttl,
+            description,
+            groups,
+            usages,
+            print_join_command,
+            api,
+        } => {
+            let token = match token {
+                Some(t) => BootstrapToken::parse(&t)?,
+                None => BootstrapToken::generate(),
+            };
+            for g in &groups {
+                anyhow::ensure!(
+                    g.starts_with("system:bootstrappers:")
+                        && g.len() > "system:bootstrappers:".len(),
+                    "--groups: {g:?} is not a bootstrap group (system:bootstrappers:<name>)"
+                );
+            }
+            let (client, kc) = api_client(host, &api)?;
+            let info = crate::token::TokenInfo {
+                token: token.clone(),
+                description,
+                expires: (!ttl.is_zero()).then(|| time::OffsetDateTime::now_utc() + ttl),
+                usages,
+                groups,
+            };
+            crate::token::create(&client, &info).map_err(|e| match e {
+                crate::apiclient::ApiError::Conflict { .. } => anyhow::anyhow!(
+                    "a token with id {} already exists; delete it first or choose another",
+                    token.id()
+                ),
+                e => e.into(),
+            })?;
+            if print_join_command {
+                println!("{}", join_command(&kc, &token)?);
+            } else {
+                println!("{token}");
+            }
+            Ok(())
+        }
+        TokenCommand::List { output, api } => {
+            let (client, _) = api_client(host, &api)?;
+            let tokens = crate::token::list(&client)?;
+            let now = time::OffsetDateTime::now_utc();
+            match output {
+                ReportFormat::Json => {
+                    let v: Vec<serde_json::Value> = tokens
+                        .iter()
+                        .map(|t| {
+                            let r = t.row(now);
+                            serde_json::json!({"token": r[0], "ttl": r[1], "expires": t.expires.map(|_| r[2].clone()),
+                                "usages": t.usages, "description": t.description, "groups": t.groups})
+                        })
+                        .collect();
+                    println!("{}", serde_json::to_string_pretty(&v)?);
+                }
+                ReportFormat::Text => {
+                    let mut rows = vec![
+                        [
+                            "TOKEN",
+                            "TTL",
+                            "EXPIRES",
+                            "USAGES",
+                            "DESCRIPTION",
+                            "EXTRA GROUPS",
+                        ]
+                        .map(String::from)
+                        .to_vec(),
+                    ];
+                    rows.extend(tokens.iter().map(|t| t.row(now)));
+                    print!("{}", crate::pki::expiry::table(rows));
+                }
+            }
+            Ok(())
+        }
+        TokenCommand::Delete { tokens, api } => {
+            let (client, _) = api_client(host, &api)?;
+            for t in &tokens {
+                let id = t.split('.').next().unwrap_or_default();
+                anyhow::ensure!(
+                    BootstrapToken::is_valid_id(id),
+                    "{t:?} is neither a token id ([a-z0-9]{{6}}) nor a token"
+                );
+                if crate::token::delete(&client, id)? {
+                    println!("bootstrap token {id:?} deleted");
+                } else {
+                    anyhow::bail!("bootstrap token {id:?} not found");
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+// ---- `config` and `render` (rendered files, issue 5) ----
+
+/// `kubeboot config ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print kubeadm-style defaults.
+    #[command(subcommand)]
+    Print(ConfigPrint),
+    /// Check a config file; prints `ok` or every problem with its file, line and field.
+    Validate {
+        /// The kubeadm v1beta4 config file (InitConfiguration, ClusterConfiguration, ...).
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+/// `kubeboot config print ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigPrint {
+    /// The InitConfiguration and ClusterConfiguration kubeboot uses when given none, as a
+    /// starting point for a config file (placeholder node name and address, like kubeadm).
+    InitDefaults,
+}
+
+/// `kubeboot render`.
+#[derive(Debug, clap::Args)]
+pub struct RenderArgs {
+    /// The kubeadm v1beta4 config file; kubeboot's defaults when omitted.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Directory to write into (each file at its node path below it).
+    #[arg(long)]
+    output_dir: PathBuf,
+    /// Directory with template overrides (`templates/*.tera` names).
+    #[arg(long)]
+    templates_dir: Option<PathBuf>,
+    /// Network interface flannel uses between hosts (multi-NIC hosts such as Vagrant VMs).
+    #[arg(long)]
+    flannel_iface: Option<String>,
+    /// containerd major version of the node (1 or 2).
+    #[arg(long, default_value_t = 1)]
+    containerd_major: u32,
+}
+
+/// Placeholder facts for `config print init-defaults`, as kubeadm prints them.
+struct PlaceholderNode;
+
+impl crate::config::LocalFacts for PlaceholderNode {
+    fn hostname(&self) -> Option<String> {
+        Some("node".into())
+    }
+    fn default_address(&self) -> Option<std::net::IpAddr> {
+        Some(std::net::IpAddr::from([1, 2, 3, 4]))
+    }
+}
+
+fn run_config(cmd: ConfigCommand) -> anyhow::Result<()> {
+    use crate::config::{InitConfig, InitOverrides, ThisMachine};
+    match cmd {
+        ConfigCommand::Print(ConfigPrint::InitDefaults) => {
+            let mut cfg = InitConfig::load(None, &InitOverrides::default(), &PlaceholderNode)?;
+            for t in &mut cfg.init.bootstrap_tokens {
+                t.token = crate::token::BootstrapToken::parse("abcdef.0123456789abcdef").ok();
+            }
+            print!("{}", crate::render::yaml::to_yaml(&cfg.init)?);
+            println!("---");
+            print!("{}", crate::render::yaml::to_yaml(&cfg.cluster)?);
+            Ok(())
+        }
+        ConfigCommand::Validate { config } => {
+            let cfg = InitConfig::load(Some(&config), &InitOverrides::default(), &ThisMachine)?;
+            crate::render::render_all(
+                &cfg,
+                &crate::host::LocalHost::new(),
+                &crate::render::RenderOptions::default(),
+            )?;
+            println!("ok");
+            Ok(())
+        }
+    }
+}
+
+fn run_render(args: RenderArgs) -> anyhow::Result<()> {
+    use crate::config::{InitConfig, InitOverrides, ThisMachine};
+    use crate::render::{RenderOptions, Templates};
+    let cfg = InitConfig::load(
+        args.config.as_deref(),
+        &InitOverrides::default(),
+        &ThisMachine,
+    )?;
+    let templates = match &args.templates_dir {
+        Some(d) => Templates::with_overrides(d)?,
+        None => Templates::embedded(),
+    };
+    let node = crate::host::LocalHost::new();
+    let opts = RenderOptions {
+        templates,
+        flannel_iface: args.flannel_iface,
+        containerd_major: args.containerd_major,
+        ..RenderOptions::default()
+    }
+    .detect(&cfg, &node)?;
+    let out = crate::host::LocalHost::with_root(&args.output_dir);
+    for f in crate::render::render_all(&cfg, &node, &opts)? {
+        f.write_to(&out)?;
+        println!("{:04o} {}", f.mode, f.path.display());
+    }
+    Ok(())
+}
+
+fn run_join(host: &dyn Host, a: JoinArgs) -> anyhow::Result<()> {
+    let o = config::join::JoinOverrides {
+        endpoint: a.endpoint,
+        token: a.token,
+        ca_cert_hashes: a.ca_cert_hashes,
+        unsafe_skip_ca_verification: a.discovery_token_unsafe_skip_ca_verification,
+        discovery_file: a.discovery_file,
+        node_name: a.node_name,
+        cri_socket: a.cri_socket,
+        discovery_timeout: a.discovery_timeout,
+    };
+    let cfg = config::join::JoinConfig::load(a.config.as_deref(), &o, &ThisMachine)?;
+    let ctx = crate::phases::join::JoinContext {
+        cfg: &cfg,
+        host,
+        local: &ThisMachine,
+        skip: a.skip_phases,
+    };
+    let joined = crate::phases::join::run(&ctx)?;
+    println!(
+        "\nThis node ({}) has joined the cluster at {} in {:.1}s:\n* Certificate signing request was sent to the API server and a response was received.\n* The kubelet was informed of the new secure connection details.\n\nRun 'kubectl get nodes' on a control-plane node to see this node join the cluster.",
+        joined.node_name,
+        joined.server,
+        joined.took.as_secs_f64()
+    );
+    Ok(())
+}
+
+fn run_init(host: &dyn Host, a: InitRunArgs) -> anyhow::Result<()> {
+    let cfg = a.flags.load()?;
+    if a.dry_run {
+        let opts = crate::render::RenderOptions {
+            flannel_iface: a.flannel_iface.clone(),
+            ..Default::default()
+        };
+        let tree = crate::render::dry_run(&cfg, host, opts)?;
+        // The PKI and kubeconfigs too, generated fresh inside the dry-run directory.
+        let scratch = LocalHost::with_root(&tree.root);
+        let ctx = file_ctx(&cfg, &scratch);
+        let pki_out = pki::ensure::ensure_certs(
+            &scratch,
+            &cfg,
+            &pki::spec::needed(&cfg).map(|c| c.name).collect::<Vec<_>>(),
+            CertOptions::default(),
+        )?;
+        pki::ensure::ensure_sa(&scratch, &cfg)?;
+        kubeconfig::ensure_kubeconfigs(
+            &scratch,
+            &cfg,
+            &ctx.kubeconfig_dir,
+            &init_phases::kubeconfig_phase_names()[1..],
+        )?;
+        println!(
+            "[dry-run] Would write {} certificates and keys, sa.key/sa.pub, 5 kubeconfigs and these files:",
+            pki_out.len() * 2
+        );
+        print!("{}", tree.listing());
+        println!(
+            "[dry-run] Everything was rendered under {} for inspection; nothing else was changed.",
+            tree.root.display()
+        );
+        println!(
+            "[dry-run] Would then start the kubelet, wait for the API server, upload the configuration, mark the node, create the bootstrap token, and apply CoreDNS, kube-proxy{}.",
+            if cfg.pod_subnets.is_empty() {
+                ""
+            } else {
+                " and flannel"
+            }
+        );
+        return Ok(());
+    }
+    let ctx = InitContext {
+        cfg: &cfg,
+        host,
+        kubeconfig_dir: config::DEFAULT_KUBECONFIG_DIR.into(),
+        cert_options: CertOptions::default(),
+    };
+    let run = init_phases::InitRun {
+        skip_phases: a.skip_phases,
+        ignore_preflight_errors: a.ignore_preflight_errors,
+        flannel_iface: a.flannel_iface,
+        node_wait: a.node_wait,
+    };
+    let join = init_phases::run_all(&ctx, &run)?;
+    println!("\nYour Kubernetes control-plane has initialized successfully!\n");
+    println!(
+        "To start using your cluster, run as a regular user:\n\n  mkdir -p $HOME/.kube\n  sudo cp -i /etc/kubernetes/admin.conf $HOME/.kube/config\n  sudo chown $(id -u):$(id -g) $HOME/.kube/config\n"
+    );
+    println!(
+        "/etc/kubernetes/super-admin.conf has unrestricted rights (system:masters): move it somewhere safe.\n"
+    );
+    if let Some(join) = join {
+        println!(
+            "Then join any number of worker nodes by running the following on each as root:\n\n  {join}\n"
+        );
+    }
+    Ok(())
+}
+
+fn run_reset(host: &dyn Host, a: ResetArgs) -> anyhow::Result<()> {
+    if !a.force {
+        use std::io::{BufRead, IsTerminal, Write};
+        anyhow::ensure!(
+            std::io::stdin().is_terminal(),
+            "reset deletes this node's Kubernetes state; pass --force to confirm when not on a terminal"
+        );
+        print!(
+            "[reset] This removes the Kubernetes state of {} (PKI, kubeconfigs, etcd data, kubelet state). Continue? [y/N]: ",
+            host.name()
+        );
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        anyhow::ensure!(answer.trim().eq_ignore_ascii_case("y"), "reset aborted");
+    }
+    let rep = crate::phases::reset::run(host, &a.cert_dir, &a.etcd_data_dir)?;
+    anyhow::ensure!(
+        rep.failed.is_empty(),
+        "reset finished with failed steps: {}",
+        rep.failed
+            .iter()
+            .map(|(n, w)| format!("{n} ({w})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("[reset] Done: {} steps", rep.done.len());
     Ok(())
 }

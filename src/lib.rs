@@ -4,8 +4,10 @@
 //! tests and benchmarks drive the same code paths as users. See `ARCHITECTURE.md` for
 //! where things live and which module may call which.
 
+pub mod apiclient;
 pub mod cli;
 pub mod config;
+pub mod discovery;
 pub mod host;
 pub mod kubeconfig;
 pub mod lab;
@@ -14,6 +16,7 @@ pub mod phases;
 pub mod pki;
 pub mod playbook;
 pub mod prepare;
+pub mod render;
 pub mod token;
 pub mod ui;
 pub mod yaml;

@@ -44,11 +44,15 @@ pub fn prepare_vars(cluster: &Cluster, store: &ArtifactStore) -> serde_json::Val
 
 /// SSH settings for one host: the shared ones with the host's user and port.
 pub fn ssh_config_for(base: &SshConfig, host: &ClusterHost) -> SshConfig {
-    SshConfig {
+    let mut cfg = SshConfig {
         user: host.user.clone(),
         port: host.port,
         ..base.clone()
+    };
+    if let Some(k) = &host.key_path {
+        cfg.identity_files = vec![k.clone()];
     }
+    cfg
 }
 
 /// The shared SSH settings of an inventory; flags may override them afterwards.

@@ -8,3 +8,24 @@ pub fn to_string<T: serde::Serialize>(value: &T) -> Result<String, String> {
     opts.prefer_block_scalars = false;
     serde_saphyr::to_string_with_options(value, opts).map_err(|e| e.to_string())
 }
+
+/// Splits a YAML stream into its documents the way kubectl's YAMLReader does (on `---`
+/// lines), dropping documents that hold only comments or blanks.
+pub fn documents(text: &str) -> Vec<String> {
+    let mut docs = vec![String::new()];
+    for line in text.lines() {
+        if line.starts_with("---") && line[3..].trim().is_empty() {
+            docs.push(String::new());
+        } else {
+            let d = docs.last_mut().expect("one document");
+            d.push_str(line);
+            d.push('\n');
+        }
+    }
+    docs.into_iter()
+        .filter(|d| {
+            d.lines()
+                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        })
+        .collect()
+}

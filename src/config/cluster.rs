@@ -57,6 +57,27 @@ struct Spec {
     hosts: Vec<HostSpec>,
     #[serde(default)]
     artifacts: ArtifactsSpec,
+    #[serde(default)]
+    networking: NetworkingSpec,
+    #[serde(default)]
+    control_plane_endpoint: Option<String>,
+    #[serde(default)]
+    cni: CniSpec,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NetworkingSpec {
+    pod_subnet: Option<String>,
+    service_subnet: Option<String>,
+    dns_domain: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CniSpec {
+    name: Option<String>,
+    iface: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -86,6 +107,10 @@ struct HostSpec {
     role: Option<String>,
     #[serde(default)]
     ssh: Option<HostSshSpec>,
+    /// The node's cluster address (kubelet `--node-ip`, advertise address) when the
+    /// SSH address is another one (NAT, Vagrant).
+    #[serde(default, rename = "nodeIP")]
+    node_ip: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,6 +118,7 @@ struct HostSpec {
 struct HostSshSpec {
     user: Option<String>,
     port: Option<u16>,
+    key_path: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -136,6 +162,37 @@ pub struct ClusterHost {
     pub role: Role,
     pub user: String,
     pub port: u16,
+    /// A key only this host accepts (Vagrant makes one per VM).
+    pub key_path: Option<PathBuf>,
+    /// The node's cluster IP when it differs from the SSH address.
+    pub node_ip: Option<std::net::IpAddr>,
+}
+
+impl ClusterHost {
+    /// The address the node is known by inside the cluster.
+    pub fn cluster_address(&self) -> String {
+        self.node_ip
+            .map(|ip| ip.to_string())
+            .unwrap_or_else(|| self.address.clone())
+    }
+}
+
+/// The pod network kubeboot installs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cni {
+    /// `flannel`, or `none` to install no CNI.
+    pub name: String,
+    /// flannel's `--iface` (multi-NIC hosts).
+    pub iface: Option<String>,
+}
+
+/// Cluster-wide settings `up` hands to `init`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterNetworking {
+    pub pod_subnet: Option<String>,
+    pub service_subnet: Option<String>,
+    pub dns_domain: Option<String>,
+    pub control_plane_endpoint: Option<String>,
 }
 
 /// Where one binary comes from: fetched by kubeboot from a URL, or read from a local
@@ -165,7 +222,12 @@ pub struct Cluster {
     pub hosts: Vec<ClusterHost>,
     /// Binaries by name; a component with no entry comes from the pkgs.k8s.io packages.
     pub artifacts: BTreeMap<String, Artifact>,
+    pub networking: ClusterNetworking,
+    pub cni: Cni,
 }
+
+/// Default pod CIDR of an inventory (flannel's default network).
+pub const DEFAULT_POD_SUBNET: &str = "10.244.0.0/16";
 
 /// Parses an `artifact` flag value: `NAME=URL|PATH#sha256:HEX`.
 pub fn parse_artifact_flag(s: &str) -> Result<Artifact, String> {
@@ -279,11 +341,21 @@ impl Cluster {
                         },
                         user,
                         port,
+                        key_path: None,
+                        node_ip: None,
                     }
                 })
                 .collect(),
             ssh,
             artifacts: BTreeMap::new(),
+            networking: ClusterNetworking {
+                pod_subnet: Some(DEFAULT_POD_SUBNET.into()),
+                ..Default::default()
+            },
+            cni: Cni {
+                name: "flannel".into(),
+                iface: None,
+            },
         }
     }
 }
@@ -397,12 +469,25 @@ fn validate(doc: &Document, raw: ClusterDoc) -> Result<Cluster, ConfigError> {
                 format!("{:?} is listed twice", h.name),
             );
         }
-        let (user, port) = match h.ssh {
+        let (user, port, key_path) = match h.ssh {
             Some(s) => (
                 s.user.unwrap_or_else(|| ssh.user.clone()),
                 s.port.unwrap_or(ssh.port),
+                s.key_path.map(PathBuf::from),
             ),
-            None => (ssh.user.clone(), ssh.port),
+            None => (ssh.user.clone(), ssh.port, None),
+        };
+        let node_ip = match h.node_ip.as_deref().map(str::parse::<std::net::IpAddr>) {
+            None => None,
+            Some(Ok(ip)) => Some(ip),
+            Some(Err(_)) => {
+                err(
+                    at.clone(),
+                    &format!("spec.hosts[{i}].nodeIP"),
+                    format!("{:?} is not an IP address", h.node_ip.unwrap_or_default()),
+                );
+                None
+            }
         };
         hosts.push(ClusterHost {
             name: h.name,
@@ -410,6 +495,8 @@ fn validate(doc: &Document, raw: ClusterDoc) -> Result<Cluster, ConfigError> {
             role,
             user,
             port,
+            key_path,
+            node_ip,
         });
     }
     let mut artifacts = BTreeMap::new();
@@ -456,10 +543,53 @@ fn validate(doc: &Document, raw: ClusterDoc) -> Result<Cluster, ConfigError> {
             );
         }
     }
+    for (field, value) in [
+        ("podSubnet", &spec.networking.pod_subnet),
+        ("serviceSubnet", &spec.networking.service_subnet),
+    ] {
+        if let Some(v) = value
+            && let Err(m) = super::network::parse_cidrs(v)
+        {
+            err(
+                origin(doc, &["spec", "networking", field]),
+                &format!("spec.networking.{field}"),
+                m,
+            );
+        }
+    }
+    let cni_name = spec.cni.name.clone().unwrap_or_else(|| "flannel".into());
+    if cni_name != "flannel" && cni_name != "none" {
+        err(
+            origin(doc, &["spec", "cni", "name"]),
+            "spec.cni.name",
+            format!("{cni_name:?} is not supported; use flannel or none"),
+        );
+    }
+    if !hosts.iter().any(|h| h.role == Role::ControlPlane) && !hosts.is_empty() {
+        err(
+            origin(doc, &["spec", "hosts"]),
+            "spec.hosts",
+            "no host has role control-plane".into(),
+        );
+    }
     if !errs.is_empty() {
         return Err(ConfigError::Invalid(errs));
     }
     Ok(Cluster {
+        networking: ClusterNetworking {
+            pod_subnet: Some(
+                spec.networking
+                    .pod_subnet
+                    .unwrap_or_else(|| DEFAULT_POD_SUBNET.into()),
+            ),
+            service_subnet: spec.networking.service_subnet,
+            dns_domain: spec.networking.dns_domain,
+            control_plane_endpoint: spec.control_plane_endpoint,
+        },
+        cni: Cni {
+            name: cni_name,
+            iface: spec.cni.iface,
+        },
         name: raw.metadata.name,
         file: Some(doc.file.clone()),
         kubernetes_version: kubernetes_version.expect("checked"),

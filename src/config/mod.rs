@@ -5,6 +5,7 @@
 pub mod cluster;
 mod documents;
 pub mod duration;
+pub mod join;
 mod network;
 pub mod v1beta4;
 pub mod version;

@@ -108,6 +108,14 @@ pub fn prepare(node: &NodeLayout, common: &NodeCommon) -> Result<String> {
         &format!("{}\n", common.lab_public_key.trim()),
         0o600,
     )?;
+    // The kubelet opens /dev/kmsg (its OOM watcher); a container has none. Point it at
+    // the console, as kind does, so a real kubelet can run on lab nodes.
+    write(
+        &root,
+        "etc/tmpfiles.d/kubeboot-lab-kmsg.conf",
+        "L /dev/kmsg - - - - /dev/console\n",
+        0o644,
+    )?;
     let proxy_conf = "etc/apt/apt.conf.d/01kubeboot-lab-proxy";
     match common.apt_proxy {
         Some(url) => write(

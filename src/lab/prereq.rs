@@ -46,3 +46,39 @@ pub fn require_tools(tools: &[Tool]) -> Result<()> {
     }
     Ok(())
 }
+
+/// inotify instances one booted node's systemd and its services take (measured: about 8).
+const INOTIFY_PER_NODE: u64 = 12;
+/// What kubeboot raises the limit to when it is too low for a lab.
+const INOTIFY_TARGET: u64 = 1024;
+
+/// Each node's systemd needs several inotify instances, and the kernel's default
+/// per-user limit (128) runs out at about ten nodes: systemd then dies at boot with "Failed
+/// to allocate manager object: Too many open files". Raise the limit for the lab, and say so.
+pub fn ensure_inotify_instances(nodes: u64) -> Result<()> {
+    let path = "/proc/sys/fs/inotify/max_user_instances";
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let current: u64 = text.trim().parse().unwrap_or(0);
+    let running = std::fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| {
+                    std::fs::read_to_string(e.path().join("comm"))
+                        .is_ok_and(|c| c.trim() == "systemd-nspawn")
+                })
+                .count() as u64
+        })
+        .unwrap_or(0);
+    // Kubernetes on the nodes (kubelet, containerd) takes more; aim well above the boot need.
+    let target = ((running + nodes) * INOTIFY_PER_NODE + 64).max(INOTIFY_TARGET);
+    if current >= target {
+        return Ok(());
+    }
+    std::fs::write(path, format!("{target}\n")).map_err(|e| LabError::io(path, e))?;
+    eprintln!(
+        "note: raised fs.inotify.max_user_instances from {current} to {target}: each lab node's systemd needs about {INOTIFY_PER_NODE}"
+    );
+    Ok(())
+}

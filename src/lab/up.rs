@@ -98,6 +98,7 @@ pub fn up(opts: &UpOptions) -> Result<UpSummary> {
     prereq::require_tools(prereq::RUN_TOOLS)?;
     let layout = LabLayout::new(&opts.name, opts.subnet, &opts.state_root)?;
     validate_subnet(opts.subnet, opts.nodes)?;
+    prereq::ensure_inotify_instances(opts.nodes as u64)?;
     if layout.state_dir.exists() {
         return Err(LabError::AlreadyExists {
             name: layout.name.clone(),

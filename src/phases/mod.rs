@@ -3,6 +3,9 @@
 //! `init phase <name>` runs one alone.
 
 pub mod init;
+pub mod join;
+pub mod preflight;
+pub mod reset;
 
 /// One line of progress, printed like kubeadm (`[certs] Generating "ca" ...`).
 pub fn report(phase: &str, message: &str) {

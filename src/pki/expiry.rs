@@ -130,7 +130,8 @@ fn yes_no(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
 }
 
-fn table(rows: Vec<Vec<String>>) -> String {
+/// Left-aligned columns separated by three spaces, as kubeadm's tables.
+pub fn table(rows: Vec<Vec<String>>) -> String {
     let widths: Vec<usize> = (0..rows[0].len())
         .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
         .collect();

@@ -1,0 +1,357 @@
+//! The phases of `kubeboot init` that exist so far, in kubeadm's order.
+
+pub mod cluster;
+pub mod rbac;
+
+use super::report;
+use crate::config::InitConfig;
+use crate::host::Host;
+use crate::kubeconfig;
+use crate::pki::{self, ensure::CertOptions};
+use std::path::PathBuf;
+
+/// What every init phase works with.
+pub struct InitContext<'a> {
+    pub cfg: &'a InitConfig,
+    pub host: &'a dyn Host,
+    pub kubeconfig_dir: PathBuf,
+    pub cert_options: CertOptions,
+}
+
+/// `certs` sub-phases: every certificate of the table plus `sa`, kubeadm's names.
+pub fn cert_phase_names() -> Vec<&'static str> {
+    let mut v: Vec<&str> = vec!["all"];
+    v.extend(pki::spec::CERTS.iter().map(|c| c.name));
+    v.push("sa");
+    v
+}
+
+/// `kubeconfig` sub-phases.
+pub fn kubeconfig_phase_names() -> Vec<&'static str> {
+    let mut v: Vec<&str> = vec!["all"];
+    v.extend(kubeconfig::KUBECONFIGS.iter().map(|k| k.name));
+    v
+}
+
+/// The `certs` phase: `all`, one certificate, or `sa`.
+pub fn certs(ctx: &InitContext, which: &str) -> anyhow::Result<()> {
+    let cfg = ctx.cfg;
+    report(
+        "certs",
+        &format!("Using certificateDir folder \"{}\"", cfg.cert_dir.display()),
+    );
+    let names: Vec<&str> = if which == "all" {
+        pki::spec::needed(cfg).map(|c| c.name).collect()
+    } else {
+        vec![which]
+    };
+    let cert_names: Vec<&str> = names.iter().copied().filter(|n| *n != "sa").collect();
+    if !cert_names.is_empty() {
+        for o in pki::ensure::ensure_certs(ctx.host, cfg, &cert_names, ctx.cert_options)? {
+            report("certs", &o.message());
+        }
+    }
+    if which == "all" || which == "sa" {
+        report("certs", &pki::ensure::ensure_sa(ctx.host, cfg)?.message());
+    }
+    Ok(())
+}
+
+/// The `kubeconfig` phase: `all` or one file.
+pub fn kubeconfig(ctx: &InitContext, which: &str) -> anyhow::Result<()> {
+    report(
+        "kubeconfig",
+        &format!(
+            "Using kubeconfig folder \"{}\"",
+            ctx.kubeconfig_dir.display()
+        ),
+    );
+    let names: Vec<&str> = if which == "all" {
+        kubeconfig::KUBECONFIGS.iter().map(|k| k.name).collect()
+    } else {
+        vec![which]
+    };
+    for o in kubeconfig::ensure_kubeconfigs(ctx.host, ctx.cfg, &ctx.kubeconfig_dir, &names)? {
+        report("kubeconfig", &o.message());
+    }
+    Ok(())
+}
+
+/// The options rendering needs on this node (external CA, hostname, resolv.conf) plus
+/// the user's flannel interface.
+pub fn render_options(
+    ctx: &InitContext,
+    flannel_iface: Option<String>,
+) -> anyhow::Result<crate::render::RenderOptions> {
+    let mut opts = crate::render::RenderOptions::default().detect(ctx.cfg, ctx.host)?;
+    opts.flannel_iface = flannel_iface;
+    Ok(opts)
+}
+
+/// Static Pod manifests a phase writes: `etcd`, or the control plane (`all` or one).
+fn write_static_pods(ctx: &InitContext, phase: &str, names: &[&str]) -> anyhow::Result<()> {
+    let opts = render_options(ctx, None)?;
+    for f in crate::render::static_pods(ctx.cfg, ctx.host, &opts)? {
+        let stem = f
+            .path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if names.contains(&stem.as_str()) {
+            f.write_to(ctx.host)?;
+            report(
+                phase,
+                &format!(
+                    "Creating static Pod manifest for \"{stem}\" at {}",
+                    f.path.display()
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `etcd local`: the etcd static Pod.
+pub fn etcd(ctx: &InitContext) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        ctx.cfg.local_etcd().is_some(),
+        "the configuration uses an external etcd; there is no local etcd manifest to write"
+    );
+    write_static_pods(ctx, "etcd", &["etcd"])
+}
+
+/// `control-plane all|apiserver|controller-manager|scheduler`.
+pub fn control_plane(ctx: &InitContext, which: &str) -> anyhow::Result<()> {
+    let names: Vec<&str> = match which {
+        "all" => vec![
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
+        ],
+        "apiserver" => vec!["kube-apiserver"],
+        "controller-manager" => vec!["kube-controller-manager"],
+        "scheduler" => vec!["kube-scheduler"],
+        other => anyhow::bail!("unknown control-plane component {other:?}"),
+    };
+    write_static_pods(ctx, "control-plane", &names)
+}
+
+/// init's phases in kubeadm's order (`upload-certs` is not offered: `kubeboot up` copies
+/// the shared certificates to further control planes over SSH), plus kubeboot's `cni`.
+pub const PHASES: &[&str] = &[
+    "preflight",
+    "certs",
+    "kubeconfig",
+    "etcd",
+    "control-plane",
+    "kubelet-start",
+    "wait-control-plane",
+    "upload-config",
+    "mark-control-plane",
+    "bootstrap-token",
+    "kubelet-finalize",
+    "addon",
+    "cni",
+    "show-join-command",
+];
+
+/// Choices of a whole `kubeboot init` run.
+#[derive(Debug, Clone, Default)]
+pub struct InitRun {
+    pub skip_phases: Vec<String>,
+    pub ignore_preflight_errors: Vec<String>,
+    pub flannel_iface: Option<String>,
+    pub node_wait: std::time::Duration,
+}
+
+/// The preflight checks of a control-plane init.
+pub fn preflight(ctx: &InitContext, ignore: &[String]) -> anyhow::Result<()> {
+    let cri = ctx
+        .cfg
+        .init
+        .node_registration
+        .cri_socket
+        .clone()
+        .unwrap_or_else(|| crate::config::DEFAULT_CRI_SOCKET.into());
+    let data_dir = ctx
+        .cfg
+        .local_etcd()
+        .and_then(|e| e.data_dir.clone())
+        .unwrap_or_else(|| crate::config::DEFAULT_ETCD_DATA_DIR.into());
+    crate::phases::preflight::run(
+        ctx.host,
+        &crate::phases::preflight::CheckSet {
+            control_plane: true,
+            bind_port: ctx.cfg.bind_port,
+            local_etcd: ctx.cfg.local_etcd().is_some(),
+            etcd_data_dir: &data_dir,
+            cri_socket: &cri,
+            manifests_dir: crate::render::MANIFESTS_DIR,
+        },
+        ignore,
+    )
+}
+
+/// `kubelet-start`: the kubelet's config, flags (and 1.34's instance config), then a
+/// (re)start; like kubeadm, a kubelet that cannot be started yet is a warning.
+pub fn kubelet_start(ctx: &InitContext) -> anyhow::Result<()> {
+    let opts = render_options(ctx, None)?;
+    for f in crate::render::kubelet::files(ctx.cfg, &opts)? {
+        if f.path == std::path::Path::new(crate::render::kubelet::DROP_IN_PATH) {
+            continue; // installed with the kubelet by `kubeboot prepare`
+        }
+        f.write_to(ctx.host)?;
+        report(
+            "kubelet-start",
+            &format!("Writing \"{}\"", f.path.display()),
+        );
+    }
+    report("kubelet-start", "Starting the kubelet");
+    let out = ctx.host.run(
+        "systemctl daemon-reload && systemctl restart kubelet",
+        &crate::host::RunOptions {
+            stdin: None,
+            timeout: Some(std::time::Duration::from_secs(60)),
+        },
+    )?;
+    if !out.success() {
+        report(
+            "kubelet-start",
+            &format!(
+                "WARNING: could not start the kubelet (exit {}): {}",
+                out.status,
+                out.stderr_text().trim()
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// `kubelet-finalize`: once the kubelet rotated its client certificate, point
+/// kubelet.conf at `/var/lib/kubelet/pki/kubelet-client-current.pem` (kubeadm).
+pub fn kubelet_finalize(ctx: &InitContext) -> anyhow::Result<()> {
+    let current = std::path::Path::new("/var/lib/kubelet/pki/kubelet-client-current.pem");
+    if ctx.host.file_info(current)?.is_none() {
+        report(
+            "kubelet-finalize",
+            "The kubelet has not rotated its client certificate yet; kubelet.conf keeps its embedded one",
+        );
+        return Ok(());
+    }
+    let path = ctx.kubeconfig_dir.join("kubelet.conf");
+    let Some(bytes) = ctx.host.read_file(&path)? else {
+        return Ok(());
+    };
+    let mut kc = crate::kubeconfig::KubeConfig::parse(&String::from_utf8_lossy(&bytes))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    for u in &mut kc.users {
+        u.user.client_certificate_data.clear();
+        u.user.client_key_data.clear();
+        u.user.client_certificate = current.display().to_string();
+        u.user.client_key = current.display().to_string();
+    }
+    ctx.host.write_file(
+        &path,
+        kc.to_yaml().as_bytes(),
+        crate::host::WriteOptions::PRIVATE,
+    )?;
+    report(
+        "kubelet-finalize",
+        &format!(
+            "Updating \"{}\" to point to a rotatable kubelet client certificate and key",
+            path.display()
+        ),
+    );
+    Ok(())
+}
+
+/// Runs every phase of `kubeboot init` that is not skipped; returns the join command.
+pub fn run_all(ctx: &InitContext, run: &InitRun) -> anyhow::Result<Option<String>> {
+    let skip = |p: &str| {
+        let s = run.skip_phases.iter().any(|x| x == p || x == "all");
+        if s {
+            report(p, "Skipped (--skip-phases)");
+        }
+        s
+    };
+    if !skip("preflight") {
+        preflight(ctx, &run.ignore_preflight_errors)?;
+    }
+    if !skip("certs") {
+        certs(ctx, "all")?;
+    }
+    if !skip("kubeconfig") {
+        kubeconfig(ctx, "all")?;
+    }
+    if !skip("etcd") && ctx.cfg.local_etcd().is_some() {
+        etcd(ctx)?;
+    }
+    if !skip("control-plane") {
+        control_plane(ctx, "all")?;
+    }
+    if !skip("kubelet-start") {
+        kubelet_start(ctx)?;
+    }
+    if !skip("wait-control-plane") {
+        cluster::wait_control_plane(ctx)?;
+    }
+    let needs_client = [
+        "upload-config",
+        "mark-control-plane",
+        "bootstrap-token",
+        "addon",
+        "cni",
+    ]
+    .iter()
+    .any(|p| !run.skip_phases.iter().any(|x| x == p || x == "all"));
+    let client = if needs_client {
+        Some(cluster::admin_client(ctx)?)
+    } else {
+        None
+    };
+    if !skip("upload-config") {
+        let kubelet = cluster::kubelet_config_yaml(ctx)?;
+        cluster::upload_config(ctx, client.as_ref().expect("client"), "all", &kubelet)?;
+    }
+    if !skip("mark-control-plane") {
+        cluster::mark_control_plane(ctx, client.as_ref().expect("client"), run.node_wait)?;
+    }
+    let mut tokens = Vec::new();
+    if !skip("bootstrap-token") {
+        tokens = cluster::bootstrap_token(ctx, client.as_ref().expect("client"))?;
+    }
+    if !skip("kubelet-finalize") {
+        kubelet_finalize(ctx)?;
+    }
+    if !skip("addon") {
+        cluster::addon(ctx, client.as_ref().expect("client"), "all")?;
+    }
+    if !skip("cni") {
+        if ctx.cfg.pod_subnets.is_empty() {
+            report(
+                "cni",
+                "Skipped: no pod network CIDR (networking.podSubnet / --pod-network-cidr); install a CNI yourself",
+            );
+        } else {
+            cluster::cni(
+                ctx,
+                client.as_ref().expect("client"),
+                run.flannel_iface.clone(),
+            )?;
+        }
+    }
+    if skip("show-join-command") {
+        return Ok(None);
+    }
+    let Some(token) = tokens.first() else {
+        return Ok(None);
+    };
+    let (ca, _) = pki::load_ca(ctx.host, &ctx.cfg.cert_dir, "ca")?;
+    let endpoint = ctx.cfg.cluster_url();
+    Ok(Some(format!(
+        "kubeboot join {} --token {} --discovery-token-ca-cert-hash {}",
+        endpoint.trim_start_matches("https://"),
+        token.token,
+        ca.spki_sha256()
+    )))
+}

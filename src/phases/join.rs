@@ -1,0 +1,294 @@
+//! `kubeboot join`: kubeadm's join phases for a worker: preflight, discovery,
+//! kubelet-start and kubelet-wait-bootstrap.
+
+use super::report;
+use crate::apiclient::ApiClient;
+use crate::config::LocalFacts;
+use crate::config::join::{Discovery, JoinConfig};
+use crate::host::{Host, RunOptions, WriteOptions};
+use crate::kubeconfig::{KubeConfig, User};
+use anyhow::Context;
+use base64::Engine;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Phase names, in order (`--skip-phases` takes these).
+pub const PHASES: &[&str] = &[
+    "preflight",
+    "discovery",
+    "kubelet-start",
+    "kubelet-wait-bootstrap",
+];
+
+/// The bootstrap kubeconfig the kubelet uses for its TLS bootstrap.
+pub const BOOTSTRAP_KUBELET_CONF: &str = "/etc/kubernetes/bootstrap-kubelet.conf";
+/// The kubelet's kubeconfig once bootstrapped.
+pub const KUBELET_CONF: &str = "/etc/kubernetes/kubelet.conf";
+
+/// What the join phases work with.
+pub struct JoinContext<'a> {
+    pub cfg: &'a JoinConfig,
+    pub host: &'a dyn Host,
+    pub local: &'a dyn LocalFacts,
+    pub skip: Vec<String>,
+}
+
+/// What join found out, for the summary.
+#[derive(Debug)]
+pub struct Joined {
+    pub server: String,
+    pub node_name: String,
+    pub took: Duration,
+}
+
+fn skipped(ctx: &JoinContext, phase: &str) -> bool {
+    let s = ctx.skip.iter().any(|p| p == phase || p == "all");
+    if s {
+        report(phase, "Skipped (--skip-phases)");
+    }
+    s
+}
+
+/// Runs every join phase that is not skipped.
+pub fn run(ctx: &JoinContext) -> anyhow::Result<Joined> {
+    let start = Instant::now();
+    if !skipped(ctx, "preflight") {
+        preflight(ctx)?;
+    }
+    let cluster_info = discovery(ctx)?;
+    let server = cluster_info.clusters[0].cluster.server.clone();
+    if !skipped(ctx, "kubelet-start") {
+        kubelet_start(ctx, &cluster_info)?;
+    }
+    if !skipped(ctx, "kubelet-wait-bootstrap") {
+        kubelet_wait_bootstrap(ctx)?;
+    }
+    Ok(Joined {
+        server,
+        node_name: ctx.cfg.node_name.clone(),
+        took: start.elapsed(),
+    })
+}
+
+/// Refuses to join a node that already belongs to a cluster.
+pub fn preflight(ctx: &JoinContext) -> anyhow::Result<()> {
+    report("preflight", "Running pre-flight checks");
+    for f in [
+        KUBELET_CONF,
+        BOOTSTRAP_KUBELET_CONF,
+        "/etc/kubernetes/pki/ca.crt",
+    ] {
+        if ctx.host.file_info(Path::new(f))?.is_some() {
+            anyhow::bail!(
+                "[preflight] {f} already exists: this node seems to be part of a cluster already; run `kubeboot reset` on it first"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The cluster-info kubeconfig (server and CA), trusted by token or file discovery.
+pub fn discovery(ctx: &JoinContext) -> anyhow::Result<KubeConfig> {
+    match &ctx.cfg.discovery {
+        Discovery::Token {
+            endpoint,
+            token,
+            ca_cert_hashes,
+            unsafe_skip_ca_verification,
+        } => {
+            report(
+                "discovery",
+                &format!(
+                    "Fetching cluster-info from https://{endpoint} with token {}",
+                    token.id()
+                ),
+            );
+            if *unsafe_skip_ca_verification {
+                report(
+                    "discovery",
+                    "WARNING: --discovery-token-unsafe-skip-ca-verification: the cluster CA is NOT pinned; anyone who can answer at this address with a JWS for the token is trusted",
+                );
+            }
+            let kc = crate::discovery::discover_with_token(
+                endpoint,
+                token,
+                ca_cert_hashes,
+                *unsafe_skip_ca_verification,
+                ctx.cfg.discovery_timeout,
+                Duration::from_secs(5)
+                    .min(ctx.cfg.discovery_timeout / 4 + Duration::from_millis(250)),
+            )
+            .with_context(|| format!("discovery from https://{endpoint} failed"))?;
+            report(
+                "discovery",
+                &format!(
+                    "Cluster info signature and contents are valid{}; server is {}",
+                    if *unsafe_skip_ca_verification {
+                        ""
+                    } else {
+                        " and the CA matches the pinned hash"
+                    },
+                    kc.clusters[0].cluster.server
+                ),
+            );
+            Ok(kc)
+        }
+        Discovery::File { path, .. } => {
+            let bytes = ctx
+                .host
+                .read_file(Path::new(path))?
+                .with_context(|| format!("discovery file {path} does not exist"))?;
+            let kc = KubeConfig::parse(&String::from_utf8_lossy(&bytes))
+                .map_err(|e| anyhow::anyhow!("discovery file {path}: {e}"))?;
+            let cluster = kc
+                .current_cluster()
+                .or(kc.clusters.first().map(|c| &c.cluster))
+                .cloned()
+                .with_context(|| format!("discovery file {path} names no cluster"))?;
+            Ok(KubeConfig {
+                api_version: "v1".into(),
+                kind: "Config".into(),
+                clusters: vec![crate::kubeconfig::NamedCluster {
+                    name: String::new(),
+                    cluster,
+                }],
+                ..Default::default()
+            })
+        }
+    }
+}
+
+fn bootstrap_token(cfg: &JoinConfig) -> &crate::token::BootstrapToken {
+    match &cfg.discovery {
+        Discovery::Token { token, .. } => cfg
+            .join
+            .discovery
+            .tls_bootstrap_token
+            .as_ref()
+            .unwrap_or(token),
+        Discovery::File { token, .. } => token,
+    }
+}
+
+/// The bootstrap kubeconfig: the discovered cluster, user `tls-bootstrap-token-user`
+/// with the token (kubeadm's names).
+pub fn bootstrap_kubeconfig(cluster_info: &KubeConfig, cfg: &JoinConfig) -> KubeConfig {
+    let c = &cluster_info.clusters[0].cluster;
+    let ca_pem = base64::engine::general_purpose::STANDARD
+        .decode(&c.certificate_authority_data)
+        .unwrap_or_default();
+    KubeConfig::basic(
+        &c.server,
+        "kubernetes",
+        "tls-bootstrap-token-user",
+        &String::from_utf8_lossy(&ca_pem),
+        User {
+            token: bootstrap_token(cfg).to_string(),
+            ..Default::default()
+        },
+    )
+}
+
+/// Writes the kubelet's bootstrap kubeconfig, the cluster CA, the cluster's kubelet
+/// configuration and this node's flags, then restarts the kubelet.
+pub fn kubelet_start(ctx: &JoinContext, cluster_info: &KubeConfig) -> anyhow::Result<()> {
+    let boot = bootstrap_kubeconfig(cluster_info, ctx.cfg);
+    let client = ApiClient::from_kubeconfig(&boot)?;
+    let kubeadm_cm = client
+        .get("/api/v1/namespaces/kube-system/configmaps/kubeadm-config")
+        .context("reading the cluster's kubeadm-config ConfigMap with the bootstrap token")?;
+    let cluster_yaml = kubeadm_cm["data"]["ClusterConfiguration"]
+        .as_str()
+        .context("kubeadm-config has no ClusterConfiguration")?;
+    let node_cfg = ctx.cfg.node_config(cluster_yaml, ctx.local)?;
+    let kubelet_cm = client
+        .get("/api/v1/namespaces/kube-system/configmaps/kubelet-config")
+        .context("reading the cluster's kubelet-config ConfigMap with the bootstrap token")?;
+    let kubelet_config = kubelet_cm["data"]["kubelet"]
+        .as_str()
+        .context("kubelet-config has no `kubelet` key")?;
+    report(
+        "kubelet-start",
+        &format!(
+            "Writing kubelet configuration to file \"{}\"",
+            crate::render::kubelet::CONFIG_PATH
+        ),
+    );
+    let ca_pem = base64::engine::general_purpose::STANDARD
+        .decode(&boot.clusters[0].cluster.certificate_authority_data)?;
+    ctx.host.write_file(
+        &node_cfg.cert_dir.join("ca.crt"),
+        &ca_pem,
+        WriteOptions::PUBLIC,
+    )?;
+    ctx.host.write_file(
+        Path::new(crate::render::kubelet::CONFIG_PATH),
+        kubelet_config.as_bytes(),
+        WriteOptions::PUBLIC.in_dir_mode(0o700),
+    )?;
+    let opts = crate::render::RenderOptions::default().detect(&node_cfg, ctx.host)?;
+    crate::render::kubelet::flags_env(&node_cfg, &opts)?.write_to(ctx.host)?;
+    if let Some(f) = crate::render::kubelet::instance_config(&node_cfg)? {
+        f.write_to(ctx.host)?;
+    }
+    report(
+        "kubelet-start",
+        &format!(
+            "Writing kubelet environment file with flags to file \"{}\"",
+            crate::render::kubelet::FLAGS_ENV_PATH
+        ),
+    );
+    ctx.host.write_file(
+        Path::new(BOOTSTRAP_KUBELET_CONF),
+        boot.to_yaml().as_bytes(),
+        WriteOptions::PRIVATE,
+    )?;
+    report("kubelet-start", "Starting the kubelet");
+    let out = ctx.host.run(
+        "systemctl daemon-reload && systemctl restart kubelet",
+        &RunOptions {
+            stdin: None,
+            timeout: Some(Duration::from_secs(60)),
+        },
+    )?;
+    anyhow::ensure!(
+        out.success(),
+        "could not restart the kubelet on {} (`systemctl restart kubelet` exited {}): {}",
+        ctx.host.name(),
+        out.status,
+        out.stderr_text().trim()
+    );
+    Ok(())
+}
+
+/// Waits until the kubelet finished its TLS bootstrap (kubelet.conf exists), then removes
+/// the bootstrap kubeconfig, whose token is no longer needed on this node.
+pub fn kubelet_wait_bootstrap(ctx: &JoinContext) -> anyhow::Result<()> {
+    report(
+        "kubelet-wait-bootstrap",
+        &format!(
+            "Waiting for the kubelet to perform the TLS Bootstrap (up to {}s)",
+            ctx.cfg.tls_bootstrap_timeout.as_secs()
+        ),
+    );
+    let start = Instant::now();
+    let path = PathBuf::from(KUBELET_CONF);
+    while ctx.host.file_info(&path)?.is_none() {
+        anyhow::ensure!(
+            start.elapsed() < ctx.cfg.tls_bootstrap_timeout,
+            "the kubelet did not write {KUBELET_CONF} within {}s: check `journalctl -u kubelet` on {} (the bootstrap token may have expired, or CSRs are not being approved)",
+            ctx.cfg.tls_bootstrap_timeout.as_secs(),
+            ctx.host.name()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    ctx.host.remove_file(Path::new(BOOTSTRAP_KUBELET_CONF))?;
+    report(
+        "kubelet-wait-bootstrap",
+        &format!(
+            "The kubelet performed the TLS Bootstrap after {:.1}s; removed {BOOTSTRAP_KUBELET_CONF}",
+            start.elapsed().as_secs_f64()
+        ),
+    );
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! `kubeboot reset`: undo what init/join did on a node, best effort, step by step, like
+//! kubeadm's reset, and further: kubeboot also removes the CNI configuration, the
+//! iptables/nftables rules Kubernetes and flannel created and their interfaces, because a
+//! node that is to join again should start clean. Each step reports what it did; a
+//! failing step is reported and the rest still run.
+
+use super::report;
+use crate::host::{Host, RunOptions};
+use std::path::Path;
+use std::time::Duration;
+
+/// Files init and join write (kubeadm's reset removes the same).
+pub const FILES: &[&str] = &[
+    "/etc/kubernetes/admin.conf",
+    "/etc/kubernetes/super-admin.conf",
+    "/etc/kubernetes/kubelet.conf",
+    "/etc/kubernetes/bootstrap-kubelet.conf",
+    "/etc/kubernetes/controller-manager.conf",
+    "/etc/kubernetes/scheduler.conf",
+    "/etc/kubernetes/manifests/etcd.yaml",
+    "/etc/kubernetes/manifests/kube-apiserver.yaml",
+    "/etc/kubernetes/manifests/kube-controller-manager.yaml",
+    "/etc/kubernetes/manifests/kube-scheduler.yaml",
+    "/var/lib/kubelet/config.yaml",
+    "/var/lib/kubelet/kubeadm-flags.env",
+    "/var/lib/kubelet/instance-config.yaml",
+    "/etc/cni/net.d/10-flannel.conflist",
+];
+
+/// One step of reset: what it is for, and the shell it runs.
+pub struct ResetStep {
+    pub name: &'static str,
+    pub script: String,
+}
+
+/// The steps, in order. Directories are removed with their contents; the cert dir and
+/// etcd data dir come from the node's configuration when known.
+pub fn steps(cert_dir: &str, etcd_data_dir: &str) -> Vec<ResetStep> {
+    let quoted: Vec<String> = FILES.iter().map(|f| format!("'{f}'")).collect();
+    vec![
+        ResetStep {
+            name: "stop-kubelet",
+            script: "if command -v systemctl >/dev/null; then systemctl stop kubelet 2>/dev/null; fi; true".into(),
+        },
+        ResetStep {
+            name: "stop-containers",
+            // Pods of the k8s.io namespace: stop their tasks, then delete their containers.
+            script: "if command -v ctr >/dev/null && [ -S /run/containerd/containerd.sock ]; then \
+                       for t in $(ctr -n k8s.io task ls -q 2>/dev/null); do ctr -n k8s.io task kill -s SIGKILL \"$t\" >/dev/null 2>&1; done; sleep 1; \
+                       for c in $(ctr -n k8s.io containers ls -q 2>/dev/null); do ctr -n k8s.io task delete -f \"$c\" >/dev/null 2>&1; ctr -n k8s.io containers delete \"$c\" >/dev/null 2>&1; done; fi; true"
+                .into(),
+        },
+        ResetStep {
+            name: "unmount-kubelet",
+            script: "awk '$2 ~ \"^/var/lib/kubelet/\" {print $2}' /proc/mounts | sort -r | while read -r m; do umount \"$m\" || umount -l \"$m\"; done; true".into(),
+        },
+        ResetStep {
+            name: "remove-files",
+            script: format!("rm -f {}", quoted.join(" ")),
+        },
+        ResetStep {
+            name: "remove-pki",
+            script: format!("rm -rf '{cert_dir}'"),
+        },
+        ResetStep {
+            name: "remove-etcd-data",
+            script: format!("if [ -d '{etcd_data_dir}' ]; then find '{etcd_data_dir}' -mindepth 1 -delete; fi"),
+        },
+        ResetStep {
+            name: "remove-kubelet-state",
+            script: "rm -rf /var/lib/kubelet/pki /var/lib/kubelet/pods /var/lib/kubelet/plugins /var/lib/kubelet/plugins_registry /var/lib/kubelet/pod-resources /var/lib/kubelet/cpu_manager_state /var/lib/kubelet/memory_manager_state".into(),
+        },
+        ResetStep {
+            name: "remove-iptables-rules",
+            // Drop every chain and rule of kube-proxy (KUBE-*), flannel (FLANNEL-*) and CNI
+            // plugins (CNI-*), in every table, for IPv4 and IPv6, atomically per family.
+            script: "for f in iptables ip6tables; do \
+                       if command -v $f-save >/dev/null && $f-save >/dev/null 2>&1; then \
+                         $f-save | grep -Ev '(KUBE-|FLANNEL|CNI-)' | $f-restore; fi; done; true"
+                .into(),
+        },
+        ResetStep {
+            name: "remove-nftables-tables",
+            script: "if command -v nft >/dev/null; then for t in 'ip kube-proxy' 'ip6 kube-proxy' 'ip flannel' 'ip6 flannel'; do nft delete table $t 2>/dev/null; done; fi; true".into(),
+        },
+        ResetStep {
+            name: "remove-interfaces",
+            script: "for i in flannel.1 flannel-v6.1 cni0 kube-ipvs0; do ip link show \"$i\" >/dev/null 2>&1 && ip link delete \"$i\"; done; true".into(),
+        },
+    ]
+}
+
+/// What a reset did.
+#[derive(Debug, Default)]
+pub struct ResetReport {
+    pub failed: Vec<(String, String)>,
+    pub done: Vec<String>,
+}
+
+/// Runs every step on `host`; `Err` only when the host cannot be reached at all.
+pub fn run(host: &dyn Host, cert_dir: &str, etcd_data_dir: &str) -> anyhow::Result<ResetReport> {
+    let mut rep = ResetReport::default();
+    for step in steps(cert_dir, etcd_data_dir) {
+        let out = host.run(
+            &step.script,
+            &RunOptions {
+                stdin: None,
+                timeout: Some(Duration::from_secs(120)),
+            },
+        );
+        match out {
+            Ok(o) if o.success() => {
+                report("reset", &format!("{}: done", step.name));
+                rep.done.push(step.name.into());
+            }
+            Ok(o) => {
+                let why = format!("exit {}: {}", o.status, o.stderr_text().trim());
+                report("reset", &format!("{}: FAILED ({why})", step.name));
+                rep.failed.push((step.name.into(), why));
+            }
+            Err(e) if rep.done.is_empty() => return Err(e.into()),
+            Err(e) => {
+                report("reset", &format!("{}: FAILED ({e})", step.name));
+                rep.failed.push((step.name.into(), e.to_string()));
+            }
+        }
+    }
+    // Leftovers a user should know about, as kubeadm says.
+    if host.file_info(Path::new("/root/.kube/config"))?.is_some() {
+        report(
+            "reset",
+            "/root/.kube/config was left in place; remove it if it points at this cluster",
+        );
+    }
+    Ok(rep)
+}

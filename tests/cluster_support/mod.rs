@@ -1,0 +1,314 @@
+//! A real control plane for the tests: etcd 3.5, kube-apiserver, kube-controller-manager
+//! and kube-scheduler (v1.20.2, built from Debian's source by
+//! `tests/controlplane/build-k8s.sh`) started as processes **from the `command` of
+//! kubeboot's own rendered static Pod manifests**. Only paths are re-rooted into a temp
+//! dir, ports moved to free ones on 127.0.0.1, and `--bind-address`/`--secure-port`
+//! added so nothing listens on 0.0.0.0. Processes are stopped by PID.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The Kubernetes version the manifests are rendered for: 1.31 uses the etcd 3.5 flag
+/// spellings that the etcd 3.5 binary here understands.
+pub const RENDER_VERSION: &str = "v1.31.0";
+
+/// The bootstrap token the test configuration gives `init`.
+pub const INIT_TOKEN: &str = "abcdef.0123456789abcdef";
+
+/// Flags of kubeboot's 1.31 manifests that the v1.20.2 binaries reject, dropped here and
+/// nowhere else. Each entry: (component, flag prefix, why).
+pub const REJECTED_BY_1_20: &[(&str, &str, &str)] = &[];
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Directory holding a binary named by `env`, from the environment or the build cache's
+/// env file; fails with how to build it.
+pub fn bin_dir(env: &str) -> PathBuf {
+    if let Ok(d) = std::env::var(env) {
+        return PathBuf::from(d);
+    }
+    let cache = std::env::var("KUBEBOOT_K8S_CACHE").unwrap_or("/var/cache/kubeboot/k8s".into());
+    if let Ok(text) = std::fs::read_to_string(Path::new(&cache).join("env")) {
+        for line in text.lines() {
+            if let Some(v) = line.strip_prefix(&format!("{env}=")) {
+                return PathBuf::from(v);
+            }
+        }
+    }
+    panic!(
+        "{env} is not set: build the control-plane binaries with `bash tests/controlplane/build-k8s.sh` (.ci/run does)"
+    );
+}
+
+/// A running control plane under a temp root.
+pub struct ControlPlane {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub config: PathBuf,
+    procs: Vec<(String, Child)>,
+    pub started: Instant,
+    pub ready_after: Duration,
+}
+
+impl ControlPlane {
+    /// The node root (kubeboot's `--root`).
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `https://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// A file under the node's /etc/kubernetes.
+    pub fn etc(&self, rel: &str) -> PathBuf {
+        self.root().join("etc/kubernetes").join(rel)
+    }
+
+    /// kubeboot with `--root` set.
+    pub fn kubeboot(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_kubeboot"));
+        c.arg("--root").arg(self.root());
+        c
+    }
+
+    /// Runs kubeboot; returns (success, stdout, stderr).
+    pub fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let out = self.kubeboot().args(args).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Runs kubeboot and requires success.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args);
+        assert!(ok, "kubeboot {args:?} failed:\n{out}\n{err}");
+        out
+    }
+
+    /// The last lines of a component's log, for failure messages.
+    pub fn log_tail(&self, name: &str) -> String {
+        let text = std::fs::read_to_string(self.root().join(format!("logs/{name}.log")))
+            .unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// Generates the PKI and kubeconfigs with kubeboot, renders the manifests, starts
+    /// the four components and waits for `/readyz`.
+    pub fn start() -> ControlPlane {
+        let k8s = bin_dir("KUBEBOOT_K8S_BIN");
+        let etcd_dir = bin_dir("KUBEBOOT_ETCD35_BIN");
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let port = free_port();
+        let config = root.join("kubeadm.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "apiVersion: kubeadm.k8s.io/v1beta4
+kind: InitConfiguration
+localAPIEndpoint:
+  advertiseAddress: 127.0.0.1
+  bindPort: {port}
+nodeRegistration:
+  name: cp-test
+bootstrapTokens:
+  - token: {INIT_TOKEN}
+---
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+kubernetesVersion: {RENDER_VERSION}
+networking:
+  podSubnet: 10.244.0.0/16
+"
+            ),
+        )
+        .unwrap();
+        let cfg = config.to_str().unwrap().to_string();
+        let mut cp = ControlPlane {
+            dir,
+            port,
+            config: config.clone(),
+            procs: Vec::new(),
+            started: Instant::now(),
+            ready_after: Duration::ZERO,
+        };
+        cp.ok(&["init", "phase", "certs", "all", "--config", &cfg]);
+        cp.ok(&["init", "phase", "kubeconfig", "all", "--config", &cfg]);
+        cp.ok(&["init", "phase", "etcd", "local", "--config", &cfg]);
+        cp.ok(&["init", "phase", "control-plane", "all", "--config", &cfg]);
+        std::fs::create_dir_all(root.join("logs")).unwrap();
+
+        let (ec, ep, em) = (free_port(), free_port(), free_port());
+        let ports = [
+            (":2379", format!(":{ec}")),
+            (":2380", format!(":{ep}")),
+            (":2381", format!(":{em}")),
+        ];
+        let reroot = |arg: &str| -> String {
+            let mut a = arg.to_string();
+            for p in ["/etc/kubernetes", "/var/lib/etcd"] {
+                a = a.replace(p, &format!("{}{p}", root.display()));
+            }
+            for (from, to) in &ports {
+                a = a.replace(from, to);
+            }
+            // etcd listens on 127.0.0.1 and the advertise address, which are the same here.
+            if let Some((flag, value)) = a.split_once('=') {
+                let mut seen = Vec::new();
+                let parts: Vec<&str> = value
+                    .split(',')
+                    .filter(|p| {
+                        let new = !seen.contains(p);
+                        seen.push(*p);
+                        new
+                    })
+                    .collect();
+                a = format!("{flag}={}", parts.join(","));
+            }
+            a
+        };
+        let start = Instant::now();
+        for (name, bin, extra) in [
+            ("etcd", etcd_dir.join("etcd"), vec![]),
+            (
+                "kube-apiserver",
+                k8s.join("kube-apiserver"),
+                vec!["--bind-address=127.0.0.1".to_string()],
+            ),
+            (
+                "kube-controller-manager",
+                k8s.join("kube-controller-manager"),
+                vec![format!("--secure-port={}", free_port())],
+            ),
+            (
+                "kube-scheduler",
+                k8s.join("kube-scheduler"),
+                vec![format!("--secure-port={}", free_port())],
+            ),
+        ] {
+            let manifest =
+                std::fs::read_to_string(root.join(format!("etc/kubernetes/manifests/{name}.yaml")))
+                    .unwrap();
+            let pod: serde_json::Value = serde_saphyr::from_str(&manifest).unwrap();
+            let command: Vec<String> = pod["spec"]["containers"][0]["command"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(
+                command[0], name,
+                "the manifest's command starts with the binary"
+            );
+            let mut args: Vec<String> = command[1..]
+                .iter()
+                .filter(|a| {
+                    !REJECTED_BY_1_20
+                        .iter()
+                        .any(|(c, f, _)| *c == name && a.starts_with(f))
+                })
+                .map(|a| reroot(a))
+                .collect();
+            args.extend(extra);
+            let log = std::fs::File::create(root.join(format!("logs/{name}.log"))).unwrap();
+            let mut cmd = Command::new(&bin);
+            cmd.args(&args)
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .stdin(Stdio::null());
+            // End with the test even if it panics or is killed.
+            unsafe {
+                use std::os::unix::process::CommandExt;
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                    Ok(())
+                });
+            }
+            let child = cmd
+                .spawn()
+                .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
+            cp.procs.push((name.to_string(), child));
+        }
+        cp.started = start;
+        let out = cp.run(&["init", "phase", "wait-control-plane", "--config", &cfg]);
+        assert!(
+            out.0,
+            "control plane not ready:\n{}{}\napiserver log:\n{}\netcd log:\n{}",
+            out.1,
+            out.2,
+            cp.log_tail("kube-apiserver"),
+            cp.log_tail("etcd")
+        );
+        cp.ready_after = start.elapsed();
+        cp
+    }
+
+    /// Sends a signal to a component (e.g. SIGSTOP/SIGCONT to pause the controller-manager).
+    pub fn signal(&self, name: &str, sig: i32) {
+        let (_, child) = self
+            .procs
+            .iter()
+            .find(|(n, _)| n == name)
+            .expect("component");
+        unsafe {
+            libc::kill(child.id() as i32, sig);
+        }
+    }
+
+    /// Whether every component is still running.
+    pub fn check_alive(&mut self) {
+        for (name, child) in &mut self.procs {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("{name} exited ({status}):\n{}", {
+                    let t =
+                        std::fs::read_to_string(self.dir.path().join(format!("logs/{name}.log")))
+                            .unwrap_or_default();
+                    t.lines()
+                        .rev()
+                        .take(30)
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .rev()
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                });
+            }
+        }
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        for (_, child) in self.procs.iter_mut().rev() {
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGTERM);
+            }
+        }
+        for (_, child) in self.procs.iter_mut().rev() {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! `kubeboot init`, every phase in kubeadm's order, against a real control plane.
+//!
+//! The kubelet cannot run here: the harness starts the static Pods from kubeboot's
+//! manifests itself, a `systemctl` test double records the kubelet restart, and the test
+//! registers the Node object the kubelet would register. Everything else is real.
+
+mod cluster_support;
+mod common;
+
+use cluster_support::*;
+use std::process::Command;
+
+fn fake_systemctl(dir: &std::path::Path) -> String {
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    let fake = dir.join("bin/systemctl");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\n# test double for systemd\necho \"$@\" >> {}/systemctl.log\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    format!(
+        "{}:{}",
+        dir.join("bin").display(),
+        std::env::var("PATH").unwrap()
+    )
+}
+
+#[test]
+fn init_runs_every_phase_and_prints_the_join_command() {
+    let cp = ControlPlane::start();
+    let cfg = cp.config.to_str().unwrap().to_string();
+    let fake_dir = tempfile::tempdir().unwrap();
+    let path = fake_systemctl(fake_dir.path());
+
+    // Preflight on this machine sees the running control plane and the manifests.
+    let (ok, _, err) = cp.run(&["init", "phase", "preflight", "--config", &cfg]);
+    assert!(
+        !ok,
+        "preflight must fail on a node that already runs a control plane"
+    );
+    assert!(err.contains(&format!("[ERROR Port-{}]", cp.port)), "{err}");
+    assert!(
+        err.contains("[ERROR FileAvailable--etc-kubernetes-manifests-kube-apiserver.yaml]"),
+        "{err}"
+    );
+    assert!(err.contains("--ignore-preflight-errors"), "{err}");
+    let out = cp.ok(&[
+        "init",
+        "phase",
+        "preflight",
+        "--config",
+        &cfg,
+        "--ignore-preflight-errors",
+        "all",
+    ]);
+    assert!(out.contains(&format!("IGNORED Port-{}", cp.port)), "{out}");
+
+    // The kubelet's Node registration, done by the test (see the module doc).
+    let super_admin = kubeboot::kubeconfig::KubeConfig::parse(
+        &std::fs::read_to_string(cp.etc("super-admin.conf")).unwrap(),
+    )
+    .unwrap();
+    kubeboot::apiclient::ApiClient::from_kubeconfig(&super_admin)
+        .unwrap()
+        .create("/api/v1/nodes", &serde_json::json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "cp-test"}}))
+        .unwrap();
+
+    let run = |extra: &[&str]| {
+        let out = cp
+            .kubeboot()
+            .args([
+                "init",
+                "--config",
+                &cfg,
+                "--skip-phases",
+                "preflight",
+                "--node-wait",
+                "30s",
+            ])
+            .args(extra)
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "init failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let out = run(&[]);
+    // Every phase ran, in kubeadm's order.
+    let order = [
+        "[certs]",
+        "[kubeconfig]",
+        "[etcd]",
+        "[control-plane]",
+        "[kubelet-start]",
+        "[wait-control-plane]",
+        "[upload-config]",
+        "[mark-control-plane]",
+        "[bootstrap-token]",
+        "[kubelet-finalize]",
+        "[addons]",
+        "[cni]",
+    ];
+    let mut at = 0;
+    for p in order {
+        let i = out[at..]
+            .find(p)
+            .unwrap_or_else(|| panic!("{p} missing or out of order in:\n{out}"))
+            + at;
+        at = i;
+    }
+    assert!(
+        out.contains("Your Kubernetes control-plane has initialized successfully!"),
+        "{out}"
+    );
+    let join = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("kubeboot join"))
+        .unwrap_or_else(|| panic!("{out}"));
+    let hash = cp.ok(&["certs", "ca-hash"]);
+    assert!(
+        join.contains(&format!("127.0.0.1:{}", cp.port))
+            && join.contains(INIT_TOKEN)
+            && join.contains(hash.trim()),
+        "{join}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(fake_dir.path().join("systemctl.log")).unwrap(),
+        "daemon-reload\nrestart kubelet\n"
+    );
+    assert!(cp.root().join("var/lib/kubelet/config.yaml").is_file());
+    // admin.conf works after init (kubeadm:cluster-admins), checked with kubectl.
+    let kubectl = common::tool("kubectl", "KUBEBOOT_TEST_KUBECTL", "bash .ci/setup");
+    let (ok, nodes, err) = common::exec(
+        Command::new(kubectl)
+            .arg("--kubeconfig")
+            .arg(cp.etc("admin.conf"))
+            .args(["get", "nodes", "-o", "jsonpath={.items[0].metadata.labels}"]),
+    );
+    assert!(
+        ok && nodes.contains("node-role.kubernetes.io/control-plane"),
+        "{nodes}{err}"
+    );
+
+    // A second init changes no certificate and converges.
+    let before = common::snapshot(&cp.etc("pki"));
+    let out = run(&[]);
+    assert!(!out.contains("Generating"), "{out}");
+    assert_eq!(common::snapshot(&cp.etc("pki")), before);
+}

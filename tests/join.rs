@@ -1,0 +1,368 @@
+//! `kubeboot join` against a real control plane: token discovery pinned by the CA hash,
+//! kubelet-start and kubelet-wait-bootstrap, and every way discovery must refuse.
+//!
+//! No kubelet can run on this machine, so two test doubles stand in, named as such:
+//! a `systemctl` that records what it is asked to do, and a thread that performs the
+//! kubelet's TLS bootstrap with the bootstrap kubeconfig `join` wrote (CSR as
+//! system:bootstrap:<id>, approved and signed by the real controller-manager, then
+//! kubelet.conf and the Node object).
+
+mod cluster_support;
+mod common;
+
+use cluster_support::*;
+use kubeboot::apiclient::ApiClient;
+use kubeboot::kubeconfig::{KubeConfig, User};
+use serde_json::json;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn admin(cp: &ControlPlane) -> ApiClient {
+    let kc = KubeConfig::parse(&std::fs::read_to_string(cp.etc("admin.conf")).unwrap()).unwrap();
+    ApiClient::from_kubeconfig(&kc).unwrap()
+}
+
+/// A worker's root with the `systemctl` test double first on PATH.
+fn worker() -> tempfile::TempDir {
+    let w = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(w.path().join("bin")).unwrap();
+    let fake = w.path().join("bin/systemctl");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\n# test double for systemd: records the call\necho \"$@\" >> {}/systemctl.log\n", w.path().display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    w
+}
+
+fn join_cmd(w: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kubeboot"));
+    c.arg("--root").arg(w).arg("join").args(args);
+    c.env(
+        "PATH",
+        format!(
+            "{}:{}",
+            w.join("bin").display(),
+            std::env::var("PATH").unwrap()
+        ),
+    );
+    c
+}
+
+fn join_fails(w: &Path, args: &[&str]) -> String {
+    let out = join_cmd(w, args).output().unwrap();
+    assert!(
+        !out.status.success(),
+        "join {args:?} should fail: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The kubelet's TLS bootstrap, done by the test with the bootstrap kubeconfig.
+fn act_as_kubelet(w: &Path, node: &str) -> KubeConfig {
+    let boot_path = w.join("etc/kubernetes/bootstrap-kubelet.conf");
+    let start = Instant::now();
+    while !boot_path.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "join never wrote bootstrap-kubelet.conf"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let boot = KubeConfig::parse(&std::fs::read_to_string(&boot_path).unwrap()).unwrap();
+    let client = ApiClient::from_kubeconfig(&boot).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "system:nodes");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, format!("system:node:{node}"));
+    let csr = params.serialize_request(&key).unwrap().pem().unwrap();
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let created = client
+        .create(
+            "/apis/certificates.k8s.io/v1/certificatesigningrequests",
+            &json!({"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+                "metadata": {"generateName": "node-csr-"},
+                "spec": {"request": b64.encode(csr), "signerName": "kubernetes.io/kube-apiserver-client-kubelet",
+                         "usages": ["digital signature", "key encipherment", "client auth"]}}),
+        )
+        .unwrap();
+    let name = created["metadata"]["name"].as_str().unwrap().to_string();
+    let cert = loop {
+        let c = client
+            .get(&format!(
+                "/apis/certificates.k8s.io/v1/certificatesigningrequests/{name}"
+            ))
+            .unwrap();
+        if let Some(cert) = c["status"]["certificate"].as_str() {
+            break b64.decode(cert).unwrap();
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "CSR not signed");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let ca = b64
+        .decode(&boot.clusters[0].cluster.certificate_authority_data)
+        .unwrap();
+    let kubelet = KubeConfig::basic(
+        &boot.clusters[0].cluster.server,
+        "kubernetes",
+        &format!("system:node:{node}"),
+        &String::from_utf8_lossy(&ca),
+        User {
+            client_certificate_data: b64.encode(cert),
+            client_key_data: b64.encode(key.serialize_pem()),
+            ..Default::default()
+        },
+    );
+    std::fs::write(w.join("etc/kubernetes/kubelet.conf"), kubelet.to_yaml()).unwrap();
+    kubelet
+}
+
+#[test]
+fn join_with_token_discovery() {
+    let cp = ControlPlane::start();
+    let cfg = cp.config.to_str().unwrap().to_string();
+    cp.ok(&["init", "phase", "bootstrap-token", "--config", &cfg]);
+    cp.ok(&["init", "phase", "upload-config", "all", "--config", &cfg]);
+    let hash = cp.ok(&["certs", "ca-hash"]).trim().to_string();
+    let endpoint = format!("127.0.0.1:{}", cp.port);
+
+    // The happy path, with the test doubles for systemd and the kubelet.
+    let w = worker();
+    let t0 = Instant::now();
+    let child = join_cmd(
+        w.path(),
+        &[
+            &endpoint,
+            "--token",
+            INIT_TOKEN,
+            "--discovery-token-ca-cert-hash",
+            &hash,
+            "--node-name",
+            "worker-1",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let kubelet = act_as_kubelet(w.path(), "worker-1");
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "join failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("the CA matches the pinned hash"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("has joined the cluster"), "{stdout}");
+    assert!(
+        !stdout.contains("0123456789abcdef"),
+        "token secret printed: {stdout}"
+    );
+    // The kubelet (test double) registers its Node with its new client certificate.
+    let node_client = ApiClient::from_kubeconfig(&kubelet).unwrap();
+    node_client
+        .create(
+            "/api/v1/nodes",
+            &json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "worker-1"}}),
+        )
+        .expect("the node's own credentials may register its Node");
+    admin(&cp).get("/api/v1/nodes/worker-1").unwrap();
+    eprintln!(
+        "[figure] join, start to Node registered (kubelet test double): {:.1}s",
+        t0.elapsed().as_secs_f64()
+    );
+
+    // What join left on the node.
+    let etc = w.path().join("etc/kubernetes");
+    assert!(
+        !etc.join("bootstrap-kubelet.conf").exists(),
+        "bootstrap-kubelet.conf must be removed"
+    );
+    assert_eq!(
+        std::fs::read(etc.join("pki/ca.crt")).unwrap(),
+        std::fs::read(cp.etc("pki/ca.crt")).unwrap()
+    );
+    let cm = admin(&cp)
+        .get("/api/v1/namespaces/kube-system/configmaps/kubelet-config")
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(w.path().join("var/lib/kubelet/config.yaml")).unwrap(),
+        cm["data"]["kubelet"].as_str().unwrap()
+    );
+    let flags =
+        std::fs::read_to_string(w.path().join("var/lib/kubelet/kubeadm-flags.env")).unwrap();
+    assert!(
+        flags.starts_with("KUBELET_KUBEADM_ARGS=")
+            && flags.contains(
+                "--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock"
+            ),
+        "{flags}"
+    );
+    let calls = std::fs::read_to_string(w.path().join("systemctl.log")).unwrap();
+    assert_eq!(calls, "daemon-reload\nrestart kubelet\n");
+    // Joining again is refused by preflight.
+    let err = join_fails(
+        w.path(),
+        &[
+            &endpoint,
+            "--token",
+            INIT_TOKEN,
+            "--discovery-token-ca-cert-hash",
+            &hash,
+        ],
+    );
+    assert!(
+        err.contains("already exists") && err.contains("kubeboot reset"),
+        "{err}"
+    );
+
+    let discovery_only = [
+        "--skip-phases",
+        "kubelet-start,kubelet-wait-bootstrap",
+        "--discovery-timeout",
+        "4s",
+    ];
+    let refuse = |extra: &[&str]| {
+        let w = worker();
+        let mut args = vec![endpoint.as_str()];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&discovery_only);
+        join_fails(w.path(), &args)
+    };
+
+    // A wrong CA hash.
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let err = refuse(&[
+        "--token",
+        INIT_TOKEN,
+        "--discovery-token-ca-cert-hash",
+        &wrong,
+    ]);
+    assert!(
+        err.contains("matches none of the pinned hashes") && err.contains(&hash),
+        "{err}"
+    );
+    // No pin and no explicit opt-out.
+    let err = refuse(&["--token", INIT_TOKEN]);
+    assert!(
+        err.contains("--discovery-token-ca-cert-hash")
+            && err.contains("unsafe-skip-ca-verification"),
+        "{err}"
+    );
+    // The explicit opt-out works, visibly.
+    let w2 = worker();
+    let mut c = join_cmd(
+        w2.path(),
+        &[
+            &endpoint,
+            "--token",
+            INIT_TOKEN,
+            "--discovery-token-unsafe-skip-ca-verification",
+        ],
+    );
+    let out = c.args(discovery_only).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("WARNING"),
+        "the opt-out must be visible"
+    );
+    // A token of another cluster.
+    let err = refuse(&[
+        "--token",
+        "zzzzzz.0123456789abcdef",
+        "--discovery-token-ca-cert-hash",
+        &hash,
+    ]);
+    assert!(
+        err.contains("invalid for this cluster or it has expired"),
+        "{err}"
+    );
+    // A deleted token: its signature disappears.
+    let tok = cp.ok(&["token", "create"]).trim().to_string();
+    cp.ok(&["token", "delete", &tok]);
+    std::thread::sleep(Duration::from_secs(2));
+    let err = refuse(&["--token", &tok, "--discovery-token-ca-cert-hash", &hash]);
+    assert!(
+        err.contains("invalid for this cluster or it has expired"),
+        "{err}"
+    );
+    // An expired token is never signed.
+    let expired = kubeboot::token::TokenInfo {
+        token: kubeboot::token::BootstrapToken::parse("oldtok.0123456789abcdef").unwrap(),
+        description: String::new(),
+        expires: Some(time::OffsetDateTime::now_utc() - time::Duration::minutes(5)),
+        usages: vec!["authentication".into(), "signing".into()],
+        groups: vec![kubeboot::token::DEFAULT_GROUP.into()],
+    };
+    kubeboot::token::create(&admin(&cp), &expired).unwrap();
+    let err = refuse(&[
+        "--token",
+        "oldtok.0123456789abcdef",
+        "--discovery-token-ca-cert-hash",
+        &hash,
+    ]);
+    assert!(
+        err.contains("invalid for this cluster or it has expired"),
+        "{err}"
+    );
+    // cluster-info changed after signing: pause the controller-manager so its
+    // bootstrapsigner cannot re-sign, then change the kubeconfig through the API.
+    cp.signal("kube-controller-manager", libc::SIGSTOP);
+    admin(&cp)
+        .merge_patch(
+            "/api/v1/namespaces/kube-public/configmaps/cluster-info",
+            &json!({"data": {"kubeconfig": std::fs::read_to_string(cp.etc("admin.conf")).unwrap().replace("127.0.0.1", "203.0.113.66")}}),
+        )
+        .unwrap();
+    let err = refuse(&[
+        "--token",
+        INIT_TOKEN,
+        "--discovery-token-ca-cert-hash",
+        &hash,
+    ]);
+    cp.signal("kube-controller-manager", libc::SIGCONT);
+    assert!(
+        err.contains("does not match token \"abcdef\"")
+            && err.contains("changed after it was signed"),
+        "{err}"
+    );
+    // Bad flags are config errors that name the flag.
+    let err = refuse(&[
+        "--token",
+        "short.x",
+        "--discovery-token-ca-cert-hash",
+        &hash,
+    ]);
+    assert!(
+        err.contains("flag --token") && err.contains("malformed bootstrap token"),
+        "{err}"
+    );
+    let err = refuse(&[
+        "--token",
+        INIT_TOKEN,
+        "--discovery-token-ca-cert-hash",
+        "md5:abc",
+    ]);
+    assert!(
+        err.contains("flag --discovery-token-ca-cert-hash") && err.contains("md5:abc"),
+        "{err}"
+    );
+}
