@@ -283,7 +283,6 @@ fn prepare_three_lab_nodes_with_faults_plan_rerun_and_sudo() {
     for needle in [
         "to change",
         "+# /swapfile none swap sw 0 0",
-        "+        SystemdCgroup = true",
         "to install: containerd runc containernetworking-plugins",
         "/usr/bin/kubelet does not exist",
         "restart containerd",
@@ -291,6 +290,11 @@ fn prepare_three_lab_nodes_with_faults_plan_rerun_and_sudo() {
     ] {
         assert!(plan.contains(needle), "{needle:?} missing in plan:\n{plan}");
     }
+    assert!(
+        plan.lines()
+            .any(|l| l.trim_start().starts_with('+') && l.contains("SystemdCgroup = true")),
+        "containerd config diff missing in plan:\n{plan}"
+    );
     let after: Vec<String> = (1..=3).map(|i| lab.ssh_ok(i, DIGEST)).collect();
     assert_eq!(before, after, "--plan changed a node");
     assert_eq!(art.requests(), 0, "--plan must not fetch artifacts");
