@@ -62,6 +62,9 @@ pub enum Command {
     Render(RenderArgs),
     /// Prepare hosts over SSH for Kubernetes: swap off, modules, sysctls, containerd, kubelet.
     Prepare(crate::prepare::PrepareArgs),
+    /// A whole cluster from one inventory over SSH: prepare all, init the first control
+    /// plane, join the workers (`--plan` shows what each host would get).
+    Up(Box<crate::up::UpArgs>),
     /// Print the kubeboot version.
     Version {
         /// Output format.
@@ -500,6 +503,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(c) => run_config(c),
         Command::Render(r) => run_render(r),
         Command::Prepare(args) => crate::prepare::run(args),
+        Command::Up(args) => crate::up::run(*args),
         Command::Version { output } => {
             let v = env!("CARGO_PKG_VERSION");
             match output {
