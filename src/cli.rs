@@ -217,8 +217,21 @@ pub enum InitPhase {
 #[derive(Debug, Args)]
 pub struct ResetArgs {
     /// Do not ask for confirmation.
-    #[arg(short, long)]
+    #[arg(long)]
     pub force: bool,
+    /// Reset the hosts of this inventory over SSH instead of this machine.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// With --file: only these hosts (names, comma-separated).
+    #[arg(long, value_delimiter = ',', requires = "file")]
+    pub hosts: Vec<String>,
+    /// Also revert what `kubeboot prepare` changed (packages, files, sysctls, swap, services),
+    /// from the record prepare kept on each host.
+    #[arg(long)]
+    pub deep: bool,
+    /// With --file: record host keys of hosts not in known_hosts instead of refusing them.
+    #[arg(long, requires = "file")]
+    pub accept_new_host_keys: bool,
     /// The node's certificate directory.
     #[arg(long, value_name = "DIR", default_value = config::DEFAULT_CERT_DIR)]
     pub cert_dir: String,
@@ -490,6 +503,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             InitCommand { command: None, run } => run_init(&host, run),
         },
         Command::Join(j) => run_join(&host, j),
+        Command::Reset(r) if r.file.is_some() => run_reset_remote(r),
         Command::Reset(r) => {
             anyhow::ensure!(
                 cli.root.is_none(),
@@ -1077,6 +1091,110 @@ fn run_reset(host: &dyn Host, a: ResetArgs) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    println!("[reset] Done: {} steps", rep.done.len());
+    if a.deep {
+        crate::phases::reset::deep(host)?;
+    }
+    println!(
+        "[reset] Done: {} steps{}",
+        rep.done.len(),
+        if a.deep {
+            " and the state before prepare restored"
+        } else {
+            ""
+        }
+    );
     Ok(())
+}
+
+fn run_reset_remote(a: ResetArgs) -> anyhow::Result<()> {
+    let file = a.file.clone().expect("checked");
+    let cluster = config::cluster::Cluster::load(&file)?;
+    let mut ssh = crate::orchestrate::ssh_config_of(&cluster);
+    ssh.accept_new_host_keys = a.accept_new_host_keys;
+    ssh.key_passphrase = std::env::var("KUBEBOOT_SSH_KEY_PASSPHRASE").ok();
+    ssh.sudo_password = std::env::var("KUBEBOOT_SUDO_PASSWORD").ok();
+    for h in &a.hosts {
+        anyhow::ensure!(
+            cluster.hosts.iter().any(|c| &c.name == h),
+            "--hosts: {h:?} is not a host of {}",
+            file.display()
+        );
+    }
+    let hosts: Vec<&config::cluster::ClusterHost> = cluster
+        .hosts
+        .iter()
+        .filter(|h| a.hosts.is_empty() || a.hosts.contains(&h.name))
+        .collect();
+    if !a.force {
+        use std::io::{BufRead, IsTerminal, Write};
+        anyhow::ensure!(
+            std::io::stdin().is_terminal(),
+            "reset deletes the Kubernetes state of {} hosts; pass --force to confirm when not on a terminal",
+            hosts.len()
+        );
+        let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+        print!(
+            "[reset] This removes the Kubernetes state of {}. Continue? [y/N]: ",
+            names.join(", ")
+        );
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        anyhow::ensure!(answer.trim().eq_ignore_ascii_case("y"), "reset aborted");
+    }
+    let reset_one = |h: &config::cluster::ClusterHost| -> anyhow::Result<()> {
+        let _label = crate::phases::label_host(&h.name);
+        let cfg = crate::orchestrate::ssh_config_for(&ssh, h);
+        let host = crate::host::SshHost::connect(&h.name, &h.address, &cfg)?;
+        let rep = crate::phases::reset::run(&host, &a.cert_dir, &a.etcd_data_dir)?;
+        anyhow::ensure!(
+            rep.failed.is_empty(),
+            "failed steps: {}",
+            rep.failed
+                .iter()
+                .map(|(n, w)| format!("{n} ({w})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if a.deep {
+            crate::phases::reset::deep(&host)?;
+        }
+        Ok(())
+    };
+    let results: Vec<(String, anyhow::Result<()>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = hosts
+            .iter()
+            .map(|h| {
+                let reset_one = &reset_one;
+                s.spawn(move || (h.name.clone(), reset_one(h)))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("reset thread"))
+            .collect()
+    });
+    let mut failed = Vec::new();
+    for (name, r) in &results {
+        match r {
+            Ok(()) => println!("{name}: reset{}", if a.deep { " (deep)" } else { "" }),
+            Err(e) => {
+                println!("{name}: FAILED: {e:#}");
+                failed.push(name.as_str());
+            }
+        }
+    }
+    anyhow::ensure!(failed.is_empty(), "reset failed on {}", failed.join(", "));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// clap's own consistency checks (unique short flags, valid defaults) over every command.
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

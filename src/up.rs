@@ -115,7 +115,7 @@ fn connect(cluster_ssh: &SshConfig, h: &ClusterHost) -> anyhow::Result<SshHost> 
 /// Why init stopped, with what the node says about its kubelet.
 fn kubelet_diagnostics(host: &dyn Host) -> String {
     let out = host.run(
-        "echo \"kubelet: $(systemctl is-active kubelet 2>&1)\"; journalctl -u kubelet --no-pager -o cat 2>/dev/null | grep -E '^(F|E)[0-9]{4}' | tail -n 4 | cut -c1-400",
+        "echo \"kubelet: $(systemctl is-active kubelet 2>&1)\"; j=$(journalctl -u kubelet --no-pager -o cat 2>/dev/null); echo \"$j\" | grep -E '^F[0-9]{4}' | tail -n 2 | cut -c1-400; echo \"$j\" | grep -E '^E[0-9]{4}' | tail -n 2 | cut -c1-300",
         &RunOptions {
             stdin: None,
             timeout: Some(Duration::from_secs(20)),
