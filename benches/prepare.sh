@@ -9,7 +9,12 @@
 # files (random bytes, not the real binaries) given to both tools as local files pinned
 # by sha256.
 #
-#   bash benches/prepare.sh [NODES] [--latency MS]     (root; default 10 nodes)
+#   bash benches/prepare.sh [NODES] [--latency MS] [--preinstalled]   (root; default 10 nodes)
+#
+# --preinstalled installs the packages (not only downloads them) before the timed runs,
+# so the full run measures the tools' own work: files, sysctls, modules, services, the
+# 80 MiB of binaries to every host, handlers. Without it, the full run includes dpkg
+# unpacking and configuring containerd & co., which is the same work for both tools.
 #
 # Needs: root, what `kubeboot lab` needs, tinyproxy (tests/support/start-tinyproxy.sh),
 # python3-venv; installs ansible-core into /var/tmp/kubeboot-bench-venv with pip.
@@ -18,7 +23,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10}
 LAT=""
-if [ "${2:-}" = "--latency" ]; then LAT=${3:?--latency needs milliseconds}; fi
+PRE=""
+shift || true
+while [ $# -gt 0 ]; do
+  case $1 in
+    --latency) LAT=${2:?--latency needs milliseconds}; shift 2 ;;
+    --preinstalled) PRE=1; shift ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 cargo build --release -q
 K=$CARGO_TARGET_DIR/release/kubeboot
@@ -41,7 +54,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== $N nodes per lab; $ANSIBLE_VERSION; kubeboot $($K version)${LAT:+; netem delay ${LAT}ms}"
+echo "== $N nodes per lab; $ANSIBLE_VERSION; kubeboot $($K version)${LAT:+; netem delay ${LAT}ms}${PRE:+; packages preinstalled}"
 $K lab up --name kbb-k --subnet 10.213.71.0/24 --nodes "$N" --apt-proxy "http://{bridge}:$PORT" >/dev/null
 $K lab up --name kbb-a --subnet 10.213.72.0/24 --nodes "$N" --apt-proxy "http://{bridge}:$PORT" >/dev/null
 
@@ -50,6 +63,9 @@ head -c $((64 << 20)) /dev/urandom > $WORK/kubelet
 head -c $((16 << 20)) /dev/urandom > $WORK/kubectl
 KUBELET_SHA=$(sha256sum $WORK/kubelet | cut -d' ' -f1)
 KUBECTL_SHA=$(sha256sum $WORK/kubectl | cut -d' ' -f1)
+# ansible's copy module verifies the transfer by SHA-1 only.
+KUBELET_SHA1=$(sha1sum $WORK/kubelet | cut -d' ' -f1)
+KUBECTL_SHA1=$(sha1sum $WORK/kubectl | cut -d' ' -f1)
 
 # Pre-download the packages on every node (not timed).
 pids=()
@@ -57,6 +73,7 @@ for lab in kbb-k kbb-a; do
   for i in $(seq 1 "$N"); do
     # ansible needs python3 on its targets (kubeboot needs only sh): installed, not timed.
     extra=""; [ $lab = kbb-a ] && extra="&& apt-get install -qq -y python3 >/dev/null"
+    [ -n "$PRE" ] && extra="$extra && apt-get install -qq -y containerd runc containernetworking-plugins conntrack socat iptables ethtool >/dev/null"
     (for try in 1 2 3; do
        $K lab ssh --name $lab node$i -- "apt-get update -qq && apt-get install -qq --download-only -y containerd runc containernetworking-plugins conntrack socat iptables ethtool >/dev/null $extra" && exit 0
        echo "pre-download on $lab node$i failed (try $try)" >&2; sleep 3
@@ -99,7 +116,7 @@ kb() {
 }
 an() {
   ANSIBLE_CONFIG=$WORK/ansible.cfg $VENV/bin/ansible-playbook -i $WORK/inventory.ini \
-    -e "kubelet_src=$WORK/kubelet kubelet_sha256=$KUBELET_SHA kubectl_src=$WORK/kubectl kubectl_sha256=$KUBECTL_SHA pause_image=registry.k8s.io/pause:3.10.1" \
+    -e "kubelet_src=$WORK/kubelet kubelet_sha1=$KUBELET_SHA1 kubectl_src=$WORK/kubectl kubectl_sha1=$KUBECTL_SHA1 pause_image=registry.k8s.io/pause:3.10.1" \
     benches/ansible/prepare-node.yml > "$1" || echo "ansible-playbook exit $?" >&2
 }
 

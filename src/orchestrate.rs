@@ -33,7 +33,9 @@ pub fn prepare_vars(cluster: &Cluster, store: &ArtifactStore) -> serde_json::Val
         "kubernetes_minor": format!("1.{}", v.minor),
         "kubernetes_deb_version": format!("1.{}.{}-1.1", v.minor, v.patch),
         "kubernetes_rpm_version": format!("1.{}.{}", v.minor, v.patch),
-        "pause_image": files::pause_image(v.minor),
+        "pause_image": files::pause_image(v, crate::config::DEFAULT_IMAGE_REPOSITORY)
+            .unwrap_or_else(|e| format!("(unknown: {e})")),
+        "image_repository": crate::config::DEFAULT_IMAGE_REPOSITORY,
         "kubelet_source": kubelet_source,
         "artifacts": {
             "kubelet": store.has("kubelet"),

@@ -283,7 +283,6 @@ fn prepare_three_lab_nodes_with_faults_plan_rerun_and_sudo() {
     for needle in [
         "to change",
         "+# /swapfile none swap sw 0 0",
-        "+        SystemdCgroup = true",
         "to install: containerd runc containernetworking-plugins",
         "/usr/bin/kubelet does not exist",
         "restart containerd",
@@ -291,6 +290,11 @@ fn prepare_three_lab_nodes_with_faults_plan_rerun_and_sudo() {
     ] {
         assert!(plan.contains(needle), "{needle:?} missing in plan:\n{plan}");
     }
+    assert!(
+        plan.lines()
+            .any(|l| l.trim_start().starts_with('+') && l.contains("SystemdCgroup = true")),
+        "containerd config diff missing in plan:\n{plan}"
+    );
     let after: Vec<String> = (1..=3).map(|i| lab.ssh_ok(i, DIGEST)).collect();
     assert_eq!(before, after, "--plan changed a node");
     assert_eq!(art.requests(), 0, "--plan must not fetch artifacts");
@@ -510,6 +514,31 @@ fn prepare_three_lab_nodes_with_faults_plan_rerun_and_sudo() {
         ),
         "1\npresent"
     );
+
+    // No kubelet artifact: the pkgs.k8s.io packages are used, which nodes here cannot
+    // reach; that step fails saying what is missing and how to provide it, and every
+    // other step is still reported.
+    let mut a = vec![
+        addr1.clone(),
+        "-i".to_string(),
+        ssh.key_path.clone(),
+        "--known-hosts".into(),
+        kh.display().to_string(),
+    ];
+    a.push("--no-agent".into());
+    let (ok, s, all) = prepare_json(&a);
+    assert!(!ok, "{all}");
+    let h = host(&s, &addr1);
+    let repo = step(h, "pkgs.k8s.io repository");
+    assert_eq!(repo["outcome"], "failed", "{h:#}");
+    let d = repo["detail"].as_str().unwrap();
+    assert!(
+        d.contains("pkgs.k8s.io") && d.contains("--artifact kubelet="),
+        "{d}"
+    );
+    assert_eq!(step(h, "containerd enabled and running")["outcome"], "ok");
+    assert_eq!(step(h, "kubelet binary")["outcome"], "skipped");
+    assert!(h["steps"].as_array().unwrap().len() >= 19, "{h:#}");
 
     // The text output: a summary table and the exit status name what failed.
     let mut args = vec!["prepare".to_string()];

@@ -1,37 +1,13 @@
-//! File contents the playbooks install by `template:` name.
-//!
-//! TODO(render): these belong to the `render` module (`src/render/` + `templates/`),
-//! which is not on main yet. This is the ONE place to switch: make [`template`] return
-//! `render::` templates (containerd `config.toml`, the kubelet unit and the kubeadm
-//! drop-in `10-kubeadm.conf`) and [`pause_image`] read render's version data, and delete
-//! the constants below. Nothing else in the playbook code names these files.
+//! File contents the playbooks install by `template:` name. The containerd config and
+//! kubeadm's kubelet drop-in come from `render` (the same files `init` writes), so a
+//! prepared node and an initialised one never disagree; the kubelet unit, which render
+//! does not ship, is kept here.
 
-/// containerd config (format `version = 2`: containerd 1.6/1.7 read it natively and 2.x
-/// migrates it on load). systemd cgroups for runc, the pause image kubeadm expects, CNI
-/// in the standard directories, and no disabled plugins (package defaults sometimes
-/// disable `cri`).
-const CONTAINERD_CONFIG: &str = r#"# Written by kubeboot (playbook prepare-node). Changes are overwritten.
-version = 2
-disabled_plugins = []
+use crate::config::version::KubeVersion;
+use crate::render;
 
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "{{ pause_image }}"
-
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    default_runtime_name = "runc"
-
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        SystemdCgroup = true
-
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/opt/cni/bin"
-    conf_dir = "/etc/cni/net.d"
-"#;
-
-/// The kubelet unit as the pkgs.k8s.io packages ship it.
+/// The kubelet unit as the pkgs.k8s.io packages ship it (for hosts that get the kubelet
+/// as a binary).
 const KUBELET_SERVICE: &str = r#"# Written by kubeboot (playbook prepare-node), as the pkgs.k8s.io packages ship it.
 [Unit]
 Description=kubelet: The Kubernetes Node Agent
@@ -49,43 +25,56 @@ RestartSec=10
 WantedBy=multi-user.target
 "#;
 
-/// kubeadm's drop-in (`kubelet-integration.md`); the environment file is
-/// `/etc/default/kubelet` on Debian-family hosts and `/etc/sysconfig/kubelet` on RPM ones.
-const KUBEADM_DROPIN: &str = r#"# Note: This dropin only works with kubeadm and kubelet v1.11+
-[Service]
-Environment="KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf --kubeconfig=/etc/kubernetes/kubelet.conf"
-Environment="KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml"
-# This is a file that "kubeadm init" and "kubeadm join" generates at runtime, populating the KUBELET_KUBEADM_ARGS variable dynamically
-EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env
-# This is a file that the user can use for overrides of the kubelet args as a last resort. Preferably, the user should use
-# the .NodeRegistration.KubeletExtraArgs object in the configuration files instead. KUBELET_EXTRA_ARGS should be sourced from this file.
-EnvironmentFile=-{% if facts.os_family == "rhel" %}/etc/sysconfig/kubelet{% else %}/etc/default/kubelet{% endif %}
-ExecStart=
-ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS
-"#;
-
-const TEMPLATES: &[(&str, &str)] = &[
-    ("containerd-config.toml", CONTAINERD_CONFIG),
-    ("kubelet.service", KUBELET_SERVICE),
-    ("10-kubeadm.conf", KUBEADM_DROPIN),
+/// Template names a playbook may use.
+const NAMES: &[&str] = &[
+    "containerd-config.toml",
+    "kubelet.service",
+    "10-kubeadm.conf",
 ];
 
-/// The template source named `name` (rendered by the engine with the step context).
-pub fn template(name: &str) -> Option<&'static str> {
-    TEMPLATES.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+/// Whether `name` is a known template.
+pub fn exists(name: &str) -> bool {
+    NAMES.contains(&name)
 }
 
 /// Names of all templates, for error messages.
 pub fn names() -> Vec<&'static str> {
-    TEMPLATES.iter().map(|(n, _)| *n).collect()
+    NAMES.to_vec()
 }
 
-/// The pause (sandbox) image kubeadm of Kubernetes 1.`minor` expects
-/// (`kubeadm config images list`).
-pub fn pause_image(minor: u32) -> &'static str {
-    match minor {
-        0..=30 => "registry.k8s.io/pause:3.9",
-        31..=33 => "registry.k8s.io/pause:3.10",
-        _ => "registry.k8s.io/pause:3.10.1",
+/// The content of template `name`. `render_str` renders text with the step context
+/// (facts and vars); the Kubernetes version is read through it.
+///
+/// containerd's config is written in schema version 2 (containerd 1.x), which containerd
+/// 2.x also reads (it migrates it on load): the containerd version is not known before
+/// the playbook installs it, and the file must not change between the first run and the
+/// next, or a re-run would not be a no-op.
+pub fn render(
+    name: &str,
+    render_str: &dyn Fn(&str) -> Result<String, String>,
+) -> Result<String, String> {
+    match name {
+        "containerd-config.toml" => {
+            let v = render_str("{{ kubernetes_version }}")?;
+            let version = KubeVersion::parse(&v)?;
+            let repo = render_str("{{ image_repository }}")?;
+            render::containerd::config(1, version, &repo)
+                .map(|f| f.text().to_string())
+                .map_err(|e| e.to_string())
+        }
+        "10-kubeadm.conf" => render::kubelet::drop_in(&render::templates::Templates::embedded())
+            .map(|f| f.text().to_string())
+            .map_err(|e| e.to_string()),
+        "kubelet.service" => render_str(KUBELET_SERVICE),
+        other => Err(format!(
+            "no template {other:?}; templates: {}",
+            NAMES.join(", ")
+        )),
     }
+}
+
+/// The pause (sandbox) image kubeadm of this Kubernetes version expects.
+pub fn pause_image(version: KubeVersion, repo: &str) -> Result<String, String> {
+    let profile = render::versions::profile(version).map_err(|e| e.to_string())?;
+    Ok(render::pause_image(repo, profile))
 }

@@ -458,7 +458,7 @@ fn parse_steps(lines: &Lines, section: &str, items: &[Value]) -> Result<Vec<Step
                     ));
                 }
                 if let Some(t) = &r.template
-                    && files::template(t).is_none()
+                    && !files::exists(t)
                 {
                     return Err(field_err(
                         "template",

@@ -324,14 +324,12 @@ pub fn resolve(
 ) -> Result<Resolved, String> {
     Ok(match &step.kind {
         StepKind::File(f) => {
-            let source = match (&f.content, &f.template) {
-                (Some(c), _) => c.clone(),
-                (None, Some(t)) => files::template(t)
-                    .ok_or_else(|| format!("no template {t:?}"))?
-                    .to_string(),
+            let content = match (&f.content, &f.template) {
+                (Some(c), _) => render(c)?,
+                (None, Some(t)) => files::render(t, render)?,
                 _ => unreachable!("parser checks content or template"),
-            };
-            let content = render(&source)?.into_bytes();
+            }
+            .into_bytes();
             let path = render(&f.path)?;
             Resolved {
                 check: file_check(&path, &sha256_hex(&content), f.mode, &f.owner, &content),
