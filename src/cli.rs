@@ -1065,35 +1065,33 @@ fn run_init(host: &dyn Host, a: InitRunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_reset(host: &dyn Host, a: ResetArgs) -> anyhow::Result<()> {
-    if !a.force {
-        use std::io::{BufRead, IsTerminal, Write};
-        anyhow::ensure!(
-            std::io::stdin().is_terminal(),
-            "reset deletes this node's Kubernetes state; pass --force to confirm when not on a terminal"
-        );
-        print!(
-            "[reset] This removes the Kubernetes state of {} (PKI, kubeconfigs, etcd data, kubelet state). Continue? [y/N]: ",
-            host.name()
-        );
-        std::io::stdout().flush()?;
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        anyhow::ensure!(answer.trim().eq_ignore_ascii_case("y"), "reset aborted");
+/// Asks before something destructive, unless `--force`; refuses without a terminal.
+fn confirm(force: bool, what: &str) -> anyhow::Result<()> {
+    if force {
+        return Ok(());
     }
-    let rep = crate::phases::reset::run(host, &a.cert_dir, &a.etcd_data_dir)?;
+    use std::io::{BufRead, IsTerminal, Write};
     anyhow::ensure!(
-        rep.failed.is_empty(),
-        "reset finished with failed steps: {}",
-        rep.failed
-            .iter()
-            .map(|(n, w)| format!("{n} ({w})"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        std::io::stdin().is_terminal(),
+        "reset deletes {what}; pass --force to confirm when not on a terminal"
     );
-    if a.deep {
-        crate::phases::reset::deep(host)?;
-    }
+    print!("[reset] This removes {what}. Continue? [y/N]: ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    anyhow::ensure!(answer.trim().eq_ignore_ascii_case("y"), "reset aborted");
+    Ok(())
+}
+
+fn run_reset(host: &dyn Host, a: ResetArgs) -> anyhow::Result<()> {
+    confirm(
+        a.force,
+        &format!(
+            "the Kubernetes state of {} (PKI, kubeconfigs, etcd data, kubelet state)",
+            host.name()
+        ),
+    )?;
+    let rep = crate::phases::reset::reset_host(host, &a.cert_dir, &a.etcd_data_dir, a.deep)?;
     println!(
         "[reset] Done: {} steps{}",
         rep.done.len(),
@@ -1125,40 +1123,16 @@ fn run_reset_remote(a: ResetArgs) -> anyhow::Result<()> {
         .iter()
         .filter(|h| a.hosts.is_empty() || a.hosts.contains(&h.name))
         .collect();
-    if !a.force {
-        use std::io::{BufRead, IsTerminal, Write};
-        anyhow::ensure!(
-            std::io::stdin().is_terminal(),
-            "reset deletes the Kubernetes state of {} hosts; pass --force to confirm when not on a terminal",
-            hosts.len()
-        );
-        let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
-        print!(
-            "[reset] This removes the Kubernetes state of {}. Continue? [y/N]: ",
-            names.join(", ")
-        );
-        std::io::stdout().flush()?;
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        anyhow::ensure!(answer.trim().eq_ignore_ascii_case("y"), "reset aborted");
-    }
+    let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+    confirm(
+        a.force,
+        &format!("the Kubernetes state of {}", names.join(", ")),
+    )?;
     let reset_one = |h: &config::cluster::ClusterHost| -> anyhow::Result<()> {
         let _label = crate::phases::label_host(&h.name);
         let cfg = crate::orchestrate::ssh_config_for(&ssh, h);
         let host = crate::host::SshHost::connect(&h.name, &h.address, &cfg)?;
-        let rep = crate::phases::reset::run(&host, &a.cert_dir, &a.etcd_data_dir)?;
-        anyhow::ensure!(
-            rep.failed.is_empty(),
-            "failed steps: {}",
-            rep.failed
-                .iter()
-                .map(|(n, w)| format!("{n} ({w})"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        if a.deep {
-            crate::phases::reset::deep(&host)?;
-        }
+        crate::phases::reset::reset_host(&host, &a.cert_dir, &a.etcd_data_dir, a.deep)?;
         Ok(())
     };
     let results: Vec<(String, anyhow::Result<()>)> = std::thread::scope(|s| {

@@ -15,9 +15,7 @@ mod lab_support;
 
 use cluster_support::*;
 use kubeboot::config::join::{JoinConfig, JoinOverrides};
-use kubeboot::config::v1beta4::Arg;
 use lab_support::{LabEnv, lab_prerequisites, text};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 struct NoFacts;
@@ -30,24 +28,11 @@ impl kubeboot::config::LocalFacts for NoFacts {
     }
 }
 
-fn sha256(p: &Path) -> String {
-    let out = std::process::Command::new("sha256sum")
-        .arg(p)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
-}
-
 #[test]
 fn a_prepared_lab_node_joins_and_its_real_kubelet_bootstraps() {
     if !lab_prerequisites(true) {
         return;
     }
-    let bin = bin_dir("KUBEBOOT_K8S_BIN");
     let env = LabEnv::new();
     let p = std::env::var("KUBEBOOT_TEST_APT_PROXY").unwrap();
     let proxy = format!(
@@ -57,22 +42,9 @@ fn a_prepared_lab_node_joins_and_its_real_kubelet_bootstraps() {
     let lab = env.up("kbjoin", "10.213.53.0/24", 1, &["--apt-proxy", &proxy]);
 
     // Prepare the node with the real kubelet.
-    let inv_text = std::fs::read_to_string(env.lab_dir("kbjoin").join("cluster.yaml")).unwrap();
-    let (kubelet, kubectl) = (bin.join("kubelet"), bin.join("kubectl"));
-    let inv_text = inv_text.replacen(
-        "spec:\n",
-        &format!(
-            "spec:\n  kubernetesVersion: v1.31.0\n  artifacts:\n    kubelet: {{path: {}, sha256: {}}}\n    kubectl: {{path: {}, sha256: {}}}\n",
-            kubelet.display(),
-            sha256(&kubelet),
-            kubectl.display(),
-            sha256(&kubectl)
-        ),
-        1,
-    );
     let dir = tempfile::tempdir().unwrap();
-    let inv = dir.path().join("cluster.yaml");
-    std::fs::write(&inv, &inv_text).unwrap();
+    let inv =
+        lab_inventory_with_real_kubelet(&env.lab_dir("kbjoin").join("cluster.yaml"), dir.path());
     let out = env.kubeboot(&["prepare", "-f", inv.to_str().unwrap()]);
     assert!(out.status.success(), "prepare failed: {}", text(&out));
 
@@ -99,11 +71,11 @@ fn a_prepared_lab_node_joins_and_its_real_kubelet_bootstraps() {
     };
     let mut jc = JoinConfig::load(None, &o, &NoFacts).unwrap();
     jc.tls_bootstrap_timeout = Duration::from_secs(120);
-    // v1.20's kubelet needs this; 1.24+ knows no other runtime.
-    jc.join.node_registration.kubelet_extra_args.push(Arg {
-        name: "container-runtime".into(),
-        value: "remote".into(),
-    });
+    // The inventory's kubelet flags (v1.20 needs --container-runtime=remote), as `up` does.
+    jc.join
+        .node_registration
+        .kubelet_extra_args
+        .extend(cluster.kubelet_extra_args.iter().cloned());
     let ctx = kubeboot::phases::join::JoinContext {
         cfg: &jc,
         host: &host,

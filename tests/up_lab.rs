@@ -10,7 +10,6 @@ mod cluster_support;
 mod lab_support;
 
 use lab_support::{LabEnv, lab_prerequisites, text};
-use std::path::Path;
 use std::time::Instant;
 
 fn apt_proxy() -> String {
@@ -22,18 +21,6 @@ fn apt_proxy() -> String {
         .trim_end_matches('/')
         .to_string();
     format!("http://{{bridge}}:{port}")
-}
-
-fn sha256(p: &Path) -> String {
-    let out = std::process::Command::new("sha256sum")
-        .arg(p)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
 }
 
 /// What `prepare` may change on a host, read before and after (packages, files, sysctls,
@@ -48,27 +35,14 @@ fn up_on_three_lab_nodes_stops_where_it_must_then_reset_and_reset_deep() {
     if !lab_prerequisites(true) {
         return;
     }
-    let bin = cluster_support::bin_dir("KUBEBOOT_K8S_BIN");
     let env = LabEnv::new();
     let proxy = apt_proxy();
     let lab = env.up("kbup", "10.213.52.0/24", 3, &["--apt-proxy", &proxy]);
-    let base = std::fs::read_to_string(env.lab_dir("kbup").join("cluster.yaml")).unwrap();
-    let (kubelet, kubectl) = (bin.join("kubelet"), bin.join("kubectl"));
-    // The real v1.20.2 kubelet needs `--container-runtime=remote` (1.24+ has no other).
-    let inventory = base.replacen(
-        "spec:\n",
-        &format!(
-            "spec:\n  kubernetesVersion: v1.31.0\n  kubeletExtraArgs:\n    - {{name: container-runtime, value: remote}}\n  artifacts:\n    kubelet: {{path: {}, sha256: {}}}\n    kubectl: {{path: {}, sha256: {}}}\n",
-            kubelet.display(),
-            sha256(&kubelet),
-            kubectl.display(),
-            sha256(&kubectl)
-        ),
-        1,
-    );
     let dir = tempfile::tempdir().unwrap();
-    let inv = dir.path().join("cluster.yaml");
-    std::fs::write(&inv, inventory).unwrap();
+    let inv = cluster_support::lab_inventory_with_real_kubelet(
+        &env.lab_dir("kbup").join("cluster.yaml"),
+        dir.path(),
+    );
     let inv_s = inv.to_str().unwrap();
     let kubeconfig_out = dir.path().join("admin.conf");
 

@@ -195,3 +195,26 @@ pub fn deep(host: &dyn Host) -> anyhow::Result<String> {
     report("reset", &format!("deep: {}", text.trim()));
     Ok(text)
 }
+
+/// A whole reset of one host: every step, failing if any step failed, then `--deep`.
+pub fn reset_host(
+    host: &dyn Host,
+    cert_dir: &str,
+    etcd_data_dir: &str,
+    deep_too: bool,
+) -> anyhow::Result<ResetReport> {
+    let rep = run(host, cert_dir, etcd_data_dir)?;
+    anyhow::ensure!(
+        rep.failed.is_empty(),
+        "reset finished with failed steps: {}",
+        rep.failed
+            .iter()
+            .map(|(n, w)| format!("{n} ({w})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if deep_too {
+        deep(host)?;
+    }
+    Ok(rep)
+}

@@ -349,3 +349,35 @@ impl Drop for ControlPlane {
         }
     }
 }
+
+/// A lab's inventory (`lab up`'s cluster.yaml) for the real v1.20.2 binaries: rendered for
+/// 1.31, kubelet and kubectl as pinned path artifacts from the build cache, and the
+/// kubelet flag v1.20 needs (`--container-runtime=remote`; 1.24+ has no other runtime).
+/// Written to `dir/cluster.yaml`; returns that path.
+pub fn lab_inventory_with_real_kubelet(lab_inventory: &Path, dir: &Path) -> PathBuf {
+    let bin = bin_dir("KUBEBOOT_K8S_BIN");
+    let sha256 = |p: &Path| {
+        let out = Command::new("sha256sum").arg(p).output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let (kubelet, kubectl) = (bin.join("kubelet"), bin.join("kubectl"));
+    let text = std::fs::read_to_string(lab_inventory).expect("lab inventory");
+    let text = text.replacen(
+        "spec:\n",
+        &format!(
+            "spec:\n  kubernetesVersion: v1.31.0\n  kubeletExtraArgs:\n    - {{name: container-runtime, value: remote}}\n  artifacts:\n    kubelet: {{path: {}, sha256: {}}}\n    kubectl: {{path: {}, sha256: {}}}\n",
+            kubelet.display(),
+            sha256(&kubelet),
+            kubectl.display(),
+            sha256(&kubectl)
+        ),
+        1,
+    );
+    let out = dir.join("cluster.yaml");
+    std::fs::write(&out, text).unwrap();
+    out
+}
