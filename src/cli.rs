@@ -62,6 +62,9 @@ pub enum Command {
     Render(RenderArgs),
     /// Prepare hosts over SSH for Kubernetes: swap off, modules, sysctls, containerd, kubelet.
     Prepare(crate::prepare::PrepareArgs),
+    /// A whole cluster from one inventory over SSH: prepare all, init the first control
+    /// plane, join the workers (`--plan` shows what each host would get).
+    Up(Box<crate::up::UpArgs>),
     /// Print the kubeboot version.
     Version {
         /// Output format.
@@ -214,8 +217,21 @@ pub enum InitPhase {
 #[derive(Debug, Args)]
 pub struct ResetArgs {
     /// Do not ask for confirmation.
-    #[arg(short, long)]
+    #[arg(long)]
     pub force: bool,
+    /// Reset the hosts of this inventory over SSH instead of this machine.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// With --file: only these hosts (names, comma-separated).
+    #[arg(long, value_delimiter = ',', requires = "file")]
+    pub hosts: Vec<String>,
+    /// Also revert what `kubeboot prepare` changed (packages, files, sysctls, swap, services),
+    /// from the record prepare kept on each host.
+    #[arg(long)]
+    pub deep: bool,
+    /// With --file: record host keys of hosts not in known_hosts instead of refusing them.
+    #[arg(long, requires = "file")]
+    pub accept_new_host_keys: bool,
     /// The node's certificate directory.
     #[arg(long, value_name = "DIR", default_value = config::DEFAULT_CERT_DIR)]
     pub cert_dir: String,
@@ -487,6 +503,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             InitCommand { command: None, run } => run_init(&host, run),
         },
         Command::Join(j) => run_join(&host, j),
+        Command::Reset(r) if r.file.is_some() => run_reset_remote(r),
         Command::Reset(r) => {
             anyhow::ensure!(
                 cli.root.is_none(),
@@ -500,6 +517,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(c) => run_config(c),
         Command::Render(r) => run_render(r),
         Command::Prepare(args) => crate::prepare::run(args),
+        Command::Up(args) => crate::up::run(*args),
         Command::Version { output } => {
             let v = env!("CARGO_PKG_VERSION");
             match output {
@@ -1047,32 +1065,110 @@ fn run_init(host: &dyn Host, a: InitRunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_reset(host: &dyn Host, a: ResetArgs) -> anyhow::Result<()> {
-    if !a.force {
-        use std::io::{BufRead, IsTerminal, Write};
-        anyhow::ensure!(
-            std::io::stdin().is_terminal(),
-            "reset deletes this node's Kubernetes state; pass --force to confirm when not on a terminal"
-        );
-        print!(
-            "[reset] This removes the Kubernetes state of {} (PKI, kubeconfigs, etcd data, kubelet state). Continue? [y/N]: ",
-            host.name()
-        );
-        std::io::stdout().flush()?;
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        anyhow::ensure!(answer.trim().eq_ignore_ascii_case("y"), "reset aborted");
+/// Asks before something destructive, unless `--force`; refuses without a terminal.
+fn confirm(force: bool, what: &str) -> anyhow::Result<()> {
+    if force {
+        return Ok(());
     }
-    let rep = crate::phases::reset::run(host, &a.cert_dir, &a.etcd_data_dir)?;
+    use std::io::{BufRead, IsTerminal, Write};
     anyhow::ensure!(
-        rep.failed.is_empty(),
-        "reset finished with failed steps: {}",
-        rep.failed
-            .iter()
-            .map(|(n, w)| format!("{n} ({w})"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        std::io::stdin().is_terminal(),
+        "reset deletes {what}; pass --force to confirm when not on a terminal"
     );
-    println!("[reset] Done: {} steps", rep.done.len());
+    print!("[reset] This removes {what}. Continue? [y/N]: ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    anyhow::ensure!(answer.trim().eq_ignore_ascii_case("y"), "reset aborted");
     Ok(())
+}
+
+fn run_reset(host: &dyn Host, a: ResetArgs) -> anyhow::Result<()> {
+    confirm(
+        a.force,
+        &format!(
+            "the Kubernetes state of {} (PKI, kubeconfigs, etcd data, kubelet state)",
+            host.name()
+        ),
+    )?;
+    let rep = crate::phases::reset::reset_host(host, &a.cert_dir, &a.etcd_data_dir, a.deep)?;
+    println!(
+        "[reset] Done: {} steps{}",
+        rep.done.len(),
+        if a.deep {
+            " and the state before prepare restored"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
+fn run_reset_remote(a: ResetArgs) -> anyhow::Result<()> {
+    let file = a.file.clone().expect("checked");
+    let cluster = config::cluster::Cluster::load(&file)?;
+    let mut ssh = crate::orchestrate::ssh_config_of(&cluster);
+    ssh.accept_new_host_keys = a.accept_new_host_keys;
+    ssh.key_passphrase = std::env::var("KUBEBOOT_SSH_KEY_PASSPHRASE").ok();
+    ssh.sudo_password = std::env::var("KUBEBOOT_SUDO_PASSWORD").ok();
+    for h in &a.hosts {
+        anyhow::ensure!(
+            cluster.hosts.iter().any(|c| &c.name == h),
+            "--hosts: {h:?} is not a host of {}",
+            file.display()
+        );
+    }
+    let hosts: Vec<&config::cluster::ClusterHost> = cluster
+        .hosts
+        .iter()
+        .filter(|h| a.hosts.is_empty() || a.hosts.contains(&h.name))
+        .collect();
+    let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+    confirm(
+        a.force,
+        &format!("the Kubernetes state of {}", names.join(", ")),
+    )?;
+    let reset_one = |h: &config::cluster::ClusterHost| -> anyhow::Result<()> {
+        let _label = crate::phases::label_host(&h.name);
+        let cfg = crate::orchestrate::ssh_config_for(&ssh, h);
+        let host = crate::host::SshHost::connect(&h.name, &h.address, &cfg)?;
+        crate::phases::reset::reset_host(&host, &a.cert_dir, &a.etcd_data_dir, a.deep)?;
+        Ok(())
+    };
+    let results: Vec<(String, anyhow::Result<()>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = hosts
+            .iter()
+            .map(|h| {
+                let reset_one = &reset_one;
+                s.spawn(move || (h.name.clone(), reset_one(h)))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("reset thread"))
+            .collect()
+    });
+    let mut failed = Vec::new();
+    for (name, r) in &results {
+        match r {
+            Ok(()) => println!("{name}: reset{}", if a.deep { " (deep)" } else { "" }),
+            Err(e) => {
+                println!("{name}: FAILED: {e:#}");
+                failed.push(name.as_str());
+            }
+        }
+    }
+    anyhow::ensure!(failed.is_empty(), "reset failed on {}", failed.join(", "));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// clap's own consistency checks (unique short flags, valid defaults) over every command.
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

@@ -19,4 +19,5 @@ pub mod prepare;
 pub mod render;
 pub mod token;
 pub mod ui;
+pub mod up;
 pub mod yaml;

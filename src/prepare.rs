@@ -92,9 +92,8 @@ fn parse_bastion(s: &str, default_user: &str) -> Bastion {
     }
 }
 
-/// Runs `kubeboot prepare`.
-pub fn run(args: PrepareArgs) -> anyhow::Result<()> {
-    let started = Instant::now();
+/// The inventory and SSH settings the flags describe (shared by `prepare` and `up`).
+pub fn resolve(args: &PrepareArgs) -> anyhow::Result<(Cluster, SshConfig)> {
     let mut cluster = match &args.file {
         Some(f) => Cluster::load(f)?,
         None if args.hosts.is_empty() => {
@@ -158,7 +157,17 @@ pub fn run(args: PrepareArgs) -> anyhow::Result<()> {
     ssh.connect_timeout = Duration::from_secs(args.connect_timeout.max(1));
     ssh.key_passphrase = std::env::var("KUBEBOOT_SSH_KEY_PASSPHRASE").ok();
     ssh.sudo_password = std::env::var("KUBEBOOT_SUDO_PASSWORD").ok();
+    Ok((cluster, ssh))
+}
 
+/// Runs `prepare-node` on every host with the chosen output; returns the reports
+/// (the summary is printed, nothing fails here).
+pub fn prepare_hosts(
+    args: &PrepareArgs,
+    cluster: &Cluster,
+    ssh: &SshConfig,
+) -> anyhow::Result<Vec<crate::playbook::HostReport>> {
+    let started = Instant::now();
     let playbook = Playbook::load("prepare-node", args.playbook_dir.as_deref())?;
     let store = ArtifactStore::new(cluster.artifacts.clone());
     let mode = if args.plan {
@@ -187,7 +196,7 @@ pub fn run(args: PrepareArgs) -> anyhow::Result<()> {
             "note: --accept-new-host-keys: keys of hosts not in known_hosts will be recorded"
         );
     }
-    let reports = orchestrate::run_on_hosts(&cluster, &ssh, &playbook, &store, &opts, obs);
+    let reports = orchestrate::run_on_hosts(cluster, ssh, &playbook, &store, &opts, obs);
     if let Some(l) = &live {
         l.clear();
     }
@@ -223,6 +232,18 @@ pub fn run(args: PrepareArgs) -> anyhow::Result<()> {
             );
         }
     }
+    Ok(reports)
+}
+
+/// Runs `kubeboot prepare`.
+pub fn run(args: PrepareArgs) -> anyhow::Result<()> {
+    let (cluster, ssh) = resolve(&args)?;
+    let reports = prepare_hosts(&args, &cluster, &ssh)?;
+    let failed: Vec<&str> = reports
+        .iter()
+        .filter(|r| r.failed())
+        .map(|r| r.host.as_str())
+        .collect();
     if !failed.is_empty() {
         return Err(anyhow::anyhow!(
             "prepare failed on {} of {} hosts: {}",

@@ -63,6 +63,8 @@ struct Spec {
     control_plane_endpoint: Option<String>,
     #[serde(default)]
     cni: CniSpec,
+    #[serde(default)]
+    kubelet_extra_args: Vec<super::v1beta4::Arg>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -224,6 +226,8 @@ pub struct Cluster {
     pub artifacts: BTreeMap<String, Artifact>,
     pub networking: ClusterNetworking,
     pub cni: Cni,
+    /// Extra kubelet flags for every node (kubeadm's `nodeRegistration.kubeletExtraArgs`).
+    pub kubelet_extra_args: Vec<super::v1beta4::Arg>,
 }
 
 /// Default pod CIDR of an inventory (flannel's default network).
@@ -356,6 +360,7 @@ impl Cluster {
                 name: "flannel".into(),
                 iface: None,
             },
+            kubelet_extra_args: Vec::new(),
         }
     }
 }
@@ -572,6 +577,15 @@ fn validate(doc: &Document, raw: ClusterDoc) -> Result<Cluster, ConfigError> {
             "no host has role control-plane".into(),
         );
     }
+    for a in &spec.kubelet_extra_args {
+        if !super::network::is_flag_name(&a.name) {
+            err(
+                origin(doc, &["spec", "kubeletExtraArgs"]),
+                "spec.kubeletExtraArgs",
+                format!("{:?} is not a flag name (write it without dashes)", a.name),
+            );
+        }
+    }
     if !errs.is_empty() {
         return Err(ConfigError::Invalid(errs));
     }
@@ -590,6 +604,7 @@ fn validate(doc: &Document, raw: ClusterDoc) -> Result<Cluster, ConfigError> {
             name: cni_name,
             iface: spec.cni.iface,
         },
+        kubelet_extra_args: spec.kubelet_extra_args,
         name: raw.metadata.name,
         file: Some(doc.file.clone()),
         kubernetes_version: kubernetes_version.expect("checked"),

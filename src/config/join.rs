@@ -251,8 +251,21 @@ impl JoinConfig {
             text: String::new(),
         };
         files.init = Some((doc, init));
+        // A worker serves no API; its "advertise address" only has to be valid. Use the
+        // kubelet's node IP when given, else this machine's default address.
+        let node_ip = self
+            .join
+            .node_registration
+            .kubelet_extra_args
+            .iter()
+            .find(|a| a.name == "node-ip")
+            .map(|a| a.value.clone());
+        let advertise = node_ip
+            .or_else(|| local.default_address().map(|a| a.to_string()))
+            .unwrap_or_else(|| "127.0.0.1".into());
         let o = InitOverrides {
             node_name: Some(self.node_name.clone()),
+            advertise_address: Some(advertise),
             ..Default::default()
         };
         super::resolve_init(files, &o, local)

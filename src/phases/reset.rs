@@ -134,3 +134,87 @@ pub fn run(host: &dyn Host, cert_dir: &str, etcd_data_dir: &str) -> anyhow::Resu
     }
     Ok(rep)
 }
+
+/// `reset --deep`: put the host back as it was before `kubeboot prepare`, from the record
+/// prepare's first step kept in /var/lib/kubeboot/pre-prepare: purge the packages prepare
+/// installed, restore or remove the files it wrote, the CNI links it added, sysctl values,
+/// masked swap units and swap, and the services' enabled/active states.
+pub const DEEP_SCRIPT: &str = r#"d=/var/lib/kubeboot/pre-prepare
+if [ ! -f "$d/done" ]; then
+  echo "no record of this host's state before prepare ($d): it was not prepared by kubeboot, or the record was removed" >&2
+  exit 3
+fi
+systemctl stop kubelet 2>/dev/null; systemctl disable kubelet 2>/dev/null
+# Every package that was not installed before prepare (prepare's and their dependencies).
+if command -v dpkg-query >/dev/null; then dpkg-query -W -f '${Package}\n' | sort > "$d/now"
+else rpm -qa --qf '%{NAME}\n' | sort > "$d/now"; fi
+sort "$d/packages" > "$d/before"
+purge=$(comm -13 "$d/before" "$d/now" | tr '\n' ' ')
+if [ -n "$purge" ]; then
+  if command -v apt-get >/dev/null; then DEBIAN_FRONTEND=noninteractive apt-get purge -y -q $purge >/dev/null
+  else dnf remove -y -q $purge >/dev/null; fi || { echo "could not remove $purge" >&2; exit 1; }
+  echo "removed packages: $purge"
+fi
+while read -r f; do
+  if [ -e "$d/files$f" ]; then cp -a "$d/files$f" "$f"; else rm -f "$f"; fi
+done < "$d/paths"
+rmdir /etc/systemd/system/kubelet.service.d 2>/dev/null
+for l in /opt/cni/bin/*; do [ -e "$l" ] || [ -L "$l" ] || continue; grep -qx "${l##*/}" "$d/cni-bin" || rm -f "$l"; done
+rmdir /opt/cni/bin /opt/cni 2>/dev/null
+for u in $(systemctl list-unit-files --type=swap --state=masked --no-legend 2>/dev/null | awk '{print $1}'); do
+  grep -qx "$u" "$d/masked" || systemctl unmask "$u"
+done
+while read -r k v; do sysctl -w "$k=$v" >/dev/null 2>&1; done < "$d/sysctls"
+[ -s "$d/swaps" ] && swapon -a
+systemctl daemon-reload 2>/dev/null
+while read -r s enabled active; do
+  [ "$enabled" = absent ] && continue
+  case "$enabled" in enabled) systemctl enable "$s" 2>/dev/null ;; disabled) systemctl disable "$s" 2>/dev/null ;; esac
+  case "$active" in active) systemctl start "$s" 2>/dev/null ;; *) systemctl stop "$s" 2>/dev/null ;; esac
+done < "$d/services"
+rm -rf "$d"
+echo "restored the state recorded before prepare""#;
+
+/// Runs the deep revert on `host`.
+pub fn deep(host: &dyn Host) -> anyhow::Result<String> {
+    let out = host.run(
+        DEEP_SCRIPT,
+        &RunOptions {
+            stdin: None,
+            timeout: Some(Duration::from_secs(600)),
+        },
+    )?;
+    anyhow::ensure!(
+        out.success(),
+        "{}: reset --deep failed (exit {}): {}",
+        host.name(),
+        out.status,
+        out.stderr_text().trim()
+    );
+    let text = out.stdout_text();
+    report("reset", &format!("deep: {}", text.trim()));
+    Ok(text)
+}
+
+/// A whole reset of one host: every step, failing if any step failed, then `--deep`.
+pub fn reset_host(
+    host: &dyn Host,
+    cert_dir: &str,
+    etcd_data_dir: &str,
+    deep_too: bool,
+) -> anyhow::Result<ResetReport> {
+    let rep = run(host, cert_dir, etcd_data_dir)?;
+    anyhow::ensure!(
+        rep.failed.is_empty(),
+        "reset finished with failed steps: {}",
+        rep.failed
+            .iter()
+            .map(|(n, w)| format!("{n} ({w})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if deep_too {
+        deep(host)?;
+    }
+    Ok(rep)
+}

@@ -53,6 +53,8 @@ pub fn bin_dir(env: &str) -> PathBuf {
 pub struct ControlPlane {
     pub dir: tempfile::TempDir,
     pub port: u16,
+    /// The address the API server advertises and listens on.
+    pub address: String,
     pub config: PathBuf,
     procs: Vec<(String, Child)>,
     pub started: Instant,
@@ -65,9 +67,9 @@ impl ControlPlane {
         self.dir.path()
     }
 
-    /// `https://127.0.0.1:<port>`.
+    /// `https://<address>:<port>`.
     pub fn url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
+        format!("https://{}:{}", self.address, self.port)
     }
 
     /// A file under the node's /etc/kubernetes.
@@ -110,6 +112,12 @@ impl ControlPlane {
     /// Generates the PKI and kubeconfigs with kubeboot, renders the manifests, starts
     /// the four components and waits for `/readyz`.
     pub fn start() -> ControlPlane {
+        Self::start_on("127.0.0.1")
+    }
+
+    /// Like [`ControlPlane::start`], advertising and serving the API on `address` (an
+    /// address of this machine, e.g. a lab bridge, so lab nodes can join).
+    pub fn start_on(address: &str) -> ControlPlane {
         let k8s = bin_dir("KUBEBOOT_K8S_BIN");
         let etcd_dir = bin_dir("KUBEBOOT_ETCD35_BIN");
         let dir = tempfile::tempdir().unwrap();
@@ -122,7 +130,7 @@ impl ControlPlane {
                 "apiVersion: kubeadm.k8s.io/v1beta4
 kind: InitConfiguration
 localAPIEndpoint:
-  advertiseAddress: 127.0.0.1
+  advertiseAddress: {address}
   bindPort: {port}
 nodeRegistration:
   name: cp-test
@@ -142,6 +150,7 @@ networking:
         let mut cp = ControlPlane {
             dir,
             port,
+            address: address.to_string(),
             config: config.clone(),
             procs: Vec::new(),
             started: Instant::now(),
@@ -183,22 +192,28 @@ networking:
             a
         };
         let start = Instant::now();
+        // Added flags: listen only on the chosen address and free ports. The v1.20 binaries
+        // also serve insecure HTTP by default (apiserver 127.0.0.1:8080, controller-manager
+        // 0.0.0.0:10252, scheduler 0.0.0.0:10251; 1.24+ removed these): turn that off.
         for (name, bin, extra) in [
             ("etcd", etcd_dir.join("etcd"), vec![]),
             (
                 "kube-apiserver",
                 k8s.join("kube-apiserver"),
-                vec!["--bind-address=127.0.0.1".to_string()],
+                vec![
+                    format!("--bind-address={address}"),
+                    "--insecure-port=0".into(),
+                ],
             ),
             (
                 "kube-controller-manager",
                 k8s.join("kube-controller-manager"),
-                vec![format!("--secure-port={}", free_port())],
+                vec![format!("--secure-port={}", free_port()), "--port=0".into()],
             ),
             (
                 "kube-scheduler",
                 k8s.join("kube-scheduler"),
-                vec![format!("--secure-port={}", free_port())],
+                vec![format!("--secure-port={}", free_port()), "--port=0".into()],
             ),
         ] {
             let manifest =
@@ -255,7 +270,29 @@ networking:
             cp.log_tail("etcd")
         );
         cp.ready_after = start.elapsed();
+        cp.assert_no_wildcard_listeners();
         cp
+    }
+
+    /// Nothing the harness started listens on all addresses.
+    pub fn assert_no_wildcard_listeners(&self) {
+        let out = Command::new("ss")
+            .args(["-Hltnp"])
+            .output()
+            .expect("ss (iproute2)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        for (name, child) in &self.procs {
+            let pid = format!("pid={},", child.id());
+            for line in text.lines().filter(|l| l.contains(&pid)) {
+                let local = line.split_whitespace().nth(3).unwrap_or_default();
+                assert!(
+                    !(local.starts_with("0.0.0.0:")
+                        || local.starts_with("*:")
+                        || local.starts_with("[::]:")),
+                    "{name} listens on all addresses: {line}"
+                );
+            }
+        }
     }
 
     /// Sends a signal to a component (e.g. SIGSTOP/SIGCONT to pause the controller-manager).
@@ -311,4 +348,36 @@ impl Drop for ControlPlane {
             let _ = child.wait();
         }
     }
+}
+
+/// A lab's inventory (`lab up`'s cluster.yaml) for the real v1.20.2 binaries: rendered for
+/// 1.31, kubelet and kubectl as pinned path artifacts from the build cache, and the
+/// kubelet flag v1.20 needs (`--container-runtime=remote`; 1.24+ has no other runtime).
+/// Written to `dir/cluster.yaml`; returns that path.
+pub fn lab_inventory_with_real_kubelet(lab_inventory: &Path, dir: &Path) -> PathBuf {
+    let bin = bin_dir("KUBEBOOT_K8S_BIN");
+    let sha256 = |p: &Path| {
+        let out = Command::new("sha256sum").arg(p).output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let (kubelet, kubectl) = (bin.join("kubelet"), bin.join("kubectl"));
+    let text = std::fs::read_to_string(lab_inventory).expect("lab inventory");
+    let text = text.replacen(
+        "spec:\n",
+        &format!(
+            "spec:\n  kubernetesVersion: v1.31.0\n  kubeletExtraArgs:\n    - {{name: container-runtime, value: remote}}\n  artifacts:\n    kubelet: {{path: {}, sha256: {}}}\n    kubectl: {{path: {}, sha256: {}}}\n",
+            kubelet.display(),
+            sha256(&kubelet),
+            kubectl.display(),
+            sha256(&kubectl)
+        ),
+        1,
+    );
+    let out = dir.join("cluster.yaml");
+    std::fs::write(&out, text).unwrap();
+    out
 }

@@ -267,6 +267,7 @@ pub fn kubelet_finalize(ctx: &InitContext) -> anyhow::Result<()> {
 
 /// Runs every phase of `kubeboot init` that is not skipped; returns the join command.
 pub fn run_all(ctx: &InitContext, run: &InitRun) -> anyhow::Result<Option<String>> {
+    use anyhow::Context;
     let skip = |p: &str| {
         let s = run.skip_phases.iter().any(|x| x == p || x == "all");
         if s {
@@ -274,26 +275,28 @@ pub fn run_all(ctx: &InitContext, run: &InitRun) -> anyhow::Result<Option<String
         }
         s
     };
+    // Every error names the phase it stopped in.
+    let at = |p: &'static str| move || format!("init stopped in phase {p}");
     if !skip("preflight") {
-        preflight(ctx, &run.ignore_preflight_errors)?;
+        preflight(ctx, &run.ignore_preflight_errors).with_context(at("preflight"))?;
     }
     if !skip("certs") {
-        certs(ctx, "all")?;
+        certs(ctx, "all").with_context(at("certs"))?;
     }
     if !skip("kubeconfig") {
-        kubeconfig(ctx, "all")?;
+        kubeconfig(ctx, "all").with_context(at("kubeconfig"))?;
     }
     if !skip("etcd") && ctx.cfg.local_etcd().is_some() {
-        etcd(ctx)?;
+        etcd(ctx).with_context(at("etcd"))?;
     }
     if !skip("control-plane") {
-        control_plane(ctx, "all")?;
+        control_plane(ctx, "all").with_context(at("control-plane"))?;
     }
     if !skip("kubelet-start") {
-        kubelet_start(ctx)?;
+        kubelet_start(ctx).with_context(at("kubelet-start"))?;
     }
     if !skip("wait-control-plane") {
-        cluster::wait_control_plane(ctx)?;
+        cluster::wait_control_plane(ctx).with_context(at("wait-control-plane"))?;
     }
     let needs_client = [
         "upload-config",
@@ -305,26 +308,31 @@ pub fn run_all(ctx: &InitContext, run: &InitRun) -> anyhow::Result<Option<String
     .iter()
     .any(|p| !run.skip_phases.iter().any(|x| x == p || x == "all"));
     let client = if needs_client {
-        Some(cluster::admin_client(ctx)?)
+        Some(
+            cluster::admin_client(ctx)
+                .with_context(at("upload-config (cluster-admins binding)"))?,
+        )
     } else {
         None
     };
+    let client = || client.as_ref().expect("client");
     if !skip("upload-config") {
-        let kubelet = cluster::kubelet_config_yaml(ctx)?;
-        cluster::upload_config(ctx, client.as_ref().expect("client"), "all", &kubelet)?;
+        let kubelet = cluster::kubelet_config_yaml(ctx).with_context(at("upload-config"))?;
+        cluster::upload_config(ctx, client(), "all", &kubelet).with_context(at("upload-config"))?;
     }
     if !skip("mark-control-plane") {
-        cluster::mark_control_plane(ctx, client.as_ref().expect("client"), run.node_wait)?;
+        cluster::mark_control_plane(ctx, client(), run.node_wait)
+            .with_context(at("mark-control-plane"))?;
     }
     let mut tokens = Vec::new();
     if !skip("bootstrap-token") {
-        tokens = cluster::bootstrap_token(ctx, client.as_ref().expect("client"))?;
+        tokens = cluster::bootstrap_token(ctx, client()).with_context(at("bootstrap-token"))?;
     }
     if !skip("kubelet-finalize") {
-        kubelet_finalize(ctx)?;
+        kubelet_finalize(ctx).with_context(at("kubelet-finalize"))?;
     }
     if !skip("addon") {
-        cluster::addon(ctx, client.as_ref().expect("client"), "all")?;
+        cluster::addon(ctx, client(), "all").with_context(at("addon"))?;
     }
     if !skip("cni") {
         if ctx.cfg.pod_subnets.is_empty() {
@@ -333,11 +341,7 @@ pub fn run_all(ctx: &InitContext, run: &InitRun) -> anyhow::Result<Option<String
                 "Skipped: no pod network CIDR (networking.podSubnet / --pod-network-cidr); install a CNI yourself",
             );
         } else {
-            cluster::cni(
-                ctx,
-                client.as_ref().expect("client"),
-                run.flannel_iface.clone(),
-            )?;
+            cluster::cni(ctx, client(), run.flannel_iface.clone()).with_context(at("cni"))?;
         }
     }
     if skip("show-join-command") {

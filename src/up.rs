@@ -1,0 +1,519 @@
+//! `kubeboot up -f cluster.yaml`: a whole cluster from one inventory, over SSH. Prepare
+//! every host in parallel, `init` the first control plane, fetch its admin.conf to this
+//! workstation, then join the workers in parallel with a fresh short-lived token that is
+//! deleted afterwards. Every phase runs from here through `SshHost`; nothing is copied to
+//! the nodes but the files the phases write. A re-run skips what is already done, so
+//! adding a host to the file and re-running joins just that host.
+
+use crate::apiclient::ApiClient;
+use crate::config::cluster::{Cluster, ClusterHost, Role};
+use crate::config::join::{JoinConfig, JoinOverrides};
+use crate::config::v1beta4::Arg;
+use crate::config::{InitConfig, InitOverrides, LocalFacts};
+use crate::host::{Host, RunOptions, SshConfig, SshHost, WriteOptions};
+use crate::kubeconfig::KubeConfig;
+use crate::orchestrate::ssh_config_for;
+use crate::phases::init::{self as init_phases, InitContext, InitRun};
+use crate::phases::{join as join_phases, label_host};
+use crate::prepare::{self, PrepareArgs};
+use crate::token::{BootstrapToken, TokenInfo};
+use anyhow::Context;
+use clap::Args;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// `kubeboot up` flags: the inventory and SSH flags of `prepare`, plus these.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub prepare: PrepareArgs,
+    /// How long init waits for the API server to become ready.
+    #[arg(long, default_value = "4m", value_parser = parse_duration)]
+    pub control_plane_timeout: Duration,
+    /// How long each join waits for the kubelet's TLS bootstrap.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub join_timeout: Duration,
+    /// Where to write the cluster's admin.conf on this machine
+    /// [default: ~/.kube/kubeboot-<cluster name>.conf].
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig_out: Option<PathBuf>,
+    /// Preflight checks whose errors become warnings on every node (names, or `all`).
+    #[arg(long, value_delimiter = ',')]
+    pub ignore_preflight_errors: Vec<String>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    crate::config::duration::GoDuration::parse(s).map(|d| d.0)
+}
+
+/// Facts come from the inventory, never from the workstation.
+struct InventoryFacts;
+
+impl LocalFacts for InventoryFacts {
+    fn hostname(&self) -> Option<String> {
+        None
+    }
+    fn default_address(&self) -> Option<IpAddr> {
+        None
+    }
+}
+
+/// What happened on one host, for the summary.
+#[derive(Debug, Clone)]
+pub struct HostOutcome {
+    pub host: String,
+    pub role: &'static str,
+    pub prepare: String,
+    pub result: String,
+    pub ok: bool,
+    pub seconds: f64,
+}
+
+/// The init configuration of the first control plane, from the inventory.
+pub fn init_config(
+    cluster: &Cluster,
+    cp: &ClusterHost,
+    cp_timeout: Duration,
+) -> anyhow::Result<InitConfig> {
+    let n = &cluster.networking;
+    let o = InitOverrides {
+        advertise_address: Some(cp.cluster_address()),
+        node_name: Some(cp.name.clone()),
+        pod_network_cidr: n.pod_subnet.clone(),
+        service_cidr: n.service_subnet.clone(),
+        service_dns_domain: n.dns_domain.clone(),
+        control_plane_endpoint: n.control_plane_endpoint.clone(),
+        kubernetes_version: Some(cluster.kubernetes_version.to_string()),
+        ..Default::default()
+    };
+    let mut cfg = InitConfig::load(None, &o, &InventoryFacts)
+        .with_context(|| format!("the inventory's settings for {}", cp.name))?;
+    cfg.init
+        .node_registration
+        .kubelet_extra_args
+        .extend(cluster.kubelet_extra_args.iter().cloned());
+    if let Some(ip) = cp.node_ip {
+        cfg.init.node_registration.kubelet_extra_args.push(Arg {
+            name: "node-ip".into(),
+            value: ip.to_string(),
+        });
+    }
+    let t = cfg.init.timeouts.get_or_insert_with(Default::default);
+    t.control_plane_component_health_check = Some(crate::config::duration::GoDuration(cp_timeout));
+    Ok(cfg)
+}
+
+fn connect(cluster_ssh: &SshConfig, h: &ClusterHost) -> anyhow::Result<SshHost> {
+    Ok(SshHost::connect(
+        &h.name,
+        &h.address,
+        &ssh_config_for(cluster_ssh, h),
+    )?)
+}
+
+/// Why init stopped, with what the node says about its kubelet.
+fn kubelet_diagnostics(host: &dyn Host) -> String {
+    let out = host.run(
+        "echo \"kubelet: $(systemctl is-active kubelet 2>&1)\"; j=$(journalctl -u kubelet --no-pager -o cat 2>/dev/null); echo \"$j\" | grep -E '^F[0-9]{4}' | tail -n 2 | cut -c1-400; echo \"$j\" | grep -E '^E[0-9]{4}' | tail -n 2 | cut -c1-300",
+        &RunOptions {
+            stdin: None,
+            timeout: Some(Duration::from_secs(20)),
+        },
+    );
+    match out {
+        Ok(o) => o.stdout_text(),
+        Err(e) => format!("(could not read the kubelet's log: {e})"),
+    }
+}
+
+/// The admin kubeconfig of an initialized control plane, if its API server answers.
+fn healthy_admin(host: &dyn Host) -> Option<(KubeConfig, ApiClient)> {
+    let bytes = host
+        .read_file(Path::new("/etc/kubernetes/admin.conf"))
+        .ok()??;
+    let kc = KubeConfig::parse(&String::from_utf8_lossy(&bytes)).ok()?;
+    let client = ApiClient::from_kubeconfig_with_timeout(&kc, Duration::from_secs(5)).ok()?;
+    client.wait_ready(Duration::from_secs(5)).ok()?;
+    Some((kc, client))
+}
+
+/// Initializes the first control plane (or finds it initialized); returns its admin
+/// kubeconfig and a client.
+fn init_control_plane(
+    args: &UpArgs,
+    cluster: &Cluster,
+    host: &SshHost,
+    cp: &ClusterHost,
+) -> anyhow::Result<(KubeConfig, ApiClient, bool)> {
+    let _label = label_host(&cp.name);
+    if let Some((kc, client)) = healthy_admin(host) {
+        crate::phases::report(
+            "init",
+            "Already initialized: the API server answers with admin.conf; skipping init",
+        );
+        return Ok((kc, client, false));
+    }
+    let cfg = init_config(cluster, cp, args.control_plane_timeout)?;
+    let rerun = host
+        .file_info(Path::new("/etc/kubernetes/pki/ca.crt"))?
+        .is_some();
+    let mut skip = Vec::new();
+    if rerun {
+        // A previous run got part of the way: the phases are idempotent, preflight would
+        // only complain about the files that run wrote.
+        skip.push("preflight".to_string());
+    }
+    if cluster.cni.name == "none" {
+        skip.push("cni".to_string());
+    }
+    let ctx = InitContext {
+        cfg: &cfg,
+        host,
+        kubeconfig_dir: crate::config::DEFAULT_KUBECONFIG_DIR.into(),
+        cert_options: Default::default(),
+    };
+    let run = InitRun {
+        skip_phases: skip,
+        ignore_preflight_errors: args.ignore_preflight_errors.clone(),
+        flannel_iface: cluster.cni.iface.clone(),
+        node_wait: args.control_plane_timeout,
+    };
+    if let Err(e) = init_phases::run_all(&ctx, &run) {
+        let diag = kubelet_diagnostics(host);
+        crate::phases::report(
+            "init",
+            &format!("FAILED: {e:#}\nwhat the node says:\n{}", diag.trim_end()),
+        );
+        return Err(e);
+    }
+    let bytes = host
+        .read_file(Path::new("/etc/kubernetes/admin.conf"))?
+        .context("admin.conf is missing after init")?;
+    let kc = KubeConfig::parse(&String::from_utf8_lossy(&bytes)).map_err(anyhow::Error::msg)?;
+    let client = ApiClient::from_kubeconfig(&kc)?;
+    Ok((kc, client, true))
+}
+
+fn join_worker(
+    args: &UpArgs,
+    cluster_ssh: &SshConfig,
+    h: &ClusterHost,
+    endpoint: &str,
+    token: &BootstrapToken,
+    ca_hash: &str,
+    cluster_kubelet_args: &[Arg],
+) -> anyhow::Result<String> {
+    let _label = label_host(&h.name);
+    let host = connect(cluster_ssh, h)?;
+    if host
+        .file_info(Path::new(join_phases::KUBELET_CONF))?
+        .is_some()
+    {
+        return Ok("already joined".into());
+    }
+    let o = JoinOverrides {
+        endpoint: Some(endpoint.to_string()),
+        token: Some(token.to_string()),
+        ca_cert_hashes: vec![ca_hash.to_string()],
+        node_name: Some(h.name.clone()),
+        discovery_timeout: Some(Duration::from_secs(120)),
+        ..Default::default()
+    };
+    let mut cfg = JoinConfig::load(None, &o, &InventoryFacts)?;
+    cfg.tls_bootstrap_timeout = args.join_timeout;
+    cfg.join
+        .node_registration
+        .kubelet_extra_args
+        .extend(cluster_kubelet_args.iter().cloned());
+    if let Some(ip) = h.node_ip {
+        cfg.join.node_registration.kubelet_extra_args.push(Arg {
+            name: "node-ip".into(),
+            value: ip.to_string(),
+        });
+    }
+    let ctx = join_phases::JoinContext {
+        cfg: &cfg,
+        host: &host,
+        local: &InventoryFacts,
+        skip: vec![],
+    };
+    match join_phases::run(&ctx) {
+        Ok(j) => Ok(format!("joined in {:.1}s", j.took.as_secs_f64())),
+        Err(e) => {
+            let diag = kubelet_diagnostics(&host);
+            crate::phases::report(
+                "join",
+                &format!("FAILED: {e:#}\nwhat the node says:\n{}", diag.trim_end()),
+            );
+            Err(e)
+        }
+    }
+}
+
+fn default_kubeconfig_out(cluster: &Cluster) -> PathBuf {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    home.join(".kube").join(format!(
+        "kubeboot-{}.conf",
+        if cluster.name.is_empty() {
+            "cluster"
+        } else {
+            &cluster.name
+        }
+    ))
+}
+
+/// Runs `kubeboot up`.
+pub fn run(args: UpArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (cluster, ssh) = prepare::resolve(&args.prepare)?;
+    let cps: Vec<&ClusterHost> = cluster
+        .hosts
+        .iter()
+        .filter(|h| h.role == Role::ControlPlane)
+        .collect();
+    let cp = *cps
+        .first()
+        .context("the inventory has no control-plane host")?;
+    let mut outcomes: Vec<HostOutcome> = cluster
+        .hosts
+        .iter()
+        .map(|h| HostOutcome {
+            host: h.name.clone(),
+            role: if h.role == Role::ControlPlane {
+                "control-plane"
+            } else {
+                "worker"
+            },
+            prepare: "-".into(),
+            result: "not run".into(),
+            ok: false,
+            seconds: 0.0,
+        })
+        .collect();
+
+    // 1. Prepare every host in parallel.
+    println!("== prepare: {} hosts ==", cluster.hosts.len());
+    let reports = prepare::prepare_hosts(&args.prepare, &cluster, &ssh)?;
+    for (o, r) in outcomes.iter_mut().zip(&reports) {
+        o.prepare = if r.failed() {
+            "FAILED".into()
+        } else {
+            format!("ok ({} changed)", r.changed())
+        };
+        o.seconds += r.elapsed_ms as f64 / 1000.0;
+    }
+    if args.prepare.plan {
+        println!("\n== plan: init and join ==");
+        println!(
+            "{}: would run `init` (every phase) for Kubernetes {} and fetch admin.conf to {}",
+            cp.name,
+            cluster.kubernetes_version,
+            args.kubeconfig_out
+                .clone()
+                .unwrap_or_else(|| default_kubeconfig_out(&cluster))
+                .display()
+        );
+        for h in cluster.hosts.iter().filter(|h| h.role == Role::Worker) {
+            println!(
+                "{}: would join as a worker through https://{}:6443",
+                h.name,
+                cp.cluster_address()
+            );
+        }
+        for h in cps.iter().skip(1) {
+            println!(
+                "{}: further control planes are not supported by this version; it would be left out",
+                h.name
+            );
+        }
+        println!("(plan: nothing was changed)");
+        return Ok(());
+    }
+    let failed_prepare: Vec<&str> = reports
+        .iter()
+        .filter(|r| r.failed())
+        .map(|r| r.host.as_str())
+        .collect();
+    if failed_prepare.contains(&cp.name.as_str()) {
+        print_summary(&outcomes, started);
+        anyhow::bail!(
+            "up stopped after prepare: the control plane {} failed to prepare (see the summary)",
+            cp.name
+        );
+    }
+
+    // 2. init on the first control plane.
+    println!("\n== init: {} ==", cp.name);
+    let t0 = Instant::now();
+    let cp_host = connect(&ssh, cp)?;
+    let (admin_kc, admin, fresh) = match init_control_plane(&args, &cluster, &cp_host, cp) {
+        Ok(v) => v,
+        Err(e) => {
+            let o = outcomes.iter_mut().find(|o| o.host == cp.name).expect("cp");
+            o.result = format!("init FAILED: {}", first_line(&e));
+            o.seconds += t0.elapsed().as_secs_f64();
+            print_summary(&outcomes, started);
+            return Err(e.context(format!(
+                "up stopped at init on {} ({})",
+                cp.name, cp.address
+            )));
+        }
+    };
+    {
+        let o = outcomes.iter_mut().find(|o| o.host == cp.name).expect("cp");
+        o.result = if fresh {
+            "initialized".into()
+        } else {
+            "already initialized".into()
+        };
+        o.ok = true;
+        o.seconds += t0.elapsed().as_secs_f64();
+    }
+    let out = args
+        .kubeconfig_out
+        .clone()
+        .unwrap_or_else(|| default_kubeconfig_out(&cluster));
+    crate::host::LocalHost::new().write_file(
+        &out,
+        admin_kc.to_yaml().as_bytes(),
+        WriteOptions::PRIVATE.in_dir_mode(0o700),
+    )?;
+    println!("admin kubeconfig written to {}", out.display());
+
+    // 3. Workers, in parallel, with a fresh short-lived token deleted afterwards.
+    for h in cps.iter().skip(1) {
+        let o = outcomes
+            .iter_mut()
+            .find(|o| o.host == h.name)
+            .expect("host");
+        o.result = "skipped: joining further control planes is not supported yet".into();
+    }
+    let workers: Vec<&ClusterHost> = cluster
+        .hosts
+        .iter()
+        .filter(|h| h.role == Role::Worker && !failed_prepare.contains(&h.name.as_str()))
+        .collect();
+    if !workers.is_empty() {
+        println!("\n== join: {} workers ==", workers.len());
+        let token = BootstrapToken::generate();
+        crate::token::create(
+            &admin,
+            &TokenInfo {
+                token: token.clone(),
+                description: "kubeboot up: joins workers; deleted when up ends".into(),
+                expires: Some(time::OffsetDateTime::now_utc() + time::Duration::minutes(30)),
+                usages: vec!["signing".into(), "authentication".into()],
+                groups: vec![crate::token::DEFAULT_GROUP.into()],
+            },
+        )?;
+        let ca_hash = admin_kc
+            .ca_cert()
+            .context("admin.conf has no CA")?
+            .spki_sha256();
+        let endpoint = cluster
+            .networking
+            .control_plane_endpoint
+            .clone()
+            .unwrap_or_else(|| {
+                format!(
+                    "{}:{}",
+                    cp.cluster_address(),
+                    crate::config::DEFAULT_BIND_PORT
+                )
+            });
+        let results: Vec<(String, anyhow::Result<String>, f64)> = std::thread::scope(|s| {
+            let handles: Vec<_> = workers
+                .iter()
+                .map(|h| {
+                    let (args, ssh, endpoint, token, ca_hash) =
+                        (&args, &ssh, &endpoint, &token, &ca_hash);
+                    let kubelet_args = &cluster.kubelet_extra_args;
+                    s.spawn(move || {
+                        let t = Instant::now();
+                        let r = join_worker(args, ssh, h, endpoint, token, ca_hash, kubelet_args);
+                        (h.name.clone(), r, t.elapsed().as_secs_f64())
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("join thread"))
+                .collect()
+        });
+        if let Err(e) = crate::token::delete(&admin, token.id()) {
+            eprintln!(
+                "warning: could not delete the join token {}: {e}",
+                token.id()
+            );
+        }
+        for (name, r, secs) in results {
+            let o = outcomes.iter_mut().find(|o| o.host == name).expect("host");
+            o.seconds += secs;
+            match r {
+                Ok(msg) => {
+                    o.result = msg;
+                    o.ok = true;
+                }
+                Err(e) => {
+                    o.result = format!("join FAILED: {}", first_line(&e));
+                }
+            }
+        }
+    }
+    print_summary(&outcomes, started);
+    let failed: Vec<&str> = outcomes
+        .iter()
+        .filter(|o| !o.ok)
+        .map(|o| o.host.as_str())
+        .collect();
+    if !failed.is_empty() {
+        anyhow::bail!(
+            "up finished with {} of {} hosts not in the cluster: {}",
+            failed.len(),
+            outcomes.len(),
+            failed.join(", ")
+        );
+    }
+    println!(
+        "\nThe cluster is up. kubectl --kubeconfig {} get nodes",
+        out.display()
+    );
+    Ok(())
+}
+
+/// The phase an error stopped in and its root cause, on one line, for the summary.
+fn first_line(e: &anyhow::Error) -> String {
+    let chain: Vec<String> = e
+        .chain()
+        .map(|c| c.to_string().lines().next().unwrap_or_default().to_string())
+        .collect();
+    let text = match (chain.first(), chain.last()) {
+        (Some(a), Some(b)) if chain.len() > 1 => format!("{a}: {b}"),
+        (Some(a), _) => a.clone(),
+        _ => String::new(),
+    };
+    text.chars().take(240).collect()
+}
+
+fn print_summary(outcomes: &[HostOutcome], started: Instant) {
+    let w = outcomes
+        .iter()
+        .map(|o| o.host.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    println!(
+        "\n{:w$}  {:13}  {:18}  {:>7}  RESULT",
+        "HOST", "ROLE", "PREPARE", "TIME"
+    );
+    for o in outcomes {
+        println!(
+            "{:w$}  {:13}  {:18}  {:>6.1}s  {}",
+            o.host, o.role, o.prepare, o.seconds, o.result
+        );
+    }
+    println!("total {:.1}s", started.elapsed().as_secs_f64());
+}
