@@ -15,7 +15,7 @@ mod lab_support;
 
 use cluster_support::*;
 use kubeboot::config::join::{JoinConfig, JoinOverrides};
-use lab_support::{LabEnv, lab_prerequisites, text};
+use lab_support::{LabEnv, apt_proxy, lab_prerequisites, text};
 use std::time::{Duration, Instant};
 
 struct NoFacts;
@@ -34,11 +34,7 @@ fn a_prepared_lab_node_joins_and_its_real_kubelet_bootstraps() {
         return;
     }
     let env = LabEnv::new();
-    let p = std::env::var("KUBEBOOT_TEST_APT_PROXY").unwrap();
-    let proxy = format!(
-        "http://{{bridge}}:{}",
-        p.rsplit(':').next().unwrap().trim_end_matches('/')
-    );
+    let proxy = apt_proxy();
     let lab = env.up("kbjoin", "10.213.53.0/24", 1, &["--apt-proxy", &proxy]);
 
     // Prepare the node with the real kubelet.

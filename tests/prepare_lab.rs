@@ -11,24 +11,12 @@ mod http_support;
 mod lab_support;
 
 use http_support::{FileServer, sha256sum, write_stand_ins};
-use lab_support::{LabEnv, RunningLab, lab_prerequisites, text};
+use lab_support::{LabEnv, RunningLab, apt_proxy, lab_prerequisites, text};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-/// `--apt-proxy` for `lab up`: the test proxy's port on each lab's own bridge address.
-fn apt_proxy() -> String {
-    let p = std::env::var("KUBEBOOT_TEST_APT_PROXY").expect("checked by lab_prerequisites");
-    let port = p
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .trim_end_matches('/')
-        .to_string();
-    format!("http://{{bridge}}:{port}")
-}
 
 /// Artifacts: stand-ins on a loopback HTTP server.
 struct Artifacts {

@@ -9,19 +9,8 @@
 mod cluster_support;
 mod lab_support;
 
-use lab_support::{LabEnv, lab_prerequisites, text};
+use lab_support::{LabEnv, apt_proxy, lab_prerequisites, text};
 use std::time::Instant;
-
-fn apt_proxy() -> String {
-    let p = std::env::var("KUBEBOOT_TEST_APT_PROXY").expect("checked by lab_prerequisites");
-    let port = p
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .trim_end_matches('/')
-        .to_string();
-    format!("http://{{bridge}}:{port}")
-}
 
 /// What `prepare` may change on a host, read before and after (packages, files, sysctls,
 /// swap in fstab, services).

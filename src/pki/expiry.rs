@@ -148,52 +148,64 @@ pub fn table(rows: Vec<Vec<String>>) -> String {
     out
 }
 
+/// One of kubeadm's tables: the header, a row per present entry, then `!MISSING!` lines.
+fn section(
+    header: &[&str],
+    entries: &[ExpiryRow],
+    row: impl Fn(&ExpiryRow) -> Vec<String>,
+) -> String {
+    let mut rows = vec![header.iter().map(|h| h.to_string()).collect()];
+    let mut missing = String::new();
+    for r in entries {
+        if r.missing {
+            missing.push_str(&format!("!MISSING! {}\n", r.name));
+        } else {
+            rows.push(row(r));
+        }
+    }
+    table(rows) + &missing
+}
+
 impl ExpiryReport {
     /// kubeadm's two text tables; missing certificates are listed as `!MISSING!`.
     pub fn to_text(&self) -> String {
-        let mut rows = vec![vec![
-            "CERTIFICATE".into(),
-            "EXPIRES".into(),
-            "RESIDUAL TIME".into(),
-            "CERTIFICATE AUTHORITY".into(),
-            "EXTERNALLY MANAGED".into(),
-        ]];
-        let mut missing = String::new();
-        for r in &self.certificates {
-            if r.missing {
-                missing.push_str(&format!("!MISSING! {}\n", r.name));
-                continue;
-            }
-            rows.push(vec![
-                r.name.clone(),
-                expires(r.expiration_date),
-                short_duration(r.residual_seconds),
-                r.certificate_authority_name.clone(),
-                yes_no(r.externally_managed).into(),
-            ]);
-        }
-        let mut out = table(rows) + &missing;
-        out.push('\n');
-        let mut rows = vec![vec![
-            "CERTIFICATE AUTHORITY".into(),
-            "EXPIRES".into(),
-            "RESIDUAL TIME".into(),
-            "EXTERNALLY MANAGED".into(),
-        ]];
-        let mut missing = String::new();
-        for r in &self.certificate_authorities {
-            if r.missing {
-                missing.push_str(&format!("!MISSING! {}\n", r.name));
-                continue;
-            }
-            rows.push(vec![
-                r.name.clone(),
-                expires(r.expiration_date),
-                short_duration(r.residual_seconds),
-                yes_no(r.externally_managed).into(),
-            ]);
-        }
-        out + &table(rows) + &missing
+        let certs = section(
+            &[
+                "CERTIFICATE",
+                "EXPIRES",
+                "RESIDUAL TIME",
+                "CERTIFICATE AUTHORITY",
+                "EXTERNALLY MANAGED",
+            ],
+            &self.certificates,
+            |r| {
+                vec![
+                    r.name.clone(),
+                    expires(r.expiration_date),
+                    short_duration(r.residual_seconds),
+                    r.certificate_authority_name.clone(),
+                    yes_no(r.externally_managed).into(),
+                ]
+            },
+        );
+        let cas = section(
+            &[
+                "CERTIFICATE AUTHORITY",
+                "EXPIRES",
+                "RESIDUAL TIME",
+                "EXTERNALLY MANAGED",
+            ],
+            &self.certificate_authorities,
+            |r| {
+                vec![
+                    r.name.clone(),
+                    expires(r.expiration_date),
+                    short_duration(r.residual_seconds),
+                    yes_no(r.externally_managed).into(),
+                ]
+            },
+        );
+        format!("{certs}\n{cas}")
     }
 }
 

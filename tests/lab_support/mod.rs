@@ -235,3 +235,16 @@ impl Drop for RunningLab<'_> {
         }
     }
 }
+
+/// `--apt-proxy` for `lab up`: the test proxy's port (from `KUBEBOOT_TEST_APT_PROXY`) on
+/// each lab's own bridge address.
+pub fn apt_proxy() -> String {
+    let p = std::env::var("KUBEBOOT_TEST_APT_PROXY").expect("checked by lab_prerequisites");
+    let port = p
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    format!("http://{{bridge}}:{port}")
+}
