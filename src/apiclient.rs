@@ -429,7 +429,7 @@ impl ApiClient {
 }
 
 /// An error and its causes in one line (reqwest hides the interesting part in sources).
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

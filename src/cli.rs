@@ -116,6 +116,28 @@ pub struct InitRunArgs {
     /// How long mark-control-plane waits for this node's Node object.
     #[arg(long, default_value = "4m", value_parser = parse_duration)]
     pub node_wait: std::time::Duration,
+    #[command(flatten)]
+    pub upload: UploadCertsFlags,
+}
+
+/// `--upload-certs` and its key (init and `init phase upload-certs`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct UploadCertsFlags {
+    /// Upload the certificates every control plane shares to the kubeadm-certs Secret
+    /// (encrypted, deleted after two hours), for `join --control-plane --certificate-key`.
+    #[arg(long)]
+    pub upload_certs: bool,
+    /// The key (64 hex digits) to encrypt them with; a new one is generated when omitted.
+    #[arg(
+        long,
+        value_name = "HEX",
+        env = "KUBEBOOT_CERTIFICATE_KEY",
+        hide_env_values = true
+    )]
+    pub certificate_key: Option<String>,
+    /// Do not print the key.
+    #[arg(long)]
+    pub skip_certificate_key_print: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -175,6 +197,14 @@ pub enum InitPhase {
     },
     /// Bootstrap tokens, node-bootstrap RBAC and the public cluster-info ConfigMap.
     BootstrapToken(ClusterPhaseFlags),
+    /// Upload the shared certificates (CAs, service-account keys) to the kubeadm-certs
+    /// Secret, encrypted with a certificate key (needs --upload-certs).
+    UploadCerts {
+        #[command(flatten)]
+        flags: ClusterPhaseFlags,
+        #[command(flatten)]
+        upload: UploadCertsFlags,
+    },
     /// Write the local etcd static Pod manifest (`local`).
     Etcd {
         #[arg(default_value = "local", value_parser = ["local"])]
@@ -269,9 +299,32 @@ pub struct JoinArgs {
     /// The container runtime's socket.
     #[arg(long, value_name = "URL")]
     pub cri_socket: Option<String>,
-    /// Phases to skip: preflight, kubelet-start, kubelet-wait-bootstrap.
-    #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(["preflight", "kubelet-start", "kubelet-wait-bootstrap"]))]
+    /// Phases to skip: preflight, control-plane-prepare, check-etcd, kubelet-start,
+    /// etcd-join, kubelet-wait-bootstrap, wait-control-plane, control-plane-join.
+    #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(crate::phases::join::PHASES))]
     pub skip_phases: Vec<String>,
+    /// Join as another control plane (API server, controller-manager, scheduler and an
+    /// etcd member on this node).
+    #[arg(long)]
+    pub control_plane: bool,
+    /// With --control-plane: the key that decrypts the certificates uploaded with
+    /// `init --upload-certs` / `init phase upload-certs --upload-certs`.
+    #[arg(
+        long,
+        value_name = "HEX",
+        env = "KUBEBOOT_CERTIFICATE_KEY",
+        hide_env_values = true
+    )]
+    pub certificate_key: Option<String>,
+    /// With --control-plane: the IP address this API server advertises.
+    #[arg(long, value_name = "IP")]
+    pub apiserver_advertise_address: Option<String>,
+    /// With --control-plane: the port this API server binds to (default 6443).
+    #[arg(long, value_name = "PORT")]
+    pub apiserver_bind_port: Option<u16>,
+    /// Preflight checks whose errors become warnings (names as reported, or `all`).
+    #[arg(long, value_delimiter = ',')]
+    pub ignore_preflight_errors: Vec<String>,
 }
 
 /// `kubeboot token`.
@@ -296,6 +349,10 @@ pub enum TokenCommand {
         /// Print the whole `kubeboot join` command instead of only the token.
         #[arg(long)]
         print_join_command: bool,
+        /// With --print-join-command: print the control-plane variant with this
+        /// certificate key (from `init phase upload-certs --upload-certs`).
+        #[arg(long, value_name = "HEX", requires = "print_join_command")]
+        certificate_key: Option<String>,
         #[command(flatten)]
         api: ApiFlags,
     },
@@ -605,6 +662,20 @@ fn run_init_phase(host: &dyn Host, phase: InitPhase) -> anyhow::Result<()> {
             init_phases::cluster::bootstrap_token(&ctx, &client)?;
             Ok(())
         }
+        InitPhase::UploadCerts { flags, upload } => {
+            if !upload.upload_certs {
+                println!("[upload-certs] Skipping phase. Please see --upload-certs");
+                return Ok(());
+            }
+            let cfg = flags.init.load()?;
+            let ctx = cluster_ctx(&cfg, host, &flags);
+            let client = init_phases::cluster::admin_client(&ctx)?;
+            let key = init_phases::upload_certs(&ctx, &client, upload.certificate_key.as_deref())?;
+            if !upload.skip_certificate_key_print {
+                println!("[upload-certs] Using certificate key:\n{key}");
+            }
+            Ok(())
+        }
         InitPhase::Etcd { flags, .. } => {
             let cfg = flags.load()?;
             init_phases::etcd(&file_ctx(&cfg, host))
@@ -767,8 +838,12 @@ fn run_token(host: &dyn Host, cmd: TokenCommand) -> anyhow::Result<()> {
             groups,
             usages,
             print_join_command,
+            certificate_key,
             api,
         } => {
+            if let Some(k) = &certificate_key {
+                crate::copycerts::parse_certificate_key(k).context("--certificate-key")?;
+            }
             let token = match token {
                 Some(t) => BootstrapToken::parse(&t)?,
                 None => BootstrapToken::generate(),
@@ -796,7 +871,14 @@ fn run_token(host: &dyn Host, cmd: TokenCommand) -> anyhow::Result<()> {
                 e => e.into(),
             })?;
             if print_join_command {
-                println!("{}", join_command(&kc, &token)?);
+                match certificate_key {
+                    Some(k) => println!(
+                        "{} --control-plane --certificate-key {}",
+                        join_command(&kc, &token)?,
+                        k.trim()
+                    ),
+                    None => println!("{}", join_command(&kc, &token)?),
+                }
             } else {
                 println!("{token}");
             }
@@ -976,6 +1058,10 @@ fn run_join(host: &dyn Host, a: JoinArgs) -> anyhow::Result<()> {
         node_name: a.node_name,
         cri_socket: a.cri_socket,
         discovery_timeout: a.discovery_timeout,
+        control_plane: a.control_plane,
+        certificate_key: a.certificate_key,
+        apiserver_advertise_address: a.apiserver_advertise_address,
+        apiserver_bind_port: a.apiserver_bind_port,
     };
     let cfg = config::join::JoinConfig::load(a.config.as_deref(), &o, &ThisMachine)?;
     let ctx = crate::phases::join::JoinContext {
@@ -983,8 +1069,18 @@ fn run_join(host: &dyn Host, a: JoinArgs) -> anyhow::Result<()> {
         host,
         local: &ThisMachine,
         skip: a.skip_phases,
+        ignore_preflight_errors: a.ignore_preflight_errors,
     };
     let joined = crate::phases::join::run(&ctx)?;
+    if cfg.control_plane.is_some() {
+        println!(
+            "\nThis node ({}) has joined the cluster at {} as a control plane in {:.1}s:\n* The shared certificates are in place and this node's own were signed by the cluster's CAs.\n* A new etcd member was added to the local etcd cluster and promoted to a voting member.\n* A new control plane instance was created: its API server answers and the node is labelled and tainted as a control plane.\n\nTo start administering your cluster from this node, run as a regular user:\n\n  mkdir -p $HOME/.kube\n  sudo cp -i /etc/kubernetes/admin.conf $HOME/.kube/config\n  sudo chown $(id -u):$(id -g) $HOME/.kube/config\n\nRun 'kubectl get nodes' to see this node join the cluster.",
+            joined.node_name,
+            joined.server,
+            joined.took.as_secs_f64()
+        );
+        return Ok(());
+    }
     println!(
         "\nThis node ({}) has joined the cluster at {} in {:.1}s:\n* Certificate signing request was sent to the API server and a response was received.\n* The kubelet was informed of the new secure connection details.\n\nRun 'kubectl get nodes' on a control-plane node to see this node join the cluster.",
         joined.node_name,
@@ -1048,8 +1144,10 @@ fn run_init(host: &dyn Host, a: InitRunArgs) -> anyhow::Result<()> {
         ignore_preflight_errors: a.ignore_preflight_errors,
         flannel_iface: a.flannel_iface,
         node_wait: a.node_wait,
+        upload_certs: a.upload.upload_certs,
+        certificate_key: a.upload.certificate_key.clone(),
     };
-    let join = init_phases::run_all(&ctx, &run)?;
+    let outcome = init_phases::run_all(&ctx, &run)?;
     println!("\nYour Kubernetes control-plane has initialized successfully!\n");
     println!(
         "To start using your cluster, run as a regular user:\n\n  mkdir -p $HOME/.kube\n  sudo cp -i /etc/kubernetes/admin.conf $HOME/.kube/config\n  sudo chown $(id -u):$(id -g) $HOME/.kube/config\n"
@@ -1057,7 +1155,22 @@ fn run_init(host: &dyn Host, a: InitRunArgs) -> anyhow::Result<()> {
     println!(
         "/etc/kubernetes/super-admin.conf has unrestricted rights (system:masters): move it somewhere safe.\n"
     );
-    if let Some(join) = join {
+    if let (Some(join), Some(key)) = (&outcome.join, &outcome.certificate_key) {
+        if cfg.control_plane_endpoint.is_none() {
+            println!(
+                "The certificates were uploaded, but this cluster has no controlPlaneEndpoint: control planes cannot be added to it (set one before the first init).\n"
+            );
+        } else if a.upload.skip_certificate_key_print {
+            println!(
+                "You can now join any number of control-plane nodes by running the following on each as root, with the certificate key you chose:\n\n  {join} \\\n    --control-plane --certificate-key <key>\n"
+            );
+        } else {
+            println!(
+                "You can now join any number of control-plane nodes by running the following on each as root:\n\n  {join} \\\n    --control-plane --certificate-key {key}\n\nPlease note that the certificate-key gives access to cluster sensitive data, keep it secret!\nAs a safeguard, uploaded-certs will be deleted in two hours; if necessary, you can use\n\"kubeboot init phase upload-certs --upload-certs\" to reload certs afterward.\n"
+            );
+        }
+    }
+    if let Some(join) = &outcome.join {
         println!(
             "Then join any number of worker nodes by running the following on each as root:\n\n  {join}\n"
         );

@@ -7,7 +7,9 @@
 pub mod apiclient;
 pub mod cli;
 pub mod config;
+pub mod copycerts;
 pub mod discovery;
+pub mod etcdclient;
 pub mod host;
 pub mod kubeconfig;
 pub mod lab;

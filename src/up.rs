@@ -1,7 +1,9 @@
 //! `kubeboot up -f cluster.yaml`: a whole cluster from one inventory, over SSH. Prepare
 //! every host in parallel, `init` the first control plane, fetch its admin.conf to this
-//! workstation, then join the workers in parallel with a fresh short-lived token that is
-//! deleted afterwards. Every phase runs from here through `SshHost`; nothing is copied to
+//! workstation, join further control planes one at a time (the shared certificates copied
+//! over SSH from the first, never through the API; one etcd membership change at a time),
+//! then the workers in parallel, all with a fresh short-lived token that is deleted
+//! afterwards. Every phase runs from here through `SshHost`; nothing is copied to
 //! the nodes but the files the phases write. A re-run skips what is already done, so
 //! adding a host to the file and re-running joins just that host.
 
@@ -178,6 +180,7 @@ fn init_control_plane(
         ignore_preflight_errors: args.ignore_preflight_errors.clone(),
         flannel_iface: cluster.cni.iface.clone(),
         node_wait: args.control_plane_timeout,
+        ..Default::default()
     };
     if let Err(e) = init_phases::run_all(&ctx, &run) {
         let diag = kubelet_diagnostics(host);
@@ -195,7 +198,17 @@ fn init_control_plane(
     Ok((kc, client, true))
 }
 
-fn join_worker(
+/// How a host joins: as a worker, or as a control plane with the shared certificates
+/// copied from the first control plane's host.
+enum JoinAs<'a> {
+    Worker,
+    ControlPlane {
+        first: &'a dyn Host,
+        first_cfg: &'a InitConfig,
+    },
+}
+
+fn join_host(
     args: &UpArgs,
     cluster_ssh: &SshConfig,
     h: &ClusterHost,
@@ -203,14 +216,41 @@ fn join_worker(
     token: &BootstrapToken,
     ca_hash: &str,
     cluster_kubelet_args: &[Arg],
+    how: JoinAs,
 ) -> anyhow::Result<String> {
     let _label = label_host(&h.name);
     let host = connect(cluster_ssh, h)?;
-    if host
+    let joined = host
         .file_info(Path::new(join_phases::KUBELET_CONF))?
-        .is_some()
+        .is_some();
+    let is_cp = matches!(how, JoinAs::ControlPlane { .. });
+    if joined
+        && (!is_cp
+            || host
+                .file_info(Path::new("/etc/kubernetes/manifests/etcd.yaml"))?
+                .is_some())
     {
         return Ok("already joined".into());
+    }
+    if let JoinAs::ControlPlane { first, first_cfg } = &how {
+        let files = crate::copycerts::read_shared(*first, first_cfg)
+            .context("reading the shared certificates from the first control plane")?;
+        let written = crate::copycerts::write_shared(&host, &first_cfg.cert_dir, &files)?;
+        crate::phases::report(
+            "copy-certs",
+            &format!(
+                "Copied {} shared certificate and key files from {} over SSH ({} already in place)",
+                written
+                    .iter()
+                    .filter(|w| matches!(w, crate::copycerts::Written::Created(_)))
+                    .count(),
+                first.name(),
+                written
+                    .iter()
+                    .filter(|w| matches!(w, crate::copycerts::Written::Kept(_)))
+                    .count()
+            ),
+        );
     }
     let o = JoinOverrides {
         endpoint: Some(endpoint.to_string()),
@@ -218,6 +258,8 @@ fn join_worker(
         ca_cert_hashes: vec![ca_hash.to_string()],
         node_name: Some(h.name.clone()),
         discovery_timeout: Some(Duration::from_secs(120)),
+        control_plane: is_cp,
+        apiserver_advertise_address: is_cp.then(|| h.cluster_address()),
         ..Default::default()
     };
     let mut cfg = JoinConfig::load(None, &o, &InventoryFacts)?;
@@ -236,10 +278,20 @@ fn join_worker(
         cfg: &cfg,
         host: &host,
         local: &InventoryFacts,
-        skip: vec![],
+        skip: if joined {
+            // A control plane whose kubelet joined in an earlier run that stopped later.
+            vec!["preflight".into()]
+        } else {
+            vec![]
+        },
+        ignore_preflight_errors: args.ignore_preflight_errors.clone(),
     };
     match join_phases::run(&ctx) {
-        Ok(j) => Ok(format!("joined in {:.1}s", j.took.as_secs_f64())),
+        Ok(j) => Ok(format!(
+            "joined{} in {:.1}s",
+            if is_cp { " as a control plane" } else { "" },
+            j.took.as_secs_f64()
+        )),
         Err(e) => {
             let diag = kubelet_diagnostics(&host);
             crate::phases::report(
@@ -249,6 +301,18 @@ fn join_worker(
             Err(e)
         }
     }
+}
+
+/// Where joining nodes find the API server: `controlPlaneEndpoint`, else the first
+/// control plane's address on the default port.
+fn join_endpoint(cluster: &Cluster, cp: &ClusterHost) -> String {
+    cluster
+        .networking
+        .control_plane_endpoint
+        .clone()
+        .unwrap_or_else(|| {
+            crate::render::join_host_port(&cp.cluster_address(), crate::config::DEFAULT_BIND_PORT)
+        })
 }
 
 fn default_kubeconfig_out(cluster: &Cluster) -> PathBuf {
@@ -316,16 +380,16 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
                 .unwrap_or_else(|| default_kubeconfig_out(&cluster))
                 .display()
         );
-        for h in cluster.hosts.iter().filter(|h| h.role == Role::Worker) {
-            println!(
-                "{}: would join as a worker through https://{}:6443",
-                h.name,
-                cp.cluster_address()
-            );
-        }
+        let endpoint = join_endpoint(&cluster, cp);
         for h in cps.iter().skip(1) {
             println!(
-                "{}: further control planes are not supported by this version; it would be left out",
+                "{}: would join as a control plane through https://{endpoint}: the shared certificates copied over SSH from {}, its own certificates and kubeconfigs, the control-plane static Pods, an etcd member (added as a learner, promoted once in sync)",
+                h.name, cp.name
+            );
+        }
+        for h in cluster.hosts.iter().filter(|h| h.role == Role::Worker) {
+            println!(
+                "{}: would join as a worker through https://{endpoint}",
                 h.name
             );
         }
@@ -383,27 +447,26 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     )?;
     println!("admin kubeconfig written to {}", out.display());
 
-    // 3. Workers, in parallel, with a fresh short-lived token deleted afterwards.
-    for h in cps.iter().skip(1) {
-        let o = outcomes
-            .iter_mut()
-            .find(|o| o.host == h.name)
-            .expect("host");
-        o.result = "skipped: joining further control planes is not supported yet".into();
-    }
+    // 3. Further control planes one at a time, then the workers in parallel, with a
+    //    fresh short-lived token deleted afterwards.
+    let joining_cps: Vec<&ClusterHost> = cps
+        .iter()
+        .skip(1)
+        .copied()
+        .filter(|h| !failed_prepare.contains(&h.name.as_str()))
+        .collect();
     let workers: Vec<&ClusterHost> = cluster
         .hosts
         .iter()
         .filter(|h| h.role == Role::Worker && !failed_prepare.contains(&h.name.as_str()))
         .collect();
-    if !workers.is_empty() {
-        println!("\n== join: {} workers ==", workers.len());
+    if !workers.is_empty() || !joining_cps.is_empty() {
         let token = BootstrapToken::generate();
         crate::token::create(
             &admin,
             &TokenInfo {
                 token: token.clone(),
-                description: "kubeboot up: joins workers; deleted when up ends".into(),
+                description: "kubeboot up: joins nodes; deleted when up ends".into(),
                 expires: Some(time::OffsetDateTime::now_utc() + time::Duration::minutes(30)),
                 usages: vec!["signing".into(), "authentication".into()],
                 groups: vec![crate::token::DEFAULT_GROUP.into()],
@@ -413,54 +476,101 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
             .ca_cert()
             .context("admin.conf has no CA")?
             .spki_sha256();
-        let endpoint = cluster
-            .networking
-            .control_plane_endpoint
-            .clone()
-            .unwrap_or_else(|| {
-                format!(
-                    "{}:{}",
-                    cp.cluster_address(),
-                    crate::config::DEFAULT_BIND_PORT
-                )
-            });
-        let results: Vec<(String, anyhow::Result<String>, f64)> = std::thread::scope(|s| {
-            let handles: Vec<_> = workers
-                .iter()
-                .map(|h| {
-                    let (args, ssh, endpoint, token, ca_hash) =
-                        (&args, &ssh, &endpoint, &token, &ca_hash);
-                    let kubelet_args = &cluster.kubelet_extra_args;
-                    s.spawn(move || {
-                        let t = Instant::now();
-                        let r = join_worker(args, ssh, h, endpoint, token, ca_hash, kubelet_args);
-                        (h.name.clone(), r, t.elapsed().as_secs_f64())
+        let endpoint = join_endpoint(&cluster, cp);
+        let first_cfg = init_config(&cluster, cp, args.control_plane_timeout)?;
+        let record =
+            |outcomes: &mut Vec<HostOutcome>, name: &str, r: anyhow::Result<String>, secs: f64| {
+                let o = outcomes.iter_mut().find(|o| o.host == name).expect("host");
+                o.seconds += secs;
+                match r {
+                    Ok(msg) => {
+                        o.result = msg;
+                        o.ok = true;
+                    }
+                    Err(e) => o.result = format!("join FAILED: {}", first_line(&e)),
+                }
+            };
+        let mut cp_failed = false;
+        if !joining_cps.is_empty() {
+            println!(
+                "\n== join: {} control plane{} (one at a time) ==",
+                joining_cps.len(),
+                if joining_cps.len() == 1 { "" } else { "s" }
+            );
+        }
+        for h in &joining_cps {
+            let t = Instant::now();
+            let how = JoinAs::ControlPlane {
+                first: &cp_host,
+                first_cfg: &first_cfg,
+            };
+            let r = join_host(
+                &args,
+                &ssh,
+                h,
+                &endpoint,
+                &token,
+                &ca_hash,
+                &cluster.kubelet_extra_args,
+                how,
+            );
+            cp_failed |= r.is_err();
+            record(&mut outcomes, &h.name, r, t.elapsed().as_secs_f64());
+            if cp_failed {
+                // etcd's quorum may depend on the member that failed: stop adding members.
+                break;
+            }
+        }
+        if cp_failed {
+            for h in &joining_cps {
+                let o = outcomes
+                    .iter_mut()
+                    .find(|o| o.host == h.name)
+                    .expect("host");
+                if o.result == "not run" {
+                    o.result = "skipped: an earlier control-plane join failed".into();
+                }
+            }
+        }
+        if !workers.is_empty() {
+            println!("\n== join: {} workers ==", workers.len());
+            let results: Vec<(String, anyhow::Result<String>, f64)> = std::thread::scope(|s| {
+                let handles: Vec<_> = workers
+                    .iter()
+                    .map(|h| {
+                        let (args, ssh, endpoint, token, ca_hash) =
+                            (&args, &ssh, &endpoint, &token, &ca_hash);
+                        let kubelet_args = &cluster.kubelet_extra_args;
+                        s.spawn(move || {
+                            let t = Instant::now();
+                            let r = join_host(
+                                args,
+                                ssh,
+                                h,
+                                endpoint,
+                                token,
+                                ca_hash,
+                                kubelet_args,
+                                JoinAs::Worker,
+                            );
+                            (h.name.clone(), r, t.elapsed().as_secs_f64())
+                        })
                     })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("join thread"))
-                .collect()
-        });
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("join thread"))
+                    .collect()
+            });
+            for (name, r, secs) in results {
+                record(&mut outcomes, &name, r, secs);
+            }
+        }
         if let Err(e) = crate::token::delete(&admin, token.id()) {
             eprintln!(
                 "warning: could not delete the join token {}: {e}",
                 token.id()
             );
-        }
-        for (name, r, secs) in results {
-            let o = outcomes.iter_mut().find(|o| o.host == name).expect("host");
-            o.seconds += secs;
-            match r {
-                Ok(msg) => {
-                    o.result = msg;
-                    o.ok = true;
-                }
-                Err(e) => {
-                    o.result = format!("join FAILED: {}", first_line(&e));
-                }
-            }
         }
     }
     print_summary(&outcomes, started);

@@ -12,44 +12,15 @@ mod common;
 
 use cluster_support::*;
 use kubeboot::apiclient::ApiClient;
-use kubeboot::kubeconfig::{KubeConfig, User};
+use kubeboot::kubeconfig::KubeConfig;
 use serde_json::json;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 fn admin(cp: &ControlPlane) -> ApiClient {
     let kc = KubeConfig::parse(&std::fs::read_to_string(cp.etc("admin.conf")).unwrap()).unwrap();
     ApiClient::from_kubeconfig(&kc).unwrap()
-}
-
-/// A worker's root with the `systemctl` test double first on PATH.
-fn worker() -> tempfile::TempDir {
-    let w = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(w.path().join("bin")).unwrap();
-    let fake = w.path().join("bin/systemctl");
-    std::fs::write(
-        &fake,
-        format!("#!/bin/sh\n# test double for systemd: records the call\necho \"$@\" >> {}/systemctl.log\n", w.path().display()),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-    w
-}
-
-fn join_cmd(w: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_kubeboot"));
-    c.arg("--root").arg(w).arg("join").args(args);
-    c.env(
-        "PATH",
-        format!(
-            "{}:{}",
-            w.join("bin").display(),
-            std::env::var("PATH").unwrap()
-        ),
-    );
-    c
 }
 
 fn join_fails(w: &Path, args: &[&str]) -> String {
@@ -60,71 +31,6 @@ fn join_fails(w: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stdout)
     );
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// The kubelet's TLS bootstrap, done by the test with the bootstrap kubeconfig.
-fn act_as_kubelet(w: &Path, node: &str) -> KubeConfig {
-    let boot_path = w.join("etc/kubernetes/bootstrap-kubelet.conf");
-    let start = Instant::now();
-    while !boot_path.exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "join never wrote bootstrap-kubelet.conf"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(100));
-    let boot = KubeConfig::parse(&std::fs::read_to_string(&boot_path).unwrap()).unwrap();
-    let client = ApiClient::from_kubeconfig(&boot).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::default();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::OrganizationName, "system:nodes");
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, format!("system:node:{node}"));
-    let csr = params.serialize_request(&key).unwrap().pem().unwrap();
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let created = client
-        .create(
-            "/apis/certificates.k8s.io/v1/certificatesigningrequests",
-            &json!({"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
-                "metadata": {"generateName": "node-csr-"},
-                "spec": {"request": b64.encode(csr), "signerName": "kubernetes.io/kube-apiserver-client-kubelet",
-                         "usages": ["digital signature", "key encipherment", "client auth"]}}),
-        )
-        .unwrap();
-    let name = created["metadata"]["name"].as_str().unwrap().to_string();
-    let cert = loop {
-        let c = client
-            .get(&format!(
-                "/apis/certificates.k8s.io/v1/certificatesigningrequests/{name}"
-            ))
-            .unwrap();
-        if let Some(cert) = c["status"]["certificate"].as_str() {
-            break b64.decode(cert).unwrap();
-        }
-        assert!(start.elapsed() < Duration::from_secs(60), "CSR not signed");
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let ca = b64
-        .decode(&boot.clusters[0].cluster.certificate_authority_data)
-        .unwrap();
-    let kubelet = KubeConfig::basic(
-        &boot.clusters[0].cluster.server,
-        "kubernetes",
-        &format!("system:node:{node}"),
-        &String::from_utf8_lossy(&ca),
-        User {
-            client_certificate_data: b64.encode(cert),
-            client_key_data: b64.encode(key.serialize_pem()),
-            ..Default::default()
-        },
-    );
-    std::fs::write(w.join("etc/kubernetes/kubelet.conf"), kubelet.to_yaml()).unwrap();
-    kubelet
 }
 
 #[test]

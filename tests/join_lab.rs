@@ -77,6 +77,7 @@ fn a_prepared_lab_node_joins_and_its_real_kubelet_bootstraps() {
         host: &host,
         local: &NoFacts,
         skip: vec![],
+        ignore_preflight_errors: vec![],
     };
     let t0 = Instant::now();
     let joined = kubeboot::phases::join::run(&ctx);

@@ -577,6 +577,27 @@ fn validate(doc: &Document, raw: ClusterDoc) -> Result<Cluster, ConfigError> {
             "no host has role control-plane".into(),
         );
     }
+    let cp_names: Vec<&str> = hosts
+        .iter()
+        .filter(|h| h.role == Role::ControlPlane)
+        .map(|h| h.name.as_str())
+        .collect();
+    if cp_names.len() > 1
+        && spec
+            .control_plane_endpoint
+            .as_deref()
+            .is_none_or(|e| e.trim().is_empty())
+    {
+        err(
+            origin(doc, &["spec", "hosts"]),
+            "spec.controlPlaneEndpoint",
+            format!(
+                "{} hosts are control planes ({}): set spec.controlPlaneEndpoint to a stable address in front of all of them (a load balancer, VIP or DNS name, host:port), as kubeadm requires for joining control planes",
+                cp_names.len(),
+                cp_names.join(", ")
+            ),
+        );
+    }
     for a in &spec.kubelet_extra_args {
         if !super::network::is_flag_name(&a.name) {
             err(

@@ -24,6 +24,26 @@ pub struct JoinOverrides {
     pub node_name: Option<String>,
     pub cri_socket: Option<String>,
     pub discovery_timeout: Option<Duration>,
+    /// `--control-plane`: this node becomes another control plane.
+    pub control_plane: bool,
+    /// `--certificate-key`: decrypts the shared certificates uploaded by `upload-certs`.
+    pub certificate_key: Option<String>,
+    /// `--apiserver-advertise-address` of a joining control plane.
+    pub apiserver_advertise_address: Option<String>,
+    /// `--apiserver-bind-port` of a joining control plane.
+    pub apiserver_bind_port: Option<u16>,
+}
+
+/// What a joining control plane serves, and how it gets the shared certificates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlPlaneJoin {
+    /// `localAPIEndpoint.advertiseAddress`; `None` = the kubelet's node IP, else this
+    /// machine's default address.
+    pub advertise_address: Option<std::net::IpAddr>,
+    pub bind_port: u16,
+    /// The validated `certificateKey` (64 hex digits), if the certificates are to be
+    /// downloaded from the `kubeadm-certs` Secret.
+    pub certificate_key: Option<String>,
 }
 
 /// How the joining node finds and trusts the cluster.
@@ -50,6 +70,8 @@ pub struct JoinConfig {
     pub discovery: Discovery,
     pub discovery_timeout: Duration,
     pub tls_bootstrap_timeout: Duration,
+    /// Set when joining as a control plane.
+    pub control_plane: Option<ControlPlaneJoin>,
 }
 
 impl JoinConfig {
@@ -100,6 +122,72 @@ impl JoinConfig {
         join.node_registration
             .cri_socket
             .get_or_insert_with(|| super::DEFAULT_CRI_SOCKET.into());
+        if o.control_plane
+            || o.certificate_key.is_some()
+            || o.apiserver_advertise_address.is_some()
+            || o.apiserver_bind_port.is_some()
+        {
+            let cp = join.control_plane.get_or_insert_with(Default::default);
+            if let Some(k) = &o.certificate_key {
+                cp.certificate_key = Some(k.clone());
+            }
+            if let Some(a) = &o.apiserver_advertise_address {
+                cp.local_api_endpoint.advertise_address = Some(a.clone());
+            }
+            if let Some(p) = o.apiserver_bind_port {
+                cp.local_api_endpoint.bind_port = Some(p);
+            }
+        }
+        let control_plane = match join.control_plane.clone() {
+            None => None,
+            Some(cp) => {
+                let mut advertise = None;
+                if let Some(a) = cp
+                    .local_api_endpoint
+                    .advertise_address
+                    .as_deref()
+                    .filter(|a| !a.is_empty())
+                {
+                    match a.parse::<std::net::IpAddr>() {
+                        Ok(ip) if !ip.is_unspecified() => advertise = Some(ip),
+                        _ => problem(
+                            "controlPlane.localAPIEndpoint.advertiseAddress",
+                            o.apiserver_advertise_address
+                                .as_ref()
+                                .map(|_| "apiserver-advertise-address"),
+                            format!(
+                                "{a:?} is not a usable IP address for this API server to advertise"
+                            ),
+                        ),
+                    }
+                }
+                let bind_port = cp
+                    .local_api_endpoint
+                    .bind_port
+                    .unwrap_or(super::DEFAULT_BIND_PORT);
+                if bind_port == 0 {
+                    problem(
+                        "controlPlane.localAPIEndpoint.bindPort",
+                        o.apiserver_bind_port.map(|_| "apiserver-bind-port"),
+                        "the port must be between 1 and 65535".into(),
+                    );
+                }
+                if let Some(k) = &cp.certificate_key
+                    && let Err(e) = crate::copycerts::parse_certificate_key(k)
+                {
+                    problem(
+                        "controlPlane.certificateKey",
+                        o.certificate_key.as_ref().map(|_| "certificate-key"),
+                        e.to_string(),
+                    );
+                }
+                Some(ControlPlaneJoin {
+                    advertise_address: advertise,
+                    bind_port,
+                    certificate_key: cp.certificate_key.clone(),
+                })
+            }
+        };
         if join.node_registration.taints.is_none() && join.control_plane.is_none() {
             join.node_registration.taints = Some(vec![]);
         }
@@ -225,6 +313,7 @@ impl JoinConfig {
             node_name,
             discovery: discovery.expect("validated"),
             join,
+            control_plane,
         })
     }
 
@@ -251,8 +340,9 @@ impl JoinConfig {
             text: String::new(),
         };
         files.init = Some((doc, init));
-        // A worker serves no API; its "advertise address" only has to be valid. Use the
-        // kubelet's node IP when given, else this machine's default address.
+        // A worker serves no API; its "advertise address" only has to be valid. A control
+        // plane advertises `localAPIEndpoint` when given. Otherwise: the kubelet's node IP
+        // when given, else this machine's default address.
         let node_ip = self
             .join
             .node_registration
@@ -260,12 +350,19 @@ impl JoinConfig {
             .iter()
             .find(|a| a.name == "node-ip")
             .map(|a| a.value.clone());
-        let advertise = node_ip
+        let cp_address = self
+            .control_plane
+            .as_ref()
+            .and_then(|c| c.advertise_address)
+            .map(|a| a.to_string());
+        let advertise = cp_address
+            .or(node_ip)
             .or_else(|| local.default_address().map(|a| a.to_string()))
             .unwrap_or_else(|| "127.0.0.1".into());
         let o = InitOverrides {
             node_name: Some(self.node_name.clone()),
             advertise_address: Some(advertise),
+            bind_port: self.control_plane.as_ref().map(|c| c.bind_port),
             ..Default::default()
         };
         super::resolve_init(files, &o, local)

@@ -1,5 +1,6 @@
-//! `kubeboot join`: kubeadm's join phases for a worker: preflight, discovery,
-//! kubelet-start and kubelet-wait-bootstrap.
+//! `kubeboot join`: kubeadm's join phases: preflight, discovery, kubelet-start and
+//! kubelet-wait-bootstrap; for `--control-plane` also control-plane-prepare, check-etcd,
+//! etcd-join, wait-control-plane and control-plane-join (in `join_cp`).
 
 use super::report;
 use crate::apiclient::ApiClient;
@@ -12,12 +13,17 @@ use base64::Engine;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Phase names, in order (`--skip-phases` takes these).
+/// Phase names, in kubeadm's order (`--skip-phases` takes these; the control-plane ones
+/// run only with `--control-plane`).
 pub const PHASES: &[&str] = &[
     "preflight",
-    "discovery",
+    "control-plane-prepare",
+    "check-etcd",
     "kubelet-start",
+    "etcd-join",
     "kubelet-wait-bootstrap",
+    "wait-control-plane",
+    "control-plane-join",
 ];
 
 /// The bootstrap kubeconfig the kubelet uses for its TLS bootstrap.
@@ -31,6 +37,8 @@ pub struct JoinContext<'a> {
     pub host: &'a dyn Host,
     pub local: &'a dyn LocalFacts,
     pub skip: Vec<String>,
+    /// Preflight checks whose errors become warnings (control-plane joins).
+    pub ignore_preflight_errors: Vec<String>,
 }
 
 /// What join found out, for the summary.
@@ -49,19 +57,71 @@ fn skipped(ctx: &JoinContext, phase: &str) -> bool {
     s
 }
 
-/// Runs every join phase that is not skipped.
+/// What the phases after discovery share: the trusted cluster-info, a client with the
+/// bootstrap token, and this node's configuration within the cluster.
+pub struct Discovered {
+    pub cluster_info: KubeConfig,
+    pub bootstrap: KubeConfig,
+    pub client: ApiClient,
+    pub node_cfg: crate::config::InitConfig,
+}
+
+/// Discovery, then the cluster's configuration read with the bootstrap token.
+pub fn discover(ctx: &JoinContext) -> anyhow::Result<Discovered> {
+    let cluster_info = discovery(ctx)?;
+    let bootstrap = bootstrap_kubeconfig(&cluster_info, ctx.cfg);
+    let client = ApiClient::from_kubeconfig(&bootstrap)?;
+    let kubeadm_cm = client
+        .get("/api/v1/namespaces/kube-system/configmaps/kubeadm-config")
+        .context("reading the cluster's kubeadm-config ConfigMap with the bootstrap token")?;
+    let cluster_yaml = kubeadm_cm["data"]["ClusterConfiguration"]
+        .as_str()
+        .context("kubeadm-config has no ClusterConfiguration")?;
+    let node_cfg = ctx.cfg.node_config(cluster_yaml, ctx.local)?;
+    Ok(Discovered {
+        cluster_info,
+        bootstrap,
+        client,
+        node_cfg,
+    })
+}
+
+/// Runs every join phase that is not skipped; every error names the phase it stopped in.
 pub fn run(ctx: &JoinContext) -> anyhow::Result<Joined> {
     let start = Instant::now();
+    let at = |p: &'static str| move || format!("join stopped in phase {p}");
+    let cp = ctx.cfg.control_plane.is_some();
     if !skipped(ctx, "preflight") {
-        preflight(ctx)?;
+        preflight(ctx).with_context(at("preflight"))?;
     }
-    let cluster_info = discovery(ctx)?;
-    let server = cluster_info.clusters[0].cluster.server.clone();
+    let d = discover(ctx).with_context(at("discovery"))?;
+    let server = d.cluster_info.clusters[0].cluster.server.clone();
+    let mut etcd = None;
+    if cp {
+        if !skipped(ctx, "control-plane-prepare") {
+            super::join_cp::control_plane_prepare(ctx, &d)
+                .with_context(at("control-plane-prepare"))?;
+        }
+        if !skipped(ctx, "check-etcd") {
+            etcd = super::join_cp::check_etcd(ctx, &d).with_context(at("check-etcd"))?;
+        }
+    }
     if !skipped(ctx, "kubelet-start") {
-        kubelet_start(ctx, &cluster_info)?;
+        kubelet_start(ctx, &d).with_context(at("kubelet-start"))?;
+    }
+    if cp && !skipped(ctx, "etcd-join") {
+        super::join_cp::etcd_join(ctx, &d, etcd.as_ref()).with_context(at("etcd-join"))?;
     }
     if !skipped(ctx, "kubelet-wait-bootstrap") {
-        kubelet_wait_bootstrap(ctx)?;
+        kubelet_wait_bootstrap(ctx).with_context(at("kubelet-wait-bootstrap"))?;
+    }
+    if cp {
+        if !skipped(ctx, "wait-control-plane") {
+            super::join_cp::wait_control_plane(ctx, &d).with_context(at("wait-control-plane"))?;
+        }
+        if !skipped(ctx, "control-plane-join") {
+            super::join_cp::control_plane_join(ctx, &d).with_context(at("control-plane-join"))?;
+        }
     }
     Ok(Joined {
         server,
@@ -70,14 +130,20 @@ pub fn run(ctx: &JoinContext) -> anyhow::Result<Joined> {
     })
 }
 
-/// Refuses to join a node that already belongs to a cluster.
+/// Refuses to join a node that already belongs to a cluster; a control plane also gets
+/// init's control-plane checks (ports, manifests, etcd data, resources).
 pub fn preflight(ctx: &JoinContext) -> anyhow::Result<()> {
     report("preflight", "Running pre-flight checks");
-    for f in [
-        KUBELET_CONF,
-        BOOTSTRAP_KUBELET_CONF,
-        "/etc/kubernetes/pki/ca.crt",
-    ] {
+    if let Some(cp) = &ctx.cfg.control_plane {
+        super::join_cp::preflight(ctx, cp)?;
+    }
+    // A joining control plane may already hold the shared certificates (copied by
+    // `kubeboot up` or by hand), so ca.crt is only a sign of an old join on a worker.
+    let mut files = vec![KUBELET_CONF, BOOTSTRAP_KUBELET_CONF];
+    if ctx.cfg.control_plane.is_none() {
+        files.push("/etc/kubernetes/pki/ca.crt");
+    }
+    for f in files {
         if ctx.host.file_info(Path::new(f))?.is_some() {
             anyhow::bail!(
                 "[preflight] {f} already exists: this node seems to be part of a cluster already; run `kubeboot reset` on it first"
@@ -191,16 +257,8 @@ pub fn bootstrap_kubeconfig(cluster_info: &KubeConfig, cfg: &JoinConfig) -> Kube
 
 /// Writes the kubelet's bootstrap kubeconfig, the cluster CA, the cluster's kubelet
 /// configuration and this node's flags, then restarts the kubelet.
-pub fn kubelet_start(ctx: &JoinContext, cluster_info: &KubeConfig) -> anyhow::Result<()> {
-    let boot = bootstrap_kubeconfig(cluster_info, ctx.cfg);
-    let client = ApiClient::from_kubeconfig(&boot)?;
-    let kubeadm_cm = client
-        .get("/api/v1/namespaces/kube-system/configmaps/kubeadm-config")
-        .context("reading the cluster's kubeadm-config ConfigMap with the bootstrap token")?;
-    let cluster_yaml = kubeadm_cm["data"]["ClusterConfiguration"]
-        .as_str()
-        .context("kubeadm-config has no ClusterConfiguration")?;
-    let node_cfg = ctx.cfg.node_config(cluster_yaml, ctx.local)?;
+pub fn kubelet_start(ctx: &JoinContext, d: &Discovered) -> anyhow::Result<()> {
+    let (boot, client, node_cfg) = (&d.bootstrap, &d.client, &d.node_cfg);
     let kubelet_cm = client
         .get("/api/v1/namespaces/kube-system/configmaps/kubelet-config")
         .context("reading the cluster's kubelet-config ConfigMap with the bootstrap token")?;
@@ -226,9 +284,9 @@ pub fn kubelet_start(ctx: &JoinContext, cluster_info: &KubeConfig) -> anyhow::Re
         kubelet_config.as_bytes(),
         WriteOptions::PUBLIC.in_dir_mode(0o700),
     )?;
-    let opts = crate::render::RenderOptions::default().detect(&node_cfg, ctx.host)?;
-    crate::render::kubelet::flags_env(&node_cfg, &opts)?.write_to(ctx.host)?;
-    if let Some(f) = crate::render::kubelet::instance_config(&node_cfg)? {
+    let opts = crate::render::RenderOptions::default().detect(node_cfg, ctx.host)?;
+    crate::render::kubelet::flags_env(node_cfg, &opts)?.write_to(ctx.host)?;
+    if let Some(f) = crate::render::kubelet::instance_config(node_cfg)? {
         f.write_to(ctx.host)?;
     }
     report(

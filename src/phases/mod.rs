@@ -4,6 +4,7 @@
 
 pub mod init;
 pub mod join;
+pub mod join_cp;
 pub mod preflight;
 pub mod reset;
 

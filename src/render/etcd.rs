@@ -39,8 +39,24 @@ fn peer_url(cfg: &InitConfig) -> String {
     )
 }
 
+/// How this etcd member starts: the first of a new cluster, or joining existing members.
+#[derive(Debug, Clone, Copy, Default)]
+pub enum Membership<'a> {
+    /// `--initial-cluster=<node>=<peer URL>`, a new cluster.
+    #[default]
+    First,
+    /// `--initial-cluster=<every member>` and `--initial-cluster-state=existing`
+    /// (a control plane joining; the list comes from etcd's member add).
+    Joining { initial_cluster: &'a str },
+}
+
 /// etcd's command for the first member of a new cluster (`getEtcdCommand`).
 pub fn command(cfg: &InitConfig) -> Result<Vec<String>, RenderError> {
+    command_for(cfg, Membership::First)
+}
+
+/// etcd's command for a member (`getEtcdCommand` with or without initial members).
+pub fn command_for(cfg: &InitConfig, member: Membership) -> Result<Vec<String>, RenderError> {
     let profile = versions::profile(cfg.kubernetes_version)?;
     let local = cfg.local_etcd().ok_or_else(|| RenderError::Invalid {
         field: "etcd".into(),
@@ -86,6 +102,10 @@ pub fn command(cfg: &InitConfig) -> Result<Vec<String>, RenderError> {
         ("snapshot-count", "10000".into()),
         ("trusted-ca-file", cert("etcd/ca.crt")),
     ]);
+    if let Membership::Joining { initial_cluster } = member {
+        d.insert("initial-cluster".into(), initial_cluster.to_string());
+        d.insert("initial-cluster-state".into(), "existing".into());
+    }
     for (name, value) in profile.etcd_flags.flags() {
         d.insert(name.into(), value.into());
     }
@@ -140,8 +160,13 @@ fn split_host_port(s: &str) -> (&str, Option<u16>) {
     }
 }
 
-/// `/etc/kubernetes/manifests/etcd.yaml`.
+/// `/etc/kubernetes/manifests/etcd.yaml` of the first member.
 pub fn manifest(cfg: &InitConfig) -> Result<RenderedFile, RenderError> {
+    manifest_for(cfg, Membership::First)
+}
+
+/// `/etc/kubernetes/manifests/etcd.yaml` of a member.
+pub fn manifest_for(cfg: &InitConfig, member: Membership) -> Result<RenderedFile, RenderError> {
     let profile = versions::profile(cfg.kubernetes_version)?;
     let local = cfg.local_etcd().ok_or_else(|| RenderError::Invalid {
         field: "etcd".into(),
@@ -175,7 +200,7 @@ pub fn manifest(cfg: &InitConfig) -> Result<RenderedFile, RenderError> {
     let c = Component {
         name: "etcd",
         image: format!("{repo}/etcd:{tag}"),
-        command: command(cfg)?,
+        command: command_for(cfg, member)?,
         mounts,
         probe_paths: profile.etcd_probes,
         probe: probe_target(cfg),

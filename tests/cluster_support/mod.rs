@@ -22,7 +22,7 @@ pub const INIT_TOKEN: &str = "abcdef.0123456789abcdef";
 /// nowhere else. Each entry: (component, flag prefix, why).
 pub const REJECTED_BY_1_20: &[(&str, &str, &str)] = &[];
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -59,6 +59,8 @@ pub struct ControlPlane {
     procs: Vec<(String, Child)>,
     pub started: Instant,
     pub ready_after: Duration,
+    /// etcd's client port on 127.0.0.1 (moved from 2379).
+    pub etcd_client_port: u16,
 }
 
 impl ControlPlane {
@@ -118,12 +120,23 @@ impl ControlPlane {
     /// Like [`ControlPlane::start`], advertising and serving the API on `address` (an
     /// address of this machine, e.g. a lab bridge, so lab nodes can join).
     pub fn start_on(address: &str) -> ControlPlane {
+        Self::start_with(address, false)
+    }
+
+    /// Like [`ControlPlane::start_on`]; with `stable_endpoint` the cluster gets
+    /// `controlPlaneEndpoint: <address>:<port>`, which joining control planes require.
+    pub fn start_with(address: &str, stable_endpoint: bool) -> ControlPlane {
         let k8s = bin_dir("KUBEBOOT_K8S_BIN");
         let etcd_dir = bin_dir("KUBEBOOT_ETCD35_BIN");
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
         let port = free_port();
         let config = root.join("kubeadm.yaml");
+        let endpoint_line = if stable_endpoint {
+            format!("controlPlaneEndpoint: {address}:{port}\n")
+        } else {
+            String::new()
+        };
         std::fs::write(
             &config,
             format!(
@@ -140,7 +153,7 @@ bootstrapTokens:
 apiVersion: kubeadm.k8s.io/v1beta4
 kind: ClusterConfiguration
 kubernetesVersion: {RENDER_VERSION}
-networking:
+{endpoint_line}networking:
   podSubnet: 10.244.0.0/16
 "
             ),
@@ -155,6 +168,7 @@ networking:
             procs: Vec::new(),
             started: Instant::now(),
             ready_after: Duration::ZERO,
+            etcd_client_port: 0,
         };
         cp.ok(&["init", "phase", "certs", "all", "--config", &cfg]);
         cp.ok(&["init", "phase", "kubeconfig", "all", "--config", &cfg]);
@@ -163,6 +177,7 @@ networking:
         std::fs::create_dir_all(root.join("logs")).unwrap();
 
         let (ec, ep, em) = (free_port(), free_port(), free_port());
+        cp.etcd_client_port = ec;
         let ports = [
             (":2379", format!(":{ec}")),
             (":2380", format!(":{ep}")),
@@ -216,47 +231,7 @@ networking:
                 vec![format!("--secure-port={}", free_port()), "--port=0".into()],
             ),
         ] {
-            let manifest =
-                std::fs::read_to_string(root.join(format!("etc/kubernetes/manifests/{name}.yaml")))
-                    .unwrap();
-            let pod: serde_json::Value = serde_saphyr::from_str(&manifest).unwrap();
-            let command: Vec<String> = pod["spec"]["containers"][0]["command"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_str().unwrap().to_string())
-                .collect();
-            assert_eq!(
-                command[0], name,
-                "the manifest's command starts with the binary"
-            );
-            let mut args: Vec<String> = command[1..]
-                .iter()
-                .filter(|a| {
-                    !REJECTED_BY_1_20
-                        .iter()
-                        .any(|(c, f, _)| *c == name && a.starts_with(f))
-                })
-                .map(|a| reroot(a))
-                .collect();
-            args.extend(extra);
-            let log = std::fs::File::create(root.join(format!("logs/{name}.log"))).unwrap();
-            let mut cmd = Command::new(&bin);
-            cmd.args(&args)
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .stdin(Stdio::null());
-            // End with the test even if it panics or is killed.
-            unsafe {
-                use std::os::unix::process::CommandExt;
-                cmd.pre_exec(|| {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                    Ok(())
-                });
-            }
-            let child = cmd
-                .spawn()
-                .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
+            let child = spawn_component(&root, name, &bin, &reroot, extra);
             cp.procs.push((name.to_string(), child));
         }
         cp.started = start;
@@ -329,24 +304,92 @@ networking:
     }
 }
 
+/// Starts a component the way a kubelet would start its static Pod: the `command` of
+/// `<root>/etc/kubernetes/manifests/<name>.yaml`, each argument passed through `reroot`
+/// (paths into the root, ports moved), `extra` appended, flags of 1.31 that v1.20
+/// rejects dropped; output to `<root>/logs/<name>.log`; ends with the test process.
+pub fn spawn_component(
+    root: &Path,
+    name: &str,
+    bin: &Path,
+    reroot: &dyn Fn(&str) -> String,
+    extra: Vec<String>,
+) -> Child {
+    let manifest =
+        std::fs::read_to_string(root.join(format!("etc/kubernetes/manifests/{name}.yaml")))
+            .unwrap();
+    let pod: serde_json::Value = serde_saphyr::from_str(&manifest).unwrap();
+    let command: Vec<String> = pod["spec"]["containers"][0]["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        command[0], name,
+        "the manifest's command starts with the binary"
+    );
+    let mut args: Vec<String> = command[1..]
+        .iter()
+        .filter(|a| {
+            !REJECTED_BY_1_20
+                .iter()
+                .any(|(c, f, _)| *c == name && a.starts_with(f))
+        })
+        .map(|a| reroot(a))
+        .collect();
+    args.extend(extra);
+    std::fs::create_dir_all(root.join("logs")).unwrap();
+    let log = std::fs::File::create(root.join(format!("logs/{name}.log"))).unwrap();
+    let mut cmd = Command::new(bin);
+    cmd.args(&args)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .stdin(Stdio::null());
+    // End with the test even if it panics or is killed.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    cmd.spawn()
+        .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()))
+}
+
+/// Processes a test started, stopped (SIGTERM, then SIGKILL) when dropped.
+#[derive(Default)]
+pub struct Procs(pub Vec<(String, Child)>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        stop_all(&mut self.0);
+    }
+}
+
+fn stop_all(procs: &mut [(String, Child)]) {
+    for (_, child) in procs.iter_mut().rev() {
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+    }
+    for (_, child) in procs.iter_mut().rev() {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
 impl Drop for ControlPlane {
     fn drop(&mut self) {
-        for (_, child) in self.procs.iter_mut().rev() {
-            unsafe {
-                libc::kill(child.id() as i32, libc::SIGTERM);
-            }
-        }
-        for (_, child) in self.procs.iter_mut().rev() {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        stop_all(&mut self.procs);
     }
 }
 
@@ -380,4 +423,103 @@ pub fn lab_inventory_with_real_kubelet(lab_inventory: &Path, dir: &Path) -> Path
     let out = dir.join("cluster.yaml");
     std::fs::write(&out, text).unwrap();
     out
+}
+
+/// The kubelet's TLS bootstrap, done by the test (a test double for the kubelet) with
+/// the bootstrap kubeconfig `join` wrote under the node root `w`: a CSR as
+/// system:bootstrap:<id>, approved and signed by the real controller-manager, then
+/// kubelet.conf with the signed certificate.
+pub fn act_as_kubelet(w: &Path, node: &str) -> kubeboot::kubeconfig::KubeConfig {
+    let boot_path = w.join("etc/kubernetes/bootstrap-kubelet.conf");
+    let start = Instant::now();
+    while !boot_path.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "join never wrote bootstrap-kubelet.conf"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let boot =
+        kubeboot::kubeconfig::KubeConfig::parse(&std::fs::read_to_string(&boot_path).unwrap())
+            .unwrap();
+    let client = kubeboot::apiclient::ApiClient::from_kubeconfig(&boot).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "system:nodes");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, format!("system:node:{node}"));
+    let csr = params.serialize_request(&key).unwrap().pem().unwrap();
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let created = client
+        .create(
+            "/apis/certificates.k8s.io/v1/certificatesigningrequests",
+            &serde_json::json!({"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+                "metadata": {"generateName": "node-csr-"},
+                "spec": {"request": b64.encode(csr), "signerName": "kubernetes.io/kube-apiserver-client-kubelet",
+                         "usages": ["digital signature", "key encipherment", "client auth"]}}),
+        )
+        .unwrap();
+    let name = created["metadata"]["name"].as_str().unwrap().to_string();
+    let cert = loop {
+        let c = client
+            .get(&format!(
+                "/apis/certificates.k8s.io/v1/certificatesigningrequests/{name}"
+            ))
+            .unwrap();
+        if let Some(cert) = c["status"]["certificate"].as_str() {
+            break b64.decode(cert).unwrap();
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "CSR not signed");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let ca = b64
+        .decode(&boot.clusters[0].cluster.certificate_authority_data)
+        .unwrap();
+    let kubelet = kubeboot::kubeconfig::KubeConfig::basic(
+        &boot.clusters[0].cluster.server,
+        "kubernetes",
+        &format!("system:node:{node}"),
+        &String::from_utf8_lossy(&ca),
+        kubeboot::kubeconfig::User {
+            client_certificate_data: b64.encode(cert),
+            client_key_data: b64.encode(key.serialize_pem()),
+            ..Default::default()
+        },
+    );
+    std::fs::write(w.join("etc/kubernetes/kubelet.conf"), kubelet.to_yaml()).unwrap();
+    kubelet
+}
+
+/// A worker's root with the `systemctl` test double first on PATH.
+pub fn worker() -> tempfile::TempDir {
+    let w = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(w.path().join("bin")).unwrap();
+    let fake = w.path().join("bin/systemctl");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\n# test double for systemd: records the call\necho \"$@\" >> {}/systemctl.log\n", w.path().display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    w
+}
+
+pub fn join_cmd(w: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kubeboot"));
+    c.arg("--root").arg(w).arg("join").args(args);
+    c.env(
+        "PATH",
+        format!(
+            "{}:{}",
+            w.join("bin").display(),
+            std::env::var("PATH").unwrap()
+        ),
+    );
+    c
 }

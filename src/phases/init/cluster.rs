@@ -51,6 +51,45 @@ pub fn admin_client(ctx: &InitContext) -> anyhow::Result<ApiClient> {
     Ok(admin)
 }
 
+/// Waits until this node's own API server (`localAPIEndpoint`, not a load-balanced
+/// `controlPlaneEndpoint` that another node may answer) says ok on `/readyz`.
+pub fn wait_local_api(ctx: &InitContext) -> anyhow::Result<()> {
+    let path = ctx.kubeconfig_dir.join("admin.conf");
+    let bytes = ctx
+        .host
+        .read_file(&path)?
+        .with_context(|| format!("{} does not exist", path.display()))?;
+    let mut kc = KubeConfig::parse(&String::from_utf8_lossy(&bytes))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let local = ctx.cfg.local_endpoint();
+    for c in &mut kc.clusters {
+        c.cluster.server = local.url();
+    }
+    let timeout = ctx
+        .cfg
+        .init
+        .timeouts
+        .as_ref()
+        .and_then(|t| t.control_plane_component_health_check)
+        .map(|d| d.0)
+        .unwrap_or(DEFAULT_CONTROL_PLANE_TIMEOUT);
+    let client = ApiClient::from_kubeconfig(&kc)?;
+    report(
+        "wait-control-plane",
+        &format!(
+            "Waiting for this node's API server at {} to be ready (up to {}s)",
+            local.url(),
+            timeout.as_secs()
+        ),
+    );
+    let took = client.wait_ready(timeout)?;
+    report(
+        "wait-control-plane",
+        &format!("The API server is ready after {:.1}s", took.as_secs_f64()),
+    );
+    Ok(())
+}
+
 /// `wait-control-plane`: until `/readyz` says ok.
 pub fn wait_control_plane(ctx: &InitContext) -> anyhow::Result<()> {
     let timeout = ctx

@@ -136,8 +136,9 @@ pub fn control_plane(ctx: &InitContext, which: &str) -> anyhow::Result<()> {
     write_static_pods(ctx, "control-plane", &names)
 }
 
-/// init's phases in kubeadm's order (`upload-certs` is not offered: `kubeboot up` copies
-/// the shared certificates to further control planes over SSH), plus kubeboot's `cni`.
+/// init's phases in kubeadm's order, plus kubeboot's `cni`. `upload-certs` only acts
+/// with `--upload-certs` (as in kubeadm); `kubeboot up` copies the shared certificates
+/// to further control planes over SSH instead.
 pub const PHASES: &[&str] = &[
     "preflight",
     "certs",
@@ -147,6 +148,7 @@ pub const PHASES: &[&str] = &[
     "kubelet-start",
     "wait-control-plane",
     "upload-config",
+    "upload-certs",
     "mark-control-plane",
     "bootstrap-token",
     "kubelet-finalize",
@@ -162,6 +164,42 @@ pub struct InitRun {
     pub ignore_preflight_errors: Vec<String>,
     pub flannel_iface: Option<String>,
     pub node_wait: std::time::Duration,
+    /// `--upload-certs`: store the shared certificates in the kubeadm-certs Secret.
+    pub upload_certs: bool,
+    /// `--certificate-key`: the key to encrypt them with (generated when `None`).
+    pub certificate_key: Option<String>,
+}
+
+/// What a whole init run leaves for the user.
+#[derive(Debug, Clone, Default)]
+pub struct InitOutcome {
+    /// `kubeboot join ...` for workers (with the first bootstrap token).
+    pub join: Option<String>,
+    /// The key of the uploaded certificates, for `join --control-plane --certificate-key`.
+    pub certificate_key: Option<String>,
+}
+
+/// `upload-certs`: encrypts the shared certificates into the kubeadm-certs Secret with
+/// `key` (or a new key); returns the key.
+pub fn upload_certs(
+    ctx: &InitContext,
+    client: &crate::apiclient::ApiClient,
+    key: Option<&str>,
+) -> anyhow::Result<String> {
+    let key = match key {
+        Some(k) => k.trim().to_string(),
+        None => crate::copycerts::new_certificate_key(),
+    };
+    let raw = crate::copycerts::parse_certificate_key(&key)?;
+    report(
+        "upload-certs",
+        &format!(
+            "Storing the certificates in Secret \"{}\" in the \"kube-system\" Namespace",
+            crate::copycerts::SECRET
+        ),
+    );
+    crate::copycerts::upload(client, ctx.host, ctx.cfg, &raw)?;
+    Ok(key)
 }
 
 /// The preflight checks of a control-plane init.
@@ -266,7 +304,7 @@ pub fn kubelet_finalize(ctx: &InitContext) -> anyhow::Result<()> {
 }
 
 /// Runs every phase of `kubeboot init` that is not skipped; returns the join command.
-pub fn run_all(ctx: &InitContext, run: &InitRun) -> anyhow::Result<Option<String>> {
+pub fn run_all(ctx: &InitContext, run: &InitRun) -> anyhow::Result<InitOutcome> {
     use anyhow::Context;
     let skip = |p: &str| {
         let s = run.skip_phases.iter().any(|x| x == p || x == "all");
@@ -300,6 +338,7 @@ pub fn run_all(ctx: &InitContext, run: &InitRun) -> anyhow::Result<Option<String
     }
     let needs_client = [
         "upload-config",
+        "upload-certs",
         "mark-control-plane",
         "bootstrap-token",
         "addon",
@@ -319,6 +358,20 @@ pub fn run_all(ctx: &InitContext, run: &InitRun) -> anyhow::Result<Option<String
     if !skip("upload-config") {
         let kubelet = cluster::kubelet_config_yaml(ctx).with_context(at("upload-config"))?;
         cluster::upload_config(ctx, client(), "all", &kubelet).with_context(at("upload-config"))?;
+    }
+    let mut certificate_key = None;
+    if run.upload_certs && !skip("upload-certs") {
+        certificate_key = Some(
+            upload_certs(ctx, client(), run.certificate_key.as_deref())
+                .with_context(at("upload-certs"))?,
+        );
+    } else if !run.upload_certs
+        && !run
+            .skip_phases
+            .iter()
+            .any(|x| x == "upload-certs" || x == "all")
+    {
+        report("upload-certs", "Skipping phase. Please see --upload-certs");
     }
     if !skip("mark-control-plane") {
         cluster::mark_control_plane(ctx, client(), run.node_wait)
@@ -344,18 +397,23 @@ pub fn run_all(ctx: &InitContext, run: &InitRun) -> anyhow::Result<Option<String
             cluster::cni(ctx, client(), run.flannel_iface.clone()).with_context(at("cni"))?;
         }
     }
+    let mut out = InitOutcome {
+        join: None,
+        certificate_key,
+    };
     if skip("show-join-command") {
-        return Ok(None);
+        return Ok(out);
     }
     let Some(token) = tokens.first() else {
-        return Ok(None);
+        return Ok(out);
     };
     let (ca, _) = pki::load_ca(ctx.host, &ctx.cfg.cert_dir, "ca")?;
     let endpoint = ctx.cfg.cluster_url();
-    Ok(Some(format!(
+    out.join = Some(format!(
         "kubeboot join {} --token {} --discovery-token-ca-cert-hash {}",
         endpoint.trim_start_matches("https://"),
         token.token,
         ca.spki_sha256()
-    )))
+    ));
+    Ok(out)
 }
