@@ -208,16 +208,28 @@ enum JoinAs<'a> {
     },
 }
 
+/// What every joining host gets: where to join, the token, the CA pin and the
+/// inventory's kubelet flags.
+struct JoinWith<'a> {
+    endpoint: &'a str,
+    token: &'a BootstrapToken,
+    ca_hash: &'a str,
+    kubelet_args: &'a [Arg],
+}
+
 fn join_host(
     args: &UpArgs,
     cluster_ssh: &SshConfig,
     h: &ClusterHost,
-    endpoint: &str,
-    token: &BootstrapToken,
-    ca_hash: &str,
-    cluster_kubelet_args: &[Arg],
+    with: &JoinWith,
     how: JoinAs,
 ) -> anyhow::Result<String> {
+    let JoinWith {
+        endpoint,
+        token,
+        ca_hash,
+        kubelet_args: cluster_kubelet_args,
+    } = *with;
     let _label = label_host(&h.name);
     let host = connect(cluster_ssh, h)?;
     let joined = host
@@ -478,6 +490,12 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
             .spki_sha256();
         let endpoint = join_endpoint(&cluster, cp);
         let first_cfg = init_config(&cluster, cp, args.control_plane_timeout)?;
+        let with = JoinWith {
+            endpoint: &endpoint,
+            token: &token,
+            ca_hash: &ca_hash,
+            kubelet_args: &cluster.kubelet_extra_args,
+        };
         let record =
             |outcomes: &mut Vec<HostOutcome>, name: &str, r: anyhow::Result<String>, secs: f64| {
                 let o = outcomes.iter_mut().find(|o| o.host == name).expect("host");
@@ -504,16 +522,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
                 first: &cp_host,
                 first_cfg: &first_cfg,
             };
-            let r = join_host(
-                &args,
-                &ssh,
-                h,
-                &endpoint,
-                &token,
-                &ca_hash,
-                &cluster.kubelet_extra_args,
-                how,
-            );
+            let r = join_host(&args, &ssh, h, &with, how);
             cp_failed |= r.is_err();
             record(&mut outcomes, &h.name, r, t.elapsed().as_secs_f64());
             if cp_failed {
@@ -538,21 +547,10 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
                 let handles: Vec<_> = workers
                     .iter()
                     .map(|h| {
-                        let (args, ssh, endpoint, token, ca_hash) =
-                            (&args, &ssh, &endpoint, &token, &ca_hash);
-                        let kubelet_args = &cluster.kubelet_extra_args;
+                        let (args, ssh, with) = (&args, &ssh, &with);
                         s.spawn(move || {
                             let t = Instant::now();
-                            let r = join_host(
-                                args,
-                                ssh,
-                                h,
-                                endpoint,
-                                token,
-                                ca_hash,
-                                kubelet_args,
-                                JoinAs::Worker,
-                            );
+                            let r = join_host(args, ssh, h, with, JoinAs::Worker);
                             (h.name.clone(), r, t.elapsed().as_secs_f64())
                         })
                     })

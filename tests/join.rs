@@ -136,6 +136,49 @@ fn join_with_token_discovery() {
         "{err}"
     );
 
+    // This cluster has no controlPlaneEndpoint: control planes cannot join it (kubeadm's
+    // rule), and nothing is written.
+    let cpw = worker();
+    let key = "ab".repeat(32);
+    let err = join_fails(
+        cpw.path(),
+        &[
+            &endpoint,
+            "--token",
+            INIT_TOKEN,
+            "--discovery-token-ca-cert-hash",
+            &hash,
+            "--control-plane",
+            "--certificate-key",
+            &key,
+            "--ignore-preflight-errors",
+            "all",
+        ],
+    );
+    assert!(
+        err.contains("control-plane-prepare") && err.contains("stable controlPlaneEndpoint"),
+        "{err}"
+    );
+    assert!(!cpw.path().join("etc/kubernetes/pki").exists());
+    // A malformed certificate key is named with its flag before anything happens.
+    let err = join_fails(
+        cpw.path(),
+        &[
+            &endpoint,
+            "--token",
+            INIT_TOKEN,
+            "--discovery-token-ca-cert-hash",
+            &hash,
+            "--control-plane",
+            "--certificate-key",
+            "abc",
+        ],
+    );
+    assert!(
+        err.contains("--certificate-key") && err.contains("64 hexadecimal digits"),
+        "{err}"
+    );
+
     let discovery_only = [
         "--skip-phases",
         "kubelet-start,kubelet-wait-bootstrap",

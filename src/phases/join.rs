@@ -133,9 +133,10 @@ pub fn run(ctx: &JoinContext) -> anyhow::Result<Joined> {
 /// Refuses to join a node that already belongs to a cluster; a control plane also gets
 /// init's control-plane checks (ports, manifests, etcd data, resources).
 pub fn preflight(ctx: &JoinContext) -> anyhow::Result<()> {
-    report("preflight", "Running pre-flight checks");
-    if let Some(cp) = &ctx.cfg.control_plane {
-        super::join_cp::preflight(ctx, cp)?;
+    match &ctx.cfg.control_plane {
+        // init's checks, which announce themselves.
+        Some(cp) => super::join_cp::preflight(ctx, cp)?,
+        None => report("preflight", "Running pre-flight checks"),
     }
     // A joining control plane may already hold the shared certificates (copied by
     // `kubeboot up` or by hand), so ca.crt is only a sign of an old join on a worker.
