@@ -70,6 +70,58 @@ pub struct HostOutcome {
     pub seconds: f64,
 }
 
+/// The join token of one `up`: created when the first host that is not yet joined needs
+/// it, so that a re-run with nothing to join writes nothing to the cluster (no token
+/// Secret, no cluster-info signature for it); deleted when `up` ends.
+struct JoinToken<'a> {
+    admin: &'a ApiClient,
+    created: std::sync::Mutex<Option<BootstrapToken>>,
+}
+
+impl<'a> JoinToken<'a> {
+    fn new(admin: &'a ApiClient) -> Self {
+        JoinToken {
+            admin,
+            created: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The token, created with a 30-minute expiry on first use.
+    fn get(&self) -> anyhow::Result<BootstrapToken> {
+        let mut created = self.created.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = created.as_ref() {
+            return Ok(t.clone());
+        }
+        let token = BootstrapToken::generate();
+        crate::token::create(
+            self.admin,
+            &TokenInfo {
+                token: token.clone(),
+                description: "kubeboot up: joins workers; deleted when up ends".into(),
+                expires: Some(time::OffsetDateTime::now_utc() + time::Duration::minutes(30)),
+                usages: vec!["signing".into(), "authentication".into()],
+                groups: vec![crate::token::DEFAULT_GROUP.into()],
+            },
+        )
+        .context("creating the join token")?;
+        *created = Some(token.clone());
+        Ok(token)
+    }
+
+    /// Deletes the token if one was created.
+    fn delete(self) {
+        let created = self.created.into_inner().unwrap_or_else(|e| e.into_inner());
+        if let Some(token) = created
+            && let Err(e) = crate::token::delete(self.admin, token.id())
+        {
+            eprintln!(
+                "warning: could not delete the join token {}: {e}",
+                token.id()
+            );
+        }
+    }
+}
+
 /// The init configuration of the first control plane, from the inventory.
 pub fn init_config(
     cluster: &Cluster,
@@ -200,7 +252,7 @@ fn join_worker(
     cluster_ssh: &SshConfig,
     h: &ClusterHost,
     endpoint: &str,
-    token: &BootstrapToken,
+    token: &JoinToken,
     ca_hash: &str,
     cluster_kubelet_args: &[Arg],
 ) -> anyhow::Result<String> {
@@ -214,7 +266,7 @@ fn join_worker(
     }
     let o = JoinOverrides {
         endpoint: Some(endpoint.to_string()),
-        token: Some(token.to_string()),
+        token: Some(token.get()?.to_string()),
         ca_cert_hashes: vec![ca_hash.to_string()],
         node_name: Some(h.name.clone()),
         discovery_timeout: Some(Duration::from_secs(120)),
@@ -383,7 +435,8 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     )?;
     println!("admin kubeconfig written to {}", out.display());
 
-    // 3. Workers, in parallel, with a fresh short-lived token deleted afterwards.
+    // 3. Workers, in parallel, with a fresh short-lived token (made only if one of them
+    //    still has to join) deleted afterwards.
     for h in cps.iter().skip(1) {
         let o = outcomes
             .iter_mut()
@@ -398,17 +451,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         .collect();
     if !workers.is_empty() {
         println!("\n== join: {} workers ==", workers.len());
-        let token = BootstrapToken::generate();
-        crate::token::create(
-            &admin,
-            &TokenInfo {
-                token: token.clone(),
-                description: "kubeboot up: joins workers; deleted when up ends".into(),
-                expires: Some(time::OffsetDateTime::now_utc() + time::Duration::minutes(30)),
-                usages: vec!["signing".into(), "authentication".into()],
-                groups: vec![crate::token::DEFAULT_GROUP.into()],
-            },
-        )?;
+        let token = JoinToken::new(&admin);
         let ca_hash = admin_kc
             .ca_cert()
             .context("admin.conf has no CA")?
@@ -443,12 +486,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
                 .map(|h| h.join().expect("join thread"))
                 .collect()
         });
-        if let Err(e) = crate::token::delete(&admin, token.id()) {
-            eprintln!(
-                "warning: could not delete the join token {}: {e}",
-                token.id()
-            );
-        }
+        token.delete();
         for (name, r, secs) in results {
             let o = outcomes.iter_mut().find(|o| o.host == name).expect("host");
             o.seconds += secs;
