@@ -72,6 +72,58 @@ pub struct HostOutcome {
     pub seconds: f64,
 }
 
+/// The join token of one `up`: created when the first host that is not yet joined needs
+/// it, so that a re-run with nothing to join writes nothing to the cluster (no token
+/// Secret, no cluster-info signature for it); deleted when `up` ends.
+struct JoinToken<'a> {
+    admin: &'a ApiClient,
+    created: std::sync::Mutex<Option<BootstrapToken>>,
+}
+
+impl<'a> JoinToken<'a> {
+    fn new(admin: &'a ApiClient) -> Self {
+        JoinToken {
+            admin,
+            created: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The token, created with a 30-minute expiry on first use.
+    fn get(&self) -> anyhow::Result<BootstrapToken> {
+        let mut created = self.created.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = created.as_ref() {
+            return Ok(t.clone());
+        }
+        let token = BootstrapToken::generate();
+        crate::token::create(
+            self.admin,
+            &TokenInfo {
+                token: token.clone(),
+                description: "kubeboot up: joins nodes; deleted when up ends".into(),
+                expires: Some(time::OffsetDateTime::now_utc() + time::Duration::minutes(30)),
+                usages: vec!["signing".into(), "authentication".into()],
+                groups: vec![crate::token::DEFAULT_GROUP.into()],
+            },
+        )
+        .context("creating the join token")?;
+        *created = Some(token.clone());
+        Ok(token)
+    }
+
+    /// Deletes the token if one was created.
+    fn delete(self) {
+        let created = self.created.into_inner().unwrap_or_else(|e| e.into_inner());
+        if let Some(token) = created
+            && let Err(e) = crate::token::delete(self.admin, token.id())
+        {
+            eprintln!(
+                "warning: could not delete the join token {}: {e}",
+                token.id()
+            );
+        }
+    }
+}
+
 /// The init configuration of the first control plane, from the inventory.
 pub fn init_config(
     cluster: &Cluster,
@@ -212,7 +264,7 @@ enum JoinAs<'a> {
 /// inventory's kubelet flags.
 struct JoinWith<'a> {
     endpoint: &'a str,
-    token: &'a BootstrapToken,
+    token: &'a JoinToken<'a>,
     ca_hash: &'a str,
     kubelet_args: &'a [Arg],
 }
@@ -266,7 +318,7 @@ fn join_host(
     }
     let o = JoinOverrides {
         endpoint: Some(endpoint.to_string()),
-        token: Some(token.to_string()),
+        token: Some(token.get()?.to_string()),
         ca_cert_hashes: vec![ca_hash.to_string()],
         node_name: Some(h.name.clone()),
         discovery_timeout: Some(Duration::from_secs(120)),
@@ -473,17 +525,8 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         .filter(|h| h.role == Role::Worker && !failed_prepare.contains(&h.name.as_str()))
         .collect();
     if !workers.is_empty() || !joining_cps.is_empty() {
-        let token = BootstrapToken::generate();
-        crate::token::create(
-            &admin,
-            &TokenInfo {
-                token: token.clone(),
-                description: "kubeboot up: joins nodes; deleted when up ends".into(),
-                expires: Some(time::OffsetDateTime::now_utc() + time::Duration::minutes(30)),
-                usages: vec!["signing".into(), "authentication".into()],
-                groups: vec![crate::token::DEFAULT_GROUP.into()],
-            },
-        )?;
+        // Made only when a host still has to join, so a re-run changes nothing.
+        let token = JoinToken::new(&admin);
         let ca_hash = admin_kc
             .ca_cert()
             .context("admin.conf has no CA")?
@@ -564,12 +607,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
                 record(&mut outcomes, &name, r, secs);
             }
         }
-        if let Err(e) = crate::token::delete(&admin, token.id()) {
-            eprintln!(
-                "warning: could not delete the join token {}: {e}",
-                token.id()
-            );
-        }
+        token.delete();
     }
     print_summary(&outcomes, started);
     let failed: Vec<&str> = outcomes

@@ -1,0 +1,437 @@
+//! Re-running `kubeboot up` against real peers: three lab nodes (systemd-nspawn, real
+//! sshd), the real v1.20.2 kubelet on them, and the real control plane (etcd,
+//! kube-apiserver, kube-controller-manager, kube-scheduler from kubeboot's own manifests)
+//! serving on the lab bridge.
+//!
+//! The issue this proves: "A re-run of `up` on a healthy cluster changes nothing; adding a
+//! host to the file and re-running joins just that host."
+//!
+//! `init` cannot finish inside a lab node (no control-plane images can be pulled here, so
+//! the node's kubelet cannot run the static Pods; tests/up_lab.rs shows where it stops).
+//! So node 1, the inventory's control plane, is made to look the way a finished `init`
+//! leaves it, with a TEST DOUBLE for the static Pods: its /etc/kubernetes/admin.conf and
+//! /etc/kubernetes/pki are those of the control plane running on this machine, and the
+//! inventory's `controlPlaneEndpoint` names that API server on the bridge. Everything
+//! else is real: `up` runs as the CLI, prepares every node over SSH, finds node 1
+//! initialized through its admin.conf, and the workers' kubelets perform the TLS bootstrap
+//! with the token `up` creates, their CSRs approved and signed by the controller-manager.
+
+mod cluster_support;
+mod lab_support;
+
+use cluster_support::{ControlPlane, lab_inventory_with_real_kubelet};
+use kubeboot::apiclient::ApiClient;
+use kubeboot::host::{Host, WriteOptions};
+use lab_support::{LabEnv, RunningLab, apt_proxy, lab_prerequisites, text};
+use serde_json::Value;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+const LAB: &str = "kbrerun";
+const SUBNET: &str = "10.213.56.0/24";
+/// The lab bridge: this machine, as the nodes see it.
+const BRIDGE: &str = "10.213.56.1";
+const CSRS: &str = "/apis/certificates.k8s.io/v1/certificatesigningrequests";
+
+/// One row of `up`'s summary table (src/up.rs `print_summary`), cut at the header's
+/// column positions.
+#[derive(Debug)]
+struct Row {
+    role: String,
+    prepare: String,
+    result: String,
+}
+
+/// The rows of the last summary table `up` printed, by host.
+fn summary(log: &str) -> Vec<(String, Row)> {
+    let lines: Vec<&str> = log.lines().collect();
+    let head = lines
+        .iter()
+        .rposition(|l| l.starts_with("HOST") && l.contains("PREPARE") && l.ends_with("RESULT"))
+        .unwrap_or_else(|| panic!("no summary table in:\n{log}"));
+    let h = lines[head];
+    let (role, prepare, time, result) = (
+        h.find("ROLE").unwrap(),
+        h.find("PREPARE").unwrap(),
+        h.find("TIME").unwrap(),
+        h.find("RESULT").unwrap(),
+    );
+    lines[head + 1..]
+        .iter()
+        .take_while(|l| !l.starts_with("total "))
+        .map(|l| {
+            let col = |a: usize, b: usize| l.get(a..b.min(l.len())).unwrap_or("").trim();
+            (
+                col(0, role).to_string(),
+                Row {
+                    role: col(role, prepare).to_string(),
+                    prepare: col(prepare, time - 3).to_string(),
+                    result: l.get(result..).unwrap_or("").trim().to_string(),
+                },
+            )
+        })
+        .collect()
+}
+
+fn row<'a>(rows: &'a [(String, Row)], host: &str, log: &str) -> &'a Row {
+    rows.iter()
+        .find(|(h, _)| h == host)
+        .map(|(_, r)| r)
+        .unwrap_or_else(|| panic!("no summary row for {host}:\n{log}"))
+}
+
+/// The inventory `up` gets: the first `hosts` lab nodes, and the control plane's endpoint
+/// on the bridge, where the workers reach the API server of the test double.
+fn inventory_variant(full: &Path, out: &Path, hosts: usize, endpoint: &str) -> PathBuf {
+    let mut v: Value = serde_saphyr::from_str(&std::fs::read_to_string(full).unwrap()).unwrap();
+    let list = v["spec"]["hosts"].as_array_mut().unwrap();
+    list.truncate(hosts);
+    v["spec"]["controlPlaneEndpoint"] = Value::String(endpoint.to_string());
+    std::fs::write(out, serde_saphyr::to_string(&v).unwrap()).unwrap();
+    out.to_path_buf()
+}
+
+/// TEST DOUBLE for a finished `init` on node 1: what init writes that `up` reads on a
+/// re-run (admin.conf) and the cluster PKI, copied from the control plane that runs on
+/// this machine instead of as static Pods on the node. Written over SSH with kubeboot's
+/// own `SshHost`, with the modes kubeboot gave them (keys 0600).
+fn make_node_look_initialized(inv: &Path, cp: &ControlPlane) {
+    let cluster = kubeboot::config::cluster::Cluster::load(inv).unwrap();
+    let h = &cluster.hosts[0];
+    let ssh =
+        kubeboot::orchestrate::ssh_config_for(&kubeboot::orchestrate::ssh_config_of(&cluster), h);
+    let host = kubeboot::host::SshHost::connect(&h.name, &h.address, &ssh).unwrap();
+    let etc = cp.etc("");
+    let mut files = vec![cp.etc("admin.conf")];
+    let mut dirs = vec![cp.etc("pki")];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    for f in files {
+        let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+        let target = Path::new("/etc/kubernetes").join(f.strip_prefix(&etc).unwrap());
+        host.write_file(
+            &target,
+            &std::fs::read(&f).unwrap(),
+            WriteOptions {
+                mode,
+                dir_mode: 0o755,
+                owner: None,
+            },
+        )
+        .unwrap();
+    }
+}
+
+/// Names of the CSRs in the cluster.
+fn csr_names(admin: &ApiClient) -> Vec<String> {
+    let mut v: Vec<String> = admin
+        .list(CSRS, None)
+        .unwrap()
+        .iter()
+        .map(|c| c["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+/// The one CSR that is new since `before`; checks it was made with a bootstrap token other
+/// than the init token, approved, and signed into the client certificate node `i` uses.
+/// Returns the token id.
+fn new_bootstrap_csr(admin: &ApiClient, before: &[String], lab: &RunningLab, i: usize) -> String {
+    let csrs = admin.list(CSRS, None).unwrap();
+    let new: Vec<&Value> = csrs
+        .iter()
+        .filter(|c| !before.iter().any(|b| c["metadata"]["name"] == b.as_str()))
+        .collect();
+    assert_eq!(new.len(), 1, "exactly one new CSR expected: {new:#?}");
+    let csr = new[0];
+    let user = csr["spec"]["username"].as_str().unwrap();
+    let id = user
+        .strip_prefix("system:bootstrap:")
+        .unwrap_or_else(|| panic!("not made with a bootstrap token: {csr}"));
+    assert_ne!(
+        id, "abcdef",
+        "the join must use up's own token, not init's: {csr}"
+    );
+    assert!(
+        csr["status"]["conditions"].to_string().contains("Approved"),
+        "{csr}"
+    );
+    use base64::Engine;
+    let cert = base64::engine::general_purpose::STANDARD
+        .decode(csr["status"]["certificate"].as_str().expect("signed"))
+        .unwrap();
+    let cert = String::from_utf8(cert).unwrap();
+    let on_node = lab.ssh_ok(i, "cat /var/lib/kubelet/pki/kubelet-client-current.pem");
+    assert!(
+        on_node.contains(cert.trim()),
+        "node {i}'s kubelet client certificate is not the one signed for this CSR"
+    );
+    id.to_string()
+}
+
+/// Ids of the bootstrap tokens in the cluster.
+fn token_ids(admin: &ApiClient) -> Vec<String> {
+    kubeboot::token::list(admin)
+        .unwrap()
+        .iter()
+        .map(|t| t.token.id().to_string())
+        .collect()
+}
+
+const SECRETS: &str = "/api/v1/namespaces/kube-system/secrets";
+
+/// The resourceVersion to replay Secret events from (see [`token_events`]).
+fn secrets_version(admin: &ApiClient) -> String {
+    admin.get(SECRETS).unwrap()["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// What happened to bootstrap-token Secrets since `rv`: a watch from that resourceVersion
+/// replays every event since, so even a token created and deleted within one `up` shows.
+/// Returns (event type, Secret name) pairs.
+fn token_events(admin: &ApiClient, rv: &str) -> Vec<(String, String)> {
+    let v = admin
+        .get(&format!(
+            "{SECRETS}?watch=1&resourceVersion={rv}&timeoutSeconds=2"
+        ))
+        .unwrap();
+    // ApiClient parses one JSON document; a stream of several comes back as text.
+    let events: Vec<Value> = match v {
+        Value::Null => vec![],
+        Value::String(s) => s
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect(),
+        one => vec![one],
+    };
+    events
+        .iter()
+        .inspect(|e| assert_ne!(e["type"], "ERROR", "watch failed: {e}"))
+        .filter(|e| e["object"]["type"] == kubeboot::token::SECRET_TYPE)
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().to_string(),
+                e["object"]["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+/// kubelet.conf and the kubelet's client certificate of node `i`, as checksums.
+const JOINED_STATE: &str = "sha256sum /etc/kubernetes/kubelet.conf $(readlink -f /var/lib/kubelet/pki/kubelet-client-current.pem)";
+
+#[test]
+fn up_rerun_changes_nothing_and_a_new_host_joins_alone() {
+    if !lab_prerequisites(true) {
+        return;
+    }
+    let env = LabEnv::new();
+    let proxy = apt_proxy();
+    let lab = env.up(LAB, SUBNET, 3, &["--apt-proxy", &proxy]);
+    let names: Vec<String> = (0..3)
+        .map(|i| lab.inventory().spec.hosts[i].name.clone())
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let full = lab_inventory_with_real_kubelet(&env.lab_dir(LAB).join("cluster.yaml"), dir.path());
+
+    // The real control plane on the bridge, with init's token and uploaded config.
+    let cp = ControlPlane::start_on(BRIDGE);
+    let cfg = cp.config.to_str().unwrap().to_string();
+    cp.ok(&["init", "phase", "bootstrap-token", "--config", &cfg]);
+    cp.ok(&["init", "phase", "upload-config", "all", "--config", &cfg]);
+    let admin_kc = kubeboot::kubeconfig::KubeConfig::parse(
+        &std::fs::read_to_string(cp.etc("admin.conf")).unwrap(),
+    )
+    .unwrap();
+    let admin = ApiClient::from_kubeconfig(&admin_kc).unwrap();
+    assert_eq!(token_ids(&admin), ["abcdef"]);
+
+    let endpoint = format!("{BRIDGE}:{}", cp.port);
+    let two = inventory_variant(&full, &dir.path().join("two.yaml"), 2, &endpoint);
+    let three = inventory_variant(&full, &dir.path().join("three.yaml"), 3, &endpoint);
+    make_node_look_initialized(&two, &cp);
+    let kubeconfig_out = dir.path().join("out/admin.conf");
+    let up = |inv: &Path| {
+        let t0 = Instant::now();
+        let out = env.kubeboot(&[
+            "up",
+            "-f",
+            inv.to_str().unwrap(),
+            "--join-timeout",
+            "3m",
+            "--kubeconfig-out",
+            kubeconfig_out.to_str().unwrap(),
+        ]);
+        let took = t0.elapsed();
+        let log = text(&out);
+        assert!(
+            out.status.success(),
+            "up failed ({}):\n{log}\nkube-apiserver:\n{}\nkube-controller-manager:\n{}",
+            out.status,
+            cp.log_tail("kube-apiserver"),
+            cp.log_tail("kube-controller-manager")
+        );
+        (log, took)
+    };
+
+    // 1. Nodes 1 and 2: init is skipped, node 2 joins.
+    let csrs0 = csr_names(&admin);
+    let rv0 = secrets_version(&admin);
+    let (log1, took1) = up(&two);
+    eprintln!(
+        "[figure] up, first run (2 hosts: prepare both, init skipped, 1 join): {:.1}s",
+        took1.as_secs_f64()
+    );
+    let rows = summary(&log1);
+    assert_eq!(rows.len(), 2, "{log1}");
+    assert!(
+        log1.contains("Already initialized: the API server answers with admin.conf; skipping init"),
+        "{log1}"
+    );
+    let r1 = row(&rows, &names[0], &log1);
+    assert_eq!(
+        (r1.role.as_str(), r1.result.as_str()),
+        ("control-plane", "already initialized"),
+        "{log1}"
+    );
+    let r2 = row(&rows, &names[1], &log1);
+    assert!(r2.result.starts_with("joined in "), "{log1}");
+    // Init really was skipped: none of its files appeared on node 1.
+    lab.ssh_ok(
+        1,
+        "test ! -e /etc/kubernetes/manifests && test ! -e /etc/kubernetes/kubelet.conf && test ! -e /var/lib/kubelet/config.yaml",
+    );
+    lab.ssh_ok(
+        2,
+        "test -f /etc/kubernetes/kubelet.conf && test ! -e /etc/kubernetes/bootstrap-kubelet.conf",
+    );
+    let joined2 = lab.ssh_ok(2, JOINED_STATE);
+    let id1 = new_bootstrap_csr(&admin, &csrs0, &lab, 2);
+    assert_eq!(
+        token_ids(&admin),
+        ["abcdef"],
+        "up's join token {id1} must be deleted when up ends"
+    );
+    let written =
+        kubeboot::kubeconfig::KubeConfig::parse(&std::fs::read_to_string(&kubeconfig_out).unwrap())
+            .unwrap();
+    assert_eq!(written.to_yaml(), admin_kc.to_yaml());
+    assert_eq!(
+        std::fs::metadata(&kubeconfig_out)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    assert!(log1.contains("The cluster is up."), "{log1}");
+
+    // 2. The same file again: nothing changes.
+    let t = format!("bootstrap-token-{id1}");
+    assert_eq!(
+        token_events(&admin, &rv0),
+        [("ADDED".to_string(), t.clone()), ("DELETED".to_string(), t)],
+        "one token for node 2's join, deleted afterwards"
+    );
+    let csrs1 = csr_names(&admin);
+    let rv1 = secrets_version(&admin);
+    let (log2, took2) = up(&two);
+    eprintln!(
+        "[figure] up, re-run unchanged (2 hosts, nothing to do): {:.1}s",
+        took2.as_secs_f64()
+    );
+    let rows = summary(&log2);
+    assert_eq!(rows.len(), 2, "{log2}");
+    for (h, r) in &rows {
+        assert_eq!(r.prepare, "ok (0 changed)", "prepare changed {h}:\n{log2}");
+    }
+    assert_eq!(
+        row(&rows, &names[0], &log2).result,
+        "already initialized",
+        "{log2}"
+    );
+    assert_eq!(
+        row(&rows, &names[1], &log2).result,
+        "already joined",
+        "{log2}"
+    );
+    assert!(!log2.contains("joined in"), "{log2}");
+    assert_eq!(csr_names(&admin), csrs1, "a re-run made a CSR");
+    assert_eq!(token_ids(&admin), ["abcdef"], "a re-run left a token");
+    assert_eq!(
+        token_events(&admin, &rv1),
+        [],
+        "a re-run with nothing to join must not even create a token"
+    );
+    assert_eq!(lab.ssh_ok(2, JOINED_STATE), joined2, "node 2 changed");
+
+    // 3. Node 3 added to the file: it alone joins.
+    let rv2 = secrets_version(&admin);
+    let (log3, took3) = up(&three);
+    eprintln!(
+        "[figure] up, node 3 added (3 hosts: prepare all, 1 join): {:.1}s",
+        took3.as_secs_f64()
+    );
+    let table: Vec<&str> = log3
+        .lines()
+        .skip_while(|l| !(l.starts_with("HOST") && l.ends_with("RESULT")))
+        .take_while(|l| !l.starts_with("total "))
+        .collect();
+    eprintln!(
+        "[figure] summary of the run that added node 3:\n{}",
+        table.join("\n")
+    );
+    let rows = summary(&log3);
+    assert_eq!(rows.len(), 3, "{log3}");
+    for h in &names[..2] {
+        assert_eq!(
+            row(&rows, h, &log3).prepare,
+            "ok (0 changed)",
+            "prepare changed {h}:\n{log3}"
+        );
+    }
+    let r3 = row(&rows, &names[2], &log3);
+    assert!(
+        r3.prepare.starts_with("ok (") && r3.prepare != "ok (0 changed)",
+        "node 3 was not prepared:\n{log3}"
+    );
+    assert_eq!(r3.role, "worker");
+    assert!(r3.result.starts_with("joined in "), "{log3}");
+    assert_eq!(
+        row(&rows, &names[0], &log3).result,
+        "already initialized",
+        "{log3}"
+    );
+    assert_eq!(
+        row(&rows, &names[1], &log3).result,
+        "already joined",
+        "{log3}"
+    );
+    let id3 = new_bootstrap_csr(&admin, &csrs1, &lab, 3);
+    assert_ne!(id3, id1, "each up makes a fresh token");
+    assert_eq!(token_ids(&admin), ["abcdef"], "up left token {id3}");
+    assert_eq!(lab.ssh_ok(2, JOINED_STATE), joined2, "node 2 changed");
+    lab.ssh_ok(3, "test -f /etc/kubernetes/kubelet.conf");
+    let t = format!("bootstrap-token-{id3}");
+    assert_eq!(
+        token_events(&admin, &rv2),
+        [("ADDED".to_string(), t.clone()), ("DELETED".to_string(), t)],
+        "one token for node 3's join, deleted afterwards"
+    );
+}
