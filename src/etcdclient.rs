@@ -222,6 +222,22 @@ impl EtcdClient {
         .map(|_| ())
     }
 
+    /// Removes a member, retrying while etcd refuses because the cluster is not fully
+    /// connected yet (its strict reconfiguration check, e.g. right after a member joined).
+    pub fn remove_when_allowed(&self, id: u64, timeout: Duration) -> Result<(), EtcdError> {
+        let start = Instant::now();
+        loop {
+            match self.member_remove(id) {
+                Err(EtcdError::Refused { ref message, .. })
+                    if message.contains("unhealthy cluster") && start.elapsed() < timeout =>
+                {
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                r => return r,
+            }
+        }
+    }
+
     /// Promotes a learner, retrying while etcd says it is not in sync yet.
     pub fn promote_when_ready(&self, id: u64, timeout: Duration) -> Result<Duration, EtcdError> {
         let start = Instant::now();

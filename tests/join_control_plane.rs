@@ -463,5 +463,23 @@ fn a_second_control_plane_joins_with_the_uploaded_certificates() {
             .contains("node-role.kubernetes.io/control-plane"),
         "{node}"
     );
+
+    // reset's first step on cp-2 removes its etcd member; the first keeps its quorum.
+    let what = kubeboot::phases::reset::remove_etcd_member(
+        &kubeboot::host::LocalHost::with_root(&root),
+        "/etc/kubernetes/pki",
+    )
+    .unwrap();
+    assert!(what.starts_with("removed etcd member cp-2"), "{what}");
+    let first = format!("https://127.0.0.1:{}", cp.etcd_client_port);
+    let (ok, list, e) = etcdctl(&cp, &first, &["member", "list"]);
+    assert!(ok, "{e}");
+    assert_eq!(list.lines().count(), 1, "{list}");
+    assert!(list.contains("cp-test"), "{list}");
     drop(procs);
+    api.create(
+        "/api/v1/namespaces/default/configmaps",
+        &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "after-cp-2-left"}}),
+    )
+    .expect("the first control plane still writes with cp-2 gone");
 }

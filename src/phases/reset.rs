@@ -6,6 +6,7 @@
 
 use super::report;
 use crate::host::{Host, RunOptions};
+use anyhow::Context;
 use std::path::Path;
 use std::time::Duration;
 
@@ -97,9 +98,72 @@ pub struct ResetReport {
     pub done: Vec<String>,
 }
 
+/// A flag's value in a static Pod manifest's command (`--name=value`).
+fn manifest_flag(manifest: &str, name: &str) -> Option<String> {
+    let prefix = format!("--{name}=");
+    manifest.lines().find_map(|l| {
+        let l = l
+            .trim()
+            .trim_start_matches("- ")
+            .trim_matches(|c| c == '"' || c == '\'');
+        l.strip_prefix(&prefix).map(|v| v.to_string())
+    })
+}
+
+/// Removes this node's member from its etcd cluster, as kubeadm's reset does, so the
+/// other control planes keep their quorum. The member and the endpoint come from this
+/// node's etcd manifest, the client certificate from its PKI. Nothing to do without a
+/// local etcd, or when this is the last member. Returns what was done.
+pub fn remove_etcd_member(host: &dyn Host, cert_dir: &str) -> anyhow::Result<String> {
+    let manifest_path = Path::new(crate::render::MANIFESTS_DIR).join("etcd.yaml");
+    let Some(manifest) = host.read_file(&manifest_path)? else {
+        return Ok("no local etcd manifest: nothing to remove".into());
+    };
+    let manifest = String::from_utf8_lossy(&manifest);
+    let peer = manifest_flag(&manifest, "initial-advertise-peer-urls")
+        .context("the etcd manifest has no --initial-advertise-peer-urls")?;
+    let clients = manifest_flag(&manifest, "advertise-client-urls")
+        .context("the etcd manifest has no --advertise-client-urls")?;
+    let etcd = crate::etcdclient::EtcdClient::from_cert_dir(
+        host,
+        Path::new(cert_dir),
+        clients.split(',').map(String::from).collect(),
+    )?;
+    let members = etcd.member_list()?;
+    let Some(me) = members.iter().find(|m| m.peer_urls.contains(&peer)) else {
+        return Ok(format!("{peer} is not an etcd member: nothing to remove"));
+    };
+    if members.len() == 1 {
+        return Ok("this node is the only etcd member: the cluster's data goes with it".into());
+    }
+    etcd.remove_when_allowed(me.id, Duration::from_secs(30))?;
+    Ok(format!(
+        "removed etcd member {} ({:x}); {} member(s) remain",
+        if me.name.is_empty() { &peer } else { &me.name },
+        me.id,
+        members.len() - 1
+    ))
+}
+
 /// Runs every step on `host`; `Err` only when the host cannot be reached at all.
 pub fn run(host: &dyn Host, cert_dir: &str, etcd_data_dir: &str) -> anyhow::Result<ResetReport> {
     let mut rep = ResetReport::default();
+    // First, while etcd still runs: leave the etcd cluster.
+    match remove_etcd_member(host, cert_dir) {
+        Ok(what) => {
+            report("reset", &format!("remove-etcd-member: {what}"));
+            rep.done.push("remove-etcd-member".into());
+        }
+        Err(e) => {
+            // Best effort, as in kubeadm: say what the user has to do by hand.
+            report(
+                "reset",
+                &format!(
+                    "remove-etcd-member: WARNING: {e:#}; if this node was an etcd member of a cluster that lives on, remove it there with `etcdctl member remove`"
+                ),
+            );
+        }
+    }
     for step in steps(cert_dir, etcd_data_dir) {
         let out = host.run(
             &step.script,
