@@ -422,7 +422,8 @@ fn write(root: &Path, rel: &str, contents: &str, mode: u32) -> Result<()> {
     write_atomic(&path, contents.as_bytes(), mode)
 }
 
-fn symlink(target: &str, root: &Path, rel: &str) -> Result<()> {
+/// Makes `root/rel` a symlink to `target`, replacing whatever was there.
+pub(super) fn symlink(target: &str, root: &Path, rel: &str) -> Result<()> {
     let link = root.join(rel);
     if let Some(parent) = link.parent() {
         std::fs::create_dir_all(parent).map_err(|e| LabError::io(parent, e))?;

@@ -2,6 +2,11 @@
 //! key, authorized lab key) written before boot, and its systemd-nspawn started in its
 //! own cgroups and network namespace. Host keys are made here, on the VM side, so `lab up`
 //! knows them and can write a known_hosts that strict host key checking accepts.
+//!
+//! So that a real kubelet runs on a node, the node also gets what a container lacks and a
+//! kubelet insists on: /dev/kmsg (pointed at the console) and private, writable copies of
+//! the machine-global kernel tunables the kubelet sets (bind-mounted over /proc/sys by a
+//! oneshot unit at boot; the VM's own values are never touched).
 
 use std::fs::File;
 use std::net::Ipv4Addr;
@@ -31,6 +36,58 @@ pub struct NodeCommon<'a> {
     pub artifacts: Option<&'a Path>,
     /// Extra systemd-nspawn arguments.
     pub nspawn_args: &'a [String],
+}
+
+/// The machine-global kernel tunables the kubelet's container manager sets (as
+/// `/proc/sys` paths). Others it sets (vm.panic_on_oom, kernel.keys.*) already have the
+/// values it wants on a stock kernel, so it only reads them.
+pub const KERNEL_TUNABLES: &[&str] = &[
+    "vm/overcommit_memory",
+    "kernel/panic",
+    "kernel/panic_on_oops",
+];
+
+/// The oneshot unit that shadows [`KERNEL_TUNABLES`] inside a node.
+const KERNEL_TUNABLES_UNIT: &str = "kubeboot-lab-kernel-tunables.service";
+const KERNEL_TUNABLES_SCRIPT_PATH: &str = "usr/local/sbin/kubeboot-lab-kernel-tunables";
+
+/// Run early at boot inside the node: each tunable gets a file in /run/kubeboot-lab/sysctl,
+/// filled with the machine's current value, bind-mounted over its /proc/sys entry. The
+/// node may write it (a container has CAP_SYS_ADMIN in its own mount namespace, and the
+/// bind mount is private to it); the kubelet reads back what it wrote and is satisfied,
+/// and the VM and the other nodes keep their values. Idempotent: an entry already shadowed
+/// is left alone.
+const KERNEL_TUNABLES_SCRIPT: &str = r#"#!/bin/sh
+# kubeboot lab: private, writable copies of machine-global kernel tunables the kubelet sets.
+set -e
+dir=/run/kubeboot-lab/sysctl
+mkdir -p "$dir"
+for key in "$@"; do
+    entry="/proc/sys/$key"
+    copy="$dir/$(echo "$key" | tr / .)"
+    mountpoint -q "$entry" && continue
+    cat "$entry" > "$copy"
+    mount --bind "$copy" "$entry"
+done
+"#;
+
+fn kernel_tunables_unit() -> String {
+    format!(
+        "[Unit]
+Description=kubeboot lab: private copies of the kernel tunables the kubelet sets
+DefaultDependencies=no
+Before=sysinit.target systemd-sysctl.service kubelet.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/{KERNEL_TUNABLES_SCRIPT_PATH} {}
+
+[Install]
+WantedBy=sysinit.target
+",
+        KERNEL_TUNABLES.join(" ")
+    )
 }
 
 fn write(root: &Path, rel: &str, contents: &str, mode: u32) -> Result<()> {
@@ -115,6 +172,27 @@ pub fn prepare(node: &NodeLayout, common: &NodeCommon) -> Result<String> {
         "etc/tmpfiles.d/kubeboot-lab-kmsg.conf",
         "L /dev/kmsg - - - - /dev/console\n",
         0o644,
+    )?;
+    // The kubelet's container manager sets vm.overcommit_memory, kernel.panic and
+    // kernel.panic_on_oops and refuses to start when it cannot. They are global to the
+    // machine and /proc/sys is read-only in a container: give the node private copies
+    // (see KERNEL_TUNABLES_SCRIPT), so the VM's own values are never changed.
+    write(
+        &root,
+        KERNEL_TUNABLES_SCRIPT_PATH,
+        KERNEL_TUNABLES_SCRIPT,
+        0o755,
+    )?;
+    write(
+        &root,
+        &format!("etc/systemd/system/{KERNEL_TUNABLES_UNIT}"),
+        &kernel_tunables_unit(),
+        0o644,
+    )?;
+    super::base::symlink(
+        &format!("../{KERNEL_TUNABLES_UNIT}"),
+        &root,
+        &format!("etc/systemd/system/sysinit.target.wants/{KERNEL_TUNABLES_UNIT}"),
     )?;
     let proxy_conf = "etc/apt/apt.conf.d/01kubeboot-lab-proxy";
     match common.apt_proxy {

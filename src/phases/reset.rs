@@ -223,6 +223,8 @@ while read -r f; do
   if [ -e "$d/files$f" ]; then cp -a "$d/files$f" "$f"; else rm -f "$f"; fi
 done < "$d/paths"
 rmdir /etc/systemd/system/kubelet.service.d 2>/dev/null
+# The static Pod directory prepare creates for an artifact kubelet (empty after reset).
+[ -e "$d/had-manifests-dir" ] || rmdir /etc/kubernetes/manifests /etc/kubernetes 2>/dev/null
 for l in /opt/cni/bin/*; do [ -e "$l" ] || [ -L "$l" ] || continue; grep -qx "${l##*/}" "$d/cni-bin" || rm -f "$l"; done
 rmdir /opt/cni/bin /opt/cni 2>/dev/null
 for u in $(systemctl list-unit-files --type=swap --state=masked --no-legend 2>/dev/null | awk '{print $1}'); do
