@@ -32,7 +32,8 @@ fn fake_systemctl(dir: &std::path::Path) -> String {
 
 #[test]
 fn init_runs_every_phase_and_prints_the_join_command() {
-    let cp = ControlPlane::start();
+    // With a controlPlaneEndpoint, so init can also offer control-plane joins.
+    let cp = ControlPlane::start_with("127.0.0.1", true);
     let cfg = cp.config.to_str().unwrap().to_string();
     let fake_dir = tempfile::tempdir().unwrap();
     let path = fake_systemctl(fake_dir.path());
@@ -155,5 +156,53 @@ fn init_runs_every_phase_and_prints_the_join_command() {
     let before = common::snapshot(&cp.etc("pki"));
     let out = run(&[]);
     assert!(!out.contains("Generating"), "{out}");
+    assert!(
+        out.contains("[upload-certs] Skipping phase. Please see --upload-certs"),
+        "{out}"
+    );
+    assert!(!out.contains("--control-plane"), "{out}");
+    assert_eq!(common::snapshot(&cp.etc("pki")), before);
+
+    // --upload-certs: the certificates go to the kubeadm-certs Secret and the
+    // control-plane join command carries the key.
+    let out = run(&["--upload-certs"]);
+    assert!(
+        out.contains("[upload-certs] Storing the certificates in Secret \"kubeadm-certs\""),
+        "{out}"
+    );
+    let cp_join = out
+        .lines()
+        .skip_while(|l| !l.contains("join any number of control-plane nodes"))
+        .find(|l| l.contains("--control-plane --certificate-key"))
+        .unwrap_or_else(|| panic!("{out}"));
+    let key = cp_join.trim().rsplit(' ').next().unwrap();
+    assert_eq!(key.len(), 64, "{cp_join}");
+    assert!(out.contains("keep it secret"), "{out}");
+    // A chosen key is used as given; token create prints the control-plane variant.
+    let chosen = "0123456789abcdef".repeat(4);
+    let out = run(&["--upload-certs", "--certificate-key", &chosen]);
+    assert!(out.contains(&chosen), "{out}");
+    let line = cp.ok(&[
+        "token",
+        "create",
+        "--print-join-command",
+        "--certificate-key",
+        &chosen,
+    ]);
+    assert!(
+        line.starts_with(&format!("kubeboot join 127.0.0.1:{} --token ", cp.port))
+            && line
+                .trim_end()
+                .ends_with(&format!("--control-plane --certificate-key {chosen}")),
+        "{line}"
+    );
+    let (ok, _, err) = cp.run(&[
+        "token",
+        "create",
+        "--print-join-command",
+        "--certificate-key",
+        "xyz",
+    ]);
+    assert!(!ok && err.contains("--certificate-key"), "{err}");
     assert_eq!(common::snapshot(&cp.etc("pki")), before);
 }
