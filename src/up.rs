@@ -435,23 +435,49 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     if args.prepare.plan {
         println!("\n== plan: init and join ==");
-        println!(
-            "{}: would run `init` (every phase) for Kubernetes {} and fetch admin.conf to {}",
-            cp.name,
-            cluster.kubernetes_version,
-            args.kubeconfig_out
-                .clone()
-                .unwrap_or_else(|| default_kubeconfig_out(&cluster))
-                .display()
-        );
+        // Read-only looks at each host, so the plan says what a run would really do.
+        let state = |h: &ClusterHost| -> Option<SshHost> { connect(&ssh, h).ok() };
+        let has = |host: &Option<SshHost>, path: &str| {
+            host.as_ref()
+                .and_then(|x| x.file_info(Path::new(path)).ok().flatten())
+                .is_some()
+        };
+        let cp_conn = state(cp);
+        if cp_conn.as_ref().and_then(|x| healthy_admin(x)).is_some() {
+            println!(
+                "{}: already initialized (its API server answers with admin.conf): init would be skipped",
+                cp.name
+            );
+        } else {
+            println!(
+                "{}: would run `init` (every phase) for Kubernetes {} and fetch admin.conf to {}",
+                cp.name,
+                cluster.kubernetes_version,
+                args.kubeconfig_out
+                    .clone()
+                    .unwrap_or_else(|| default_kubeconfig_out(&cluster))
+                    .display()
+            );
+        }
         let endpoint = join_endpoint(&cluster, cp);
         for h in cps.iter().skip(1) {
+            let conn = state(h);
+            if has(&conn, join_phases::KUBELET_CONF)
+                && has(&conn, "/etc/kubernetes/manifests/etcd.yaml")
+            {
+                println!("{}: already joined as a control plane", h.name);
+                continue;
+            }
             println!(
                 "{}: would join as a control plane through https://{endpoint}: the shared certificates copied over SSH from {}, its own certificates and kubeconfigs, the control-plane static Pods, an etcd member (added as a learner, promoted once in sync)",
                 h.name, cp.name
             );
         }
         for h in cluster.hosts.iter().filter(|h| h.role == Role::Worker) {
+            if has(&state(h), join_phases::KUBELET_CONF) {
+                println!("{}: already joined", h.name);
+                continue;
+            }
             println!(
                 "{}: would join as a worker through https://{endpoint}",
                 h.name

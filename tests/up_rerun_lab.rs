@@ -315,7 +315,7 @@ fn up_rerun_changes_nothing_and_a_new_host_joins_alone() {
     // Init really was skipped: none of its files appeared on node 1.
     lab.ssh_ok(
         1,
-        "test ! -e /etc/kubernetes/manifests && test ! -e /etc/kubernetes/kubelet.conf && test ! -e /var/lib/kubelet/config.yaml",
+        "test -z \"$(ls -A /etc/kubernetes/manifests 2>/dev/null)\" && test ! -e /etc/kubernetes/kubelet.conf && test ! -e /var/lib/kubelet/config.yaml",
     );
     lab.ssh_ok(
         2,
@@ -380,6 +380,17 @@ fn up_rerun_changes_nothing_and_a_new_host_joins_alone() {
         "a re-run with nothing to join must not even create a token"
     );
     assert_eq!(lab.ssh_ok(2, JOINED_STATE), joined2, "node 2 changed");
+
+    // The plan for the file with node 3 added says exactly that, and changes nothing.
+    let plan = env.kubeboot(&["up", "-f", three.to_str().unwrap(), "--plan"]);
+    let plan = text(&plan);
+    assert!(
+        plan.contains("kbrerun-node1: already initialized")
+            && plan.contains("kbrerun-node2: already joined")
+            && plan.contains("kbrerun-node3: would join as a worker through https://"),
+        "{plan}"
+    );
+    assert_eq!(csr_names(&admin), csrs1, "--plan made a CSR");
 
     // 3. Node 3 added to the file: it alone joins.
     let rv2 = secrets_version(&admin);
