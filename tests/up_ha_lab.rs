@@ -9,6 +9,9 @@
 //! node 2's etcd member as a learner to the running etcd through its JSON gateway, the
 //! real kubelet on node 2 performs the TLS bootstrap, `up` promotes the member once it is
 //! in sync, waits for node 2's own API server and labels and taints node 2's Node.
+//! `up --plan` before names that join and changes nothing; a re-run changes nothing; and
+//! a control-plane join that stopped before mark-control-plane (simulated by taking the
+//! label and taint off) is finished by a re-run, not reported "already joined".
 //!
 //! TEST DOUBLES, named as such, for what cannot run in a lab node (no container images
 //! can be pulled here, so no kubelet can run static Pods):
