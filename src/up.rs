@@ -290,9 +290,10 @@ fn join_host(
     let is_cp = matches!(how, JoinAs::ControlPlane { .. });
     if joined
         && (!is_cp
-            || host
+            || (host
                 .file_info(Path::new("/etc/kubernetes/manifests/etcd.yaml"))?
-                .is_some())
+                .is_some()
+                && marked_control_plane(token.admin, &h.name)))
     {
         return Ok("already joined".into());
     }
@@ -365,6 +366,21 @@ fn join_host(
             Err(e)
         }
     }
+}
+
+/// Whether the Node carries the control-plane label, which the last phase of a
+/// control-plane join (mark-control-plane) sets: a join that stopped earlier (e.g. at
+/// wait-control-plane) is run again, not taken as done.
+fn marked_control_plane(admin: &ApiClient, node: &str) -> bool {
+    admin
+        .get_opt(&format!("/api/v1/nodes/{node}"))
+        .ok()
+        .flatten()
+        .is_some_and(|n| {
+            n["metadata"]["labels"]
+                .get("node-role.kubernetes.io/control-plane")
+                .is_some()
+        })
 }
 
 /// Where joining nodes find the API server: `controlPlaneEndpoint`, else the first
