@@ -459,7 +459,8 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
                 .is_some()
         };
         let cp_conn = state(cp);
-        if cp_conn.as_ref().and_then(|x| healthy_admin(x)).is_some() {
+        let cp_admin = cp_conn.as_ref().and_then(|x| healthy_admin(x));
+        if cp_admin.is_some() {
             println!(
                 "{}: already initialized (its API server answers with admin.conf): init would be skipped",
                 cp.name
@@ -478,8 +479,12 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         let endpoint = join_endpoint(&cluster, cp);
         for h in cps.iter().skip(1) {
             let conn = state(h);
+            // As a run decides: a join that stopped before mark-control-plane is finished.
             if has(&conn, join_phases::KUBELET_CONF)
                 && has(&conn, "/etc/kubernetes/manifests/etcd.yaml")
+                && cp_admin
+                    .as_ref()
+                    .is_some_and(|(_, admin)| marked_control_plane(admin, &h.name))
             {
                 println!("{}: already joined as a control plane", h.name);
                 continue;

@@ -685,6 +685,13 @@ fn up_joins_a_second_control_plane_and_a_worker() {
     let (ok, list, e) = etcdctl(&cp, &both, &["member", "list"]);
     assert!(ok, "{e}");
     assert_eq!(list.lines().count(), 2, "{list}");
+    let (out, _) = run_up(&["--plan"]);
+    let plan = text(&out);
+    assert!(
+        plan.contains(&format!("{}: already joined as a control plane", names[1]))
+            && plan.contains(&format!("{}: already joined", names[2])),
+        "{plan}"
+    );
 
     // 4. A control-plane join that stopped before its last step, mark-control-plane (as
     //    when node 2's API server takes longer than the timeout to come up): simulated by
@@ -708,6 +715,15 @@ fn up_joins_a_second_control_plane_and_a_worker() {
         &names[1],
         "node-role.kubernetes.io/control-plane:NoSchedule-",
     ]);
+    // The plan agrees with what the run will do.
+    let (out, _) = run_up(&["--plan"]);
+    let plan = text(&out);
+    assert!(
+        plan.contains(&format!("{}: would join as a control plane", names[1]))
+            && plan.contains(&format!("{}: already joined", names[2]))
+            && plan.contains(&format!("{}: already initialized", names[0])),
+        "{plan}"
+    );
     let rv2 = secrets_version(&admin);
     let (out, took3) = run_up(&[]);
     let log3 = text(&out);
