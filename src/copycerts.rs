@@ -241,15 +241,7 @@ pub fn upload(
         "type": "Opaque",
         "data": data,
     });
-    let path = format!("/api/v1/namespaces/kube-system/secrets/{SECRET}");
-    match client.get_opt(&path)? {
-        Some(_) => {
-            client.replace(&path, &secret)?;
-        }
-        None => {
-            client.create("/api/v1/namespaces/kube-system/secrets", &secret)?;
-        }
-    }
+    client.apply(&secret)?;
     client.apply(&json!({
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",

@@ -41,26 +41,6 @@ fn wait_for(path: &Path, what: &str, timeout: Duration) {
     std::thread::sleep(Duration::from_millis(100));
 }
 
-fn etcdctl(cp: &ControlPlane, endpoints: &str, args: &[&str]) -> (bool, String, String) {
-    let bin = bin_dir("KUBEBOOT_ETCD35_BIN").join("etcdctl");
-    let pki = cp.etc("pki/etcd");
-    common::exec(
-        Command::new(bin)
-            .env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={endpoints}"))
-            .arg(format!("--cacert={}", pki.join("ca.crt").display()))
-            .arg(format!(
-                "--cert={}",
-                pki.join("healthcheck-client.crt").display()
-            ))
-            .arg(format!(
-                "--key={}",
-                pki.join("healthcheck-client.key").display()
-            ))
-            .args(args),
-    )
-}
-
 const SECOND: &str = "127.0.0.2";
 
 #[test]
@@ -167,30 +147,32 @@ fn a_second_control_plane_joins_with_the_uploaded_certificates() {
     api.get("/apis/rbac.authorization.k8s.io/v1/namespaces/kube-system/rolebindings/kubeadm:kubeadm-certs")
         .unwrap();
 
-    // A wrong key is refused before anything is written.
-    let wrong = worker();
-    let bad_key = "0".repeat(64);
-    let out = join_cmd(
-        wrong.path(),
-        &[
-            &endpoint,
+    // `join <endpoint> --control-plane` as node `name` on `root`, plus `extra`.
+    let cp_join = |root: &Path, name: &str, extra: &[&str]| {
+        let mut args = vec![
+            endpoint.as_str(),
             "--token",
             INIT_TOKEN,
             "--discovery-token-ca-cert-hash",
             &hash,
             "--node-name",
-            "cp-wrong",
+            name,
             "--control-plane",
-            "--certificate-key",
-            &bad_key,
             "--apiserver-advertise-address",
             SECOND,
             "--ignore-preflight-errors",
             "all",
-        ],
-    )
-    .output()
-    .unwrap();
+        ];
+        args.extend_from_slice(extra);
+        join_cmd(root, &args)
+    };
+
+    // A wrong key is refused before anything is written.
+    let wrong = worker();
+    let bad_key = "0".repeat(64);
+    let out = cp_join(wrong.path(), "cp-wrong", &["--certificate-key", &bad_key])
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -202,23 +184,7 @@ fn a_second_control_plane_joins_with_the_uploaded_certificates() {
         "nothing may be written with a wrong key"
     );
     // Without a key and without the files: told what to do.
-    let out = join_cmd(
-        wrong.path(),
-        &[
-            &endpoint,
-            "--token",
-            INIT_TOKEN,
-            "--discovery-token-ca-cert-hash",
-            &hash,
-            "--node-name",
-            "cp-wrong",
-            "--control-plane",
-            "--ignore-preflight-errors",
-            "all",
-        ],
-    )
-    .output()
-    .unwrap();
+    let out = cp_join(wrong.path(), "cp-wrong", &[]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && err.contains("--certificate-key") && err.contains("ca.key"),
@@ -230,26 +196,11 @@ fn a_second_control_plane_joins_with_the_uploaded_certificates() {
     let root = w.path().to_path_buf();
     let port2 = free_port();
     let t0 = Instant::now();
-    let child = join_cmd(
+    let port2_s = port2.to_string();
+    let child = cp_join(
         &root,
-        &[
-            &endpoint,
-            "--token",
-            INIT_TOKEN,
-            "--discovery-token-ca-cert-hash",
-            &hash,
-            "--node-name",
-            "cp-2",
-            "--control-plane",
-            "--certificate-key",
-            &key,
-            "--apiserver-advertise-address",
-            SECOND,
-            "--apiserver-bind-port",
-            &port2.to_string(),
-            "--ignore-preflight-errors",
-            "all",
-        ],
+        "cp-2",
+        &["--certificate-key", &key, "--apiserver-bind-port", &port2_s],
     )
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
@@ -408,7 +359,7 @@ fn a_second_control_plane_joins_with_the_uploaded_certificates() {
         "https://127.0.0.1:{},https://{SECOND}:2379",
         cp.etcd_client_port
     );
-    let (ok, list, e) = etcdctl(&cp, &both, &["member", "list", "-w", "json"]);
+    let (ok, list, e) = cp.etcdctl(&both, &["member", "list", "-w", "json"]);
     assert!(ok, "{e}");
     let v: serde_json::Value = serde_json::from_str(&list).unwrap();
     let members = v["members"].as_array().unwrap();
@@ -417,7 +368,7 @@ fn a_second_control_plane_joins_with_the_uploaded_certificates() {
         assert!(m["isLearner"].is_null() || m["isLearner"] == false, "{m}");
         assert!(m["name"].is_string(), "{m}");
     }
-    let (ok, o, e) = etcdctl(&cp, &both, &["endpoint", "health"]);
+    let (ok, o, e) = cp.etcdctl(&both, &["endpoint", "health"]);
     assert!(ok, "{o}{e}");
 
     // The second API server serves the same cluster: write through it, read through the first.
@@ -472,7 +423,7 @@ fn a_second_control_plane_joins_with_the_uploaded_certificates() {
     .unwrap();
     assert!(what.starts_with("removed etcd member cp-2"), "{what}");
     let first = format!("https://127.0.0.1:{}", cp.etcd_client_port);
-    let (ok, list, e) = etcdctl(&cp, &first, &["member", "list"]);
+    let (ok, list, e) = cp.etcdctl(&first, &["member", "list"]);
     assert!(ok, "{e}");
     assert_eq!(list.lines().count(), 1, "{list}");
     assert!(list.contains("cp-test"), "{list}");

@@ -30,70 +30,22 @@
 
 mod cluster_support;
 mod lab_support;
+mod up_support;
 
 use cluster_support::{ControlPlane, REJECTED_BY_1_20, bin_dir, lab_inventory_with_real_kubelet};
 use kubeboot::apiclient::ApiClient;
-use kubeboot::host::{Host, WriteOptions};
 use lab_support::{LabEnv, RunningLab, apt_proxy, lab_prerequisites, text};
 use serde_json::{Value, json};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use up_support::*;
 
 const LAB: &str = "kbha";
 const SUBNET: &str = "10.213.58.0/24";
 /// The lab bridge: this machine, as the nodes see it.
 const BRIDGE: &str = "10.213.58.1";
-const SECRETS: &str = "/api/v1/namespaces/kube-system/secrets";
-
-/// One row of `up`'s summary table (src/up.rs `print_summary`), cut at the header's
-/// column positions.
-#[derive(Debug)]
-struct Row {
-    role: String,
-    prepare: String,
-    result: String,
-}
-
-/// The rows of the last summary table `up` printed, by host.
-fn summary(log: &str) -> Vec<(String, Row)> {
-    let lines: Vec<&str> = log.lines().collect();
-    let head = lines
-        .iter()
-        .rposition(|l| l.starts_with("HOST") && l.contains("PREPARE") && l.ends_with("RESULT"))
-        .unwrap_or_else(|| panic!("no summary table in:\n{log}"));
-    let h = lines[head];
-    let (role, prepare, time, result) = (
-        h.find("ROLE").unwrap(),
-        h.find("PREPARE").unwrap(),
-        h.find("TIME").unwrap(),
-        h.find("RESULT").unwrap(),
-    );
-    lines[head + 1..]
-        .iter()
-        .take_while(|l| !l.starts_with("total "))
-        .map(|l| {
-            let col = |a: usize, b: usize| l.get(a..b.min(l.len())).unwrap_or("").trim();
-            (
-                col(0, role).to_string(),
-                Row {
-                    role: col(role, prepare).to_string(),
-                    prepare: col(prepare, time - 3).to_string(),
-                    result: l.get(result..).unwrap_or("").trim().to_string(),
-                },
-            )
-        })
-        .collect()
-}
-
-fn row<'a>(rows: &'a [(String, Row)], host: &str, log: &str) -> &'a Row {
-    rows.iter()
-        .find(|(h, _)| h == host)
-        .map(|(_, r)| r)
-        .unwrap_or_else(|| panic!("no summary row for {host}:\n{log}"))
-}
 
 /// The inventory `up` gets: node 1 and node 2 control planes, node 3 a worker, and the
 /// stable endpoint: the API server of the test double on the bridge.
@@ -107,94 +59,6 @@ fn ha_inventory(full: &Path, out: &Path, endpoint: &str) -> PathBuf {
     v["spec"]["controlPlaneEndpoint"] = Value::String(endpoint.to_string());
     std::fs::write(out, serde_saphyr::to_string(&v).unwrap()).unwrap();
     out.to_path_buf()
-}
-
-/// TEST DOUBLE for a finished `init` on node 1 (as in tests/up_rerun_lab.rs): admin.conf
-/// and the cluster PKI of the control plane on this machine, written over SSH with
-/// kubeboot's own `SshHost`, with the modes kubeboot gave them (keys 0600).
-fn make_node_look_initialized(inv: &Path, cp: &ControlPlane) {
-    let cluster = kubeboot::config::cluster::Cluster::load(inv).unwrap();
-    let h = &cluster.hosts[0];
-    let ssh =
-        kubeboot::orchestrate::ssh_config_for(&kubeboot::orchestrate::ssh_config_of(&cluster), h);
-    let host = kubeboot::host::SshHost::connect(&h.name, &h.address, &ssh).unwrap();
-    let etc = cp.etc("");
-    let mut files = vec![cp.etc("admin.conf")];
-    let mut dirs = vec![cp.etc("pki")];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                dirs.push(p);
-            } else {
-                files.push(p);
-            }
-        }
-    }
-    for f in files {
-        let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
-        let target = Path::new("/etc/kubernetes").join(f.strip_prefix(&etc).unwrap());
-        host.write_file(
-            &target,
-            &std::fs::read(&f).unwrap(),
-            WriteOptions {
-                mode,
-                dir_mode: 0o755,
-                owner: None,
-            },
-        )
-        .unwrap();
-    }
-}
-
-/// Ids of the bootstrap tokens in the cluster.
-fn token_ids(admin: &ApiClient) -> Vec<String> {
-    kubeboot::token::list(admin)
-        .unwrap()
-        .iter()
-        .map(|t| t.token.id().to_string())
-        .collect()
-}
-
-/// The resourceVersion to replay Secret events from (see [`token_events`]).
-fn secrets_version(admin: &ApiClient) -> String {
-    admin.get(SECRETS).unwrap()["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-/// Bootstrap-token Secret events since `rv` (a watch from that resourceVersion replays
-/// them), as (event type, Secret name).
-fn token_events(admin: &ApiClient, rv: &str) -> Vec<(String, String)> {
-    let v = admin
-        .get(&format!(
-            "{SECRETS}?watch=1&resourceVersion={rv}&timeoutSeconds=2"
-        ))
-        .unwrap();
-    let events: Vec<Value> = match v {
-        Value::Null => vec![],
-        Value::String(s) => s
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect(),
-        one => vec![one],
-    };
-    events
-        .iter()
-        .inspect(|e| assert_ne!(e["type"], "ERROR", "watch failed: {e}"))
-        .filter(|e| e["object"]["type"] == kubeboot::token::SECRET_TYPE)
-        .map(|e| {
-            (
-                e["type"].as_str().unwrap().to_string(),
-                e["object"]["metadata"]["name"]
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-            )
-        })
-        .collect()
 }
 
 /// The deepest directory containing both paths.
@@ -298,32 +162,6 @@ fn unit_log(lab: &RunningLab, i: usize, name: &str) -> String {
             u = unit(name)
         ),
     ))
-}
-
-/// etcdctl on this machine with the test control plane's etcd client certificate.
-fn etcdctl(cp: &ControlPlane, endpoints: &str, args: &[&str]) -> (bool, String, String) {
-    let bin = bin_dir("KUBEBOOT_ETCD35_BIN").join("etcdctl");
-    let pki = cp.etc("pki/etcd");
-    let out = Command::new(bin)
-        .env("ETCDCTL_API", "3")
-        .arg(format!("--endpoints={endpoints}"))
-        .arg(format!("--cacert={}", pki.join("ca.crt").display()))
-        .arg(format!(
-            "--cert={}",
-            pki.join("healthcheck-client.crt").display()
-        ))
-        .arg(format!(
-            "--key={}",
-            pki.join("healthcheck-client.key").display()
-        ))
-        .args(args)
-        .output()
-        .expect("etcdctl");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 fn kubectl() -> PathBuf {
@@ -570,7 +408,7 @@ fn up_joins_a_second_control_plane_and_a_worker() {
         "https://{BRIDGE}:{},https://{node2_ip}:2379",
         cp.etcd_client_port
     );
-    let (ok, list, e) = etcdctl(&cp, &both, &["member", "list", "-w", "json"]);
+    let (ok, list, e) = cp.etcdctl(&both, &["member", "list", "-w", "json"]);
     assert!(ok, "{e}");
     let v: Value = serde_json::from_str(&list).unwrap();
     let members = v["members"].as_array().unwrap();
@@ -580,7 +418,7 @@ fn up_joins_a_second_control_plane_and_a_worker() {
         assert!(m["name"].is_string(), "{m}");
     }
     assert!(list.contains(&names[1]), "{list}");
-    let (ok, o, e) = etcdctl(&cp, &both, &["endpoint", "health"]);
+    let (ok, o, e) = cp.etcdctl(&both, &["endpoint", "health"]);
     assert!(ok, "{o}{e}");
 
     // Node 2's own API server: ready, and the same cluster: written through it, read
@@ -682,7 +520,7 @@ fn up_joins_a_second_control_plane_and_a_worker() {
         state3,
         "node 3 changed"
     );
-    let (ok, list, e) = etcdctl(&cp, &both, &["member", "list"]);
+    let (ok, list, e) = cp.etcdctl(&both, &["member", "list"]);
     assert!(ok, "{e}");
     assert_eq!(list.lines().count(), 2, "{list}");
     let (out, _) = run_up(&["--plan"]);
@@ -763,7 +601,7 @@ fn up_joins_a_second_control_plane_and_a_worker() {
             .contains("node-role.kubernetes.io/control-plane"),
         "{node}"
     );
-    let (ok, list, e) = etcdctl(&cp, &both, &["member", "list"]);
+    let (ok, list, e) = cp.etcdctl(&both, &["member", "list"]);
     assert!(ok, "{e}");
     assert_eq!(list.lines().count(), 2, "{list}");
     assert_eq!(token_ids(&admin), ["abcdef"], "up left its token");

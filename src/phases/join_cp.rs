@@ -13,10 +13,8 @@ use super::report;
 use crate::apiclient::ApiClient;
 use crate::config::join::ControlPlaneJoin;
 use crate::etcdclient::{EtcdClient, Member};
-use crate::kubeconfig::KubeConfig;
 use crate::phases::init::{self as init_phases, InitContext};
 use anyhow::Context;
-use std::path::Path;
 use std::time::Duration;
 
 /// kubeadm's default for etcd API calls (`timeouts.etcdAPICall`).
@@ -60,18 +58,8 @@ pub fn preflight(ctx: &JoinContext, cp: &ControlPlaneJoin) -> anyhow::Result<()>
 /// The admin client for the cluster: this node's new admin.conf, pointed at the server
 /// discovery found (this node's own API server is not running yet).
 pub fn admin_client(ctx: &JoinContext, d: &Discovered) -> anyhow::Result<ApiClient> {
-    let path = Path::new(crate::config::DEFAULT_KUBECONFIG_DIR).join("admin.conf");
-    let bytes = ctx
-        .host
-        .read_file(&path)?
-        .with_context(|| format!("{} is missing: run control-plane-prepare", path.display()))?;
-    let mut kc = KubeConfig::parse(&String::from_utf8_lossy(&bytes))
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let server = d.cluster_info.clusters[0].cluster.server.clone();
-    for c in &mut kc.clusters {
-        c.cluster.server = server.clone();
-    }
-    Ok(ApiClient::from_kubeconfig(&kc)?)
+    let server = &d.cluster_info.clusters[0].cluster.server;
+    init_phases::cluster::client_at(&init_ctx(ctx, d), "admin.conf", Some(server))
 }
 
 /// `control-plane-prepare`: download-certs (with a certificate key), certs (this node's

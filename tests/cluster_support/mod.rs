@@ -249,6 +249,32 @@ kubernetesVersion: {RENDER_VERSION}
         cp
     }
 
+    /// etcdctl (etcd 3.5's) against `endpoints`, with this control plane's etcd CA and
+    /// healthcheck-client certificate; returns (success, stdout, stderr).
+    pub fn etcdctl(&self, endpoints: &str, args: &[&str]) -> (bool, String, String) {
+        let pki = self.etc("pki/etcd");
+        let out = Command::new(bin_dir("KUBEBOOT_ETCD35_BIN").join("etcdctl"))
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={endpoints}"))
+            .arg(format!("--cacert={}", pki.join("ca.crt").display()))
+            .arg(format!(
+                "--cert={}",
+                pki.join("healthcheck-client.crt").display()
+            ))
+            .arg(format!(
+                "--key={}",
+                pki.join("healthcheck-client.key").display()
+            ))
+            .args(args)
+            .output()
+            .expect("etcdctl");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// Nothing the harness started listens on all addresses.
     pub fn assert_no_wildcard_listeners(&self) {
         let out = Command::new("ss")

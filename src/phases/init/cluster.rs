@@ -18,6 +18,12 @@ pub const DEFAULT_CONTROL_PLANE_TIMEOUT: Duration = Duration::from_secs(240);
 
 /// A client from a kubeconfig file on the node.
 pub fn client_from(ctx: &InitContext, file: &str) -> anyhow::Result<ApiClient> {
+    client_at(ctx, file, None)
+}
+
+/// A client from a kubeconfig file on the node, talking to `server` instead of the
+/// file's own when given (this node's API server, or the one discovery found).
+pub fn client_at(ctx: &InitContext, file: &str, server: Option<&str>) -> anyhow::Result<ApiClient> {
     let path = ctx.kubeconfig_dir.join(file);
     let bytes = ctx.host.read_file(&path)?.with_context(|| {
         format!(
@@ -25,8 +31,13 @@ pub fn client_from(ctx: &InitContext, file: &str) -> anyhow::Result<ApiClient> {
             path.display()
         )
     })?;
-    let kc = KubeConfig::parse(&String::from_utf8_lossy(&bytes))
+    let mut kc = KubeConfig::parse(&String::from_utf8_lossy(&bytes))
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if let Some(server) = server {
+        for c in &mut kc.clusters {
+            c.cluster.server = server.to_string();
+        }
+    }
     Ok(ApiClient::from_kubeconfig(&kc)?)
 }
 
@@ -54,44 +65,21 @@ pub fn admin_client(ctx: &InitContext) -> anyhow::Result<ApiClient> {
 /// Waits until this node's own API server (`localAPIEndpoint`, not a load-balanced
 /// `controlPlaneEndpoint` that another node may answer) says ok on `/readyz`.
 pub fn wait_local_api(ctx: &InitContext) -> anyhow::Result<()> {
-    let path = ctx.kubeconfig_dir.join("admin.conf");
-    let bytes = ctx
-        .host
-        .read_file(&path)?
-        .with_context(|| format!("{} does not exist", path.display()))?;
-    let mut kc = KubeConfig::parse(&String::from_utf8_lossy(&bytes))
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let local = ctx.cfg.local_endpoint();
-    for c in &mut kc.clusters {
-        c.cluster.server = local.url();
-    }
-    let timeout = ctx
-        .cfg
-        .init
-        .timeouts
-        .as_ref()
-        .and_then(|t| t.control_plane_component_health_check)
-        .map(|d| d.0)
-        .unwrap_or(DEFAULT_CONTROL_PLANE_TIMEOUT);
-    let client = ApiClient::from_kubeconfig(&kc)?;
-    report(
-        "wait-control-plane",
-        &format!(
-            "Waiting for this node's API server at {} to be ready (up to {}s)",
-            local.url(),
-            timeout.as_secs()
-        ),
-    );
-    let took = client.wait_ready(timeout)?;
-    report(
-        "wait-control-plane",
-        &format!("The API server is ready after {:.1}s", took.as_secs_f64()),
-    );
-    Ok(())
+    let local = ctx.cfg.local_endpoint().url();
+    wait_ready(
+        ctx,
+        &client_at(ctx, "admin.conf", Some(&local))?,
+        "this node's API server",
+    )
 }
 
 /// `wait-control-plane`: until `/readyz` says ok.
 pub fn wait_control_plane(ctx: &InitContext) -> anyhow::Result<()> {
+    wait_ready(ctx, &client_from(ctx, "admin.conf")?, "the API server")
+}
+
+/// Waits for `/readyz` within `controlPlaneComponentHealthCheck`, reporting both ends.
+fn wait_ready(ctx: &InitContext, client: &ApiClient, what: &str) -> anyhow::Result<()> {
     let timeout = ctx
         .cfg
         .init
@@ -100,11 +88,10 @@ pub fn wait_control_plane(ctx: &InitContext) -> anyhow::Result<()> {
         .and_then(|t| t.control_plane_component_health_check)
         .map(|d| d.0)
         .unwrap_or(DEFAULT_CONTROL_PLANE_TIMEOUT);
-    let client = client_from(ctx, "admin.conf")?;
     report(
         "wait-control-plane",
         &format!(
-            "Waiting for the API server at {} to be ready (up to {}s)",
+            "Waiting for {what} at {} to be ready (up to {}s)",
             client.server(),
             timeout.as_secs()
         ),
