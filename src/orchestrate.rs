@@ -23,6 +23,10 @@ pub struct PrepareOptions {
 /// The template context of `prepare-node` for this cluster (facts are added per host).
 pub fn prepare_vars(cluster: &Cluster, store: &ArtifactStore) -> serde_json::Value {
     let v = cluster.kubernetes_version;
+    let repo = cluster
+        .image_repository
+        .as_deref()
+        .unwrap_or(crate::config::DEFAULT_IMAGE_REPOSITORY);
     let kubelet_source = if store.has("kubelet") {
         "artifacts"
     } else {
@@ -33,9 +37,15 @@ pub fn prepare_vars(cluster: &Cluster, store: &ArtifactStore) -> serde_json::Val
         "kubernetes_minor": format!("1.{}", v.minor),
         "kubernetes_deb_version": format!("1.{}.{}-1.1", v.minor, v.patch),
         "kubernetes_rpm_version": format!("1.{}.{}", v.minor, v.patch),
-        "pause_image": files::pause_image(v, crate::config::DEFAULT_IMAGE_REPOSITORY)
+        "pause_image": files::pause_image(v, repo)
             .unwrap_or_else(|e| format!("(unknown: {e})")),
-        "image_repository": crate::config::DEFAULT_IMAGE_REPOSITORY,
+        "image_repository": repo,
+        "restrict_oom_score_adj": match cluster.restrict_oom_score_adj {
+            None => "auto",
+            Some(true) => "true",
+            Some(false) => "false",
+        },
+        "image_archives": cluster.image_archives.len(),
         "kubelet_source": kubelet_source,
         "artifacts": {
             "kubelet": store.has("kubelet"),

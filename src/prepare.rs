@@ -64,6 +64,15 @@ pub struct PrepareArgs {
     /// A pinned binary, repeatable: kubelet=URL_OR_PATH#sha256:HEX (also kubectl). Without a kubelet artifact, kubelet and kubectl come from the pkgs.k8s.io packages.
     #[arg(long = "artifact", value_name = "NAME=SRC#sha256:HEX", value_parser = cluster::parse_artifact_flag)]
     pub artifacts: Vec<cluster::Artifact>,
+    /// An image archive (OCI or docker-archive tarball) to import into containerd on every
+    /// host, repeatable: PATH_OR_URL#sha256:HEX. Added to the inventory's spec.imageArchives;
+    /// a host that already imported the same archive gets nothing uploaded.
+    #[arg(long = "image-archive", value_name = "SRC#sha256:HEX", value_parser = cluster::parse_image_archive_flag)]
+    pub image_archives: Vec<cluster::Artifact>,
+    /// Where the cluster's images come from (kubeadm's imageRepository) [default: the
+    /// inventory's spec.imageRepository, else registry.k8s.io].
+    #[arg(long, value_name = "REPO")]
+    pub image_repository: Option<String>,
     /// Directory with playbooks overriding the embedded ones (NAME.yaml).
     #[arg(long, value_name = "DIR")]
     pub playbook_dir: Option<PathBuf>,
@@ -130,6 +139,10 @@ pub fn resolve(args: &PrepareArgs) -> anyhow::Result<(Cluster, SshConfig)> {
     for a in &args.artifacts {
         cluster.artifacts.insert(a.name.clone(), a.clone());
     }
+    cluster.add_image_archives(&args.image_archives);
+    if let Some(r) = &args.image_repository {
+        cluster.image_repository = Some(r.clone());
+    }
     let mut ssh: SshConfig = orchestrate::ssh_config_of(&cluster);
     if let Some(u) = &args.user {
         ssh.user = u.clone();
@@ -168,8 +181,18 @@ pub fn prepare_hosts(
     ssh: &SshConfig,
 ) -> anyhow::Result<Vec<crate::playbook::HostReport>> {
     let started = Instant::now();
-    let playbook = Playbook::load("prepare-node", args.playbook_dir.as_deref())?;
-    let store = ArtifactStore::new(cluster.artifacts.clone());
+    let archives: Vec<String> = cluster
+        .image_archives
+        .iter()
+        .map(|a| a.name.clone())
+        .collect();
+    let playbook = Playbook::load("prepare-node", args.playbook_dir.as_deref())?
+        .with_image_archives(&archives);
+    let mut artifacts = cluster.artifacts.clone();
+    for a in &cluster.image_archives {
+        artifacts.insert(a.name.clone(), a.clone());
+    }
+    let store = ArtifactStore::new(artifacts);
     let mode = if args.plan {
         RunMode::Plan
     } else {

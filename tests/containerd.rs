@@ -73,3 +73,53 @@ fn containerd_2x_config_uses_schema_3_and_the_pinned_sandbox() {
         "{e}"
     );
 }
+
+/// Hosts without CAP_SYS_RESOURCE get `restrict_oom_score_adj = true`; the real
+/// containerd 1.6 reads it where the CRI plugin looks for it (the dump shows it set),
+/// and without the option the dump shows containerd's default (false).
+#[test]
+fn restrict_oom_score_adj_reaches_containerd() {
+    let bin = which("containerd").unwrap_or_else(|| {
+        panic!("containerd is not installed; run `apt-get install containerd` (CI installs it)")
+    });
+    let v = kubeboot::config::version::KubeVersion {
+        minor: 31,
+        patch: 0,
+    };
+    let templates = kubeboot::render::Templates::embedded();
+    for restrict in [true, false] {
+        let f = containerd::config_with(&templates, 1, v, "kubeboot.local/lab", restrict).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, &f.contents).unwrap();
+        let out = Command::new(&bin)
+            .arg("--config")
+            .arg(&path)
+            .args(["config", "dump"])
+            .output()
+            .unwrap();
+        let dump = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            dump.contains(&format!("restrict_oom_score_adj = {restrict}")),
+            "restrict={restrict}: {dump}"
+        );
+        assert!(
+            dump.contains("sandbox_image = \"kubeboot.local/lab/pause:3.10\""),
+            "{dump}"
+        );
+    }
+    let t = containerd::config_with(&templates, 2, v, "kubeboot.local/lab", true).unwrap();
+    assert!(
+        t.text().contains(
+            "[plugins.'io.containerd.cri.v1.runtime']\n    # This host has no CAP_SYS_RESOURCE"
+        ),
+        "{}",
+        t.text()
+    );
+    assert!(t.text().contains("restrict_oom_score_adj = true"));
+}

@@ -15,6 +15,12 @@
 //!   artifacts:
 //!     kubelet: {url: "http://10.213.0.1:8080/kubelet", sha256: "<64 hex>"}
 //!     kubectl: {path: /srv/k8s/kubectl, sha256: "<64 hex>"}
+//!   imageRepository: registry.example.com/k8s   # kubeadm's imageRepository
+//!   imageArchives:                               # air-gapped hosts: imported by prepare
+//!     - {path: /srv/images/kube-apiserver.tar, sha256: "<64 hex>"}
+//!   cni: {name: bridge}                          # flannel (default), bridge or none
+//!   containerd: {restrictOOMScoreAdj: true}      # default: from each host's facts
+//!   kubeProxy: {conntrackMaxPerCore: 0}          # default: from the hosts' facts
 //! ```
 
 use super::documents::{self, Document, TypeMeta};
@@ -65,6 +71,28 @@ struct Spec {
     cni: CniSpec,
     #[serde(default)]
     kubelet_extra_args: Vec<super::v1beta4::Arg>,
+    #[serde(default)]
+    image_repository: Option<String>,
+    #[serde(default)]
+    image_archives: Vec<ArtifactSpec>,
+    #[serde(default)]
+    containerd: ContainerdSpec,
+    #[serde(default)]
+    kube_proxy: KubeProxySpec,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ContainerdSpec {
+    #[serde(default, rename = "restrictOOMScoreAdj")]
+    restrict_oom_score_adj: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct KubeProxySpec {
+    #[serde(default)]
+    conntrack_max_per_core: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -228,6 +256,55 @@ pub struct Cluster {
     pub cni: Cni,
     /// Extra kubelet flags for every node (kubeadm's `nodeRegistration.kubeletExtraArgs`).
     pub kubelet_extra_args: Vec<super::v1beta4::Arg>,
+    /// Where the control-plane, etcd, pause, kube-proxy and CoreDNS images come from
+    /// (kubeadm's `imageRepository`); `None` is kubeadm's default.
+    pub image_repository: Option<String>,
+    /// Image archives (OCI or docker-archive tarballs) imported into containerd's
+    /// `k8s.io` namespace on every host by `prepare`: what air-gapped hosts run.
+    pub image_archives: Vec<Artifact>,
+    /// containerd's CRI `restrict_oom_score_adj`: `None` decides per host from its facts
+    /// (on when the host lacks CAP_SYS_RESOURCE, where runc cannot lower oom_score_adj).
+    pub restrict_oom_score_adj: Option<bool>,
+    /// kube-proxy's `conntrack.maxPerCore`: `None` is 0 (leave nf_conntrack_max alone)
+    /// when a host cannot write nf_conntrack_max, else kube-proxy's default.
+    pub conntrack_max_per_core: Option<u32>,
+}
+
+/// Name of the `i`-th image archive in the artifact store: `image-archive/<i>/<file>`.
+pub fn image_archive_name(i: usize, source: &ArtifactSource) -> String {
+    let s = match source {
+        ArtifactSource::Url(u) => u.as_str(),
+        ArtifactSource::Path(p) => p.to_str().unwrap_or("archive"),
+    };
+    let base = s
+        .rsplit('/')
+        .find(|x| !x.is_empty())
+        .unwrap_or("archive")
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("archive");
+    format!("image-archive/{i}/{base}")
+}
+
+/// Parses an `--image-archive` flag value: `URL_OR_PATH#sha256:HEX`.
+pub fn parse_image_archive_flag(s: &str) -> Result<Artifact, String> {
+    let (src, sum) = s.rsplit_once("#sha256:").ok_or_else(|| {
+        format!(
+            "{s:?}: an image archive needs a pin: append #sha256:<64 hex digits> (sha256sum FILE)"
+        )
+    })?;
+    if src.is_empty() {
+        return Err(format!(
+            "{s:?}: give the archive's path or URL before #sha256:"
+        ));
+    }
+    check_sha256(sum)?;
+    let source = source_of(src);
+    Ok(Artifact {
+        name: image_archive_name(0, &source),
+        source,
+        sha256: sum.to_ascii_lowercase(),
+    })
 }
 
 /// Default pod CIDR of an inventory (flannel's default network).
@@ -361,6 +438,22 @@ impl Cluster {
                 iface: None,
             },
             kubelet_extra_args: Vec::new(),
+            image_repository: None,
+            image_archives: Vec::new(),
+            restrict_oom_score_adj: None,
+            conntrack_max_per_core: None,
+        }
+    }
+
+    /// Adds image archives given on the command line after the inventory's, naming
+    /// each uniquely.
+    pub fn add_image_archives(&mut self, extra: &[Artifact]) {
+        for a in extra {
+            let i = self.image_archives.len();
+            self.image_archives.push(Artifact {
+                name: image_archive_name(i, &a.source),
+                ..a.clone()
+            });
         }
     }
 }
@@ -548,6 +641,56 @@ fn validate(doc: &Document, raw: ClusterDoc) -> Result<Cluster, ConfigError> {
             );
         }
     }
+    let mut image_archives = Vec::new();
+    for (i, a) in spec.image_archives.into_iter().enumerate() {
+        let at = origin(doc, &["spec", "imageArchives"]);
+        let field = format!("spec.imageArchives[{i}]");
+        let source = match (a.url, a.path) {
+            (Some(u), None) => Some(source_of(&u)),
+            (None, Some(p)) => Some(ArtifactSource::Path(PathBuf::from(p))),
+            _ => {
+                err(
+                    at.clone(),
+                    &field,
+                    "give exactly one of url or path (an OCI or docker-archive tarball)".into(),
+                );
+                None
+            }
+        };
+        let sha = match a.sha256 {
+            Some(s) => match check_sha256(&s) {
+                Ok(()) => Some(s.to_ascii_lowercase()),
+                Err(m) => {
+                    err(at.clone(), &format!("{field}.sha256"), m);
+                    None
+                }
+            },
+            None => {
+                err(
+                    at.clone(),
+                    &format!("{field}.sha256"),
+                    "missing: every image archive is pinned by its sha256 (sha256sum FILE)".into(),
+                );
+                None
+            }
+        };
+        if let (Some(source), Some(sha256)) = (source, sha) {
+            image_archives.push(Artifact {
+                name: image_archive_name(i, &source),
+                source,
+                sha256,
+            });
+        }
+    }
+    if let Some(r) = &spec.image_repository
+        && (r.trim().is_empty() || r.contains(char::is_whitespace) || r.ends_with('/'))
+    {
+        err(
+            origin(doc, &["spec", "imageRepository"]),
+            "spec.imageRepository",
+            format!("{r:?} is not an image repository; expected e.g. registry.example.com/k8s"),
+        );
+    }
     for (field, value) in [
         ("podSubnet", &spec.networking.pod_subnet),
         ("serviceSubnet", &spec.networking.service_subnet),
@@ -626,6 +769,10 @@ fn validate(doc: &Document, raw: ClusterDoc) -> Result<Cluster, ConfigError> {
             iface: spec.cni.iface,
         },
         kubelet_extra_args: spec.kubelet_extra_args,
+        image_repository: spec.image_repository,
+        image_archives,
+        restrict_oom_score_adj: spec.containerd.restrict_oom_score_adj,
+        conntrack_max_per_core: spec.kube_proxy.conntrack_max_per_core,
         name: raw.metadata.name,
         file: Some(doc.file.clone()),
         kubernetes_version: kubernetes_version.expect("checked"),
@@ -650,6 +797,48 @@ mod tests {
         assert_eq!(c.hosts[1].address, "10.213.0.12");
         assert_eq!(c.ssh.key_path.as_deref(), Some(Path::new("/s/id_ed25519")));
         assert!(c.artifacts.is_empty());
+    }
+
+    #[test]
+    fn image_settings() {
+        let sha = "a".repeat(64);
+        let text = LAB.replace(
+            "spec:\n",
+            &format!(
+                "spec:\n  imageRepository: kubeboot.local/lab\n  imageArchives:\n    - {{path: /srv/i/etcd.tar, sha256: {sha}}}\n    - {{url: http://10.0.0.1/x/etcd.tar, sha256: {sha}}}\n  containerd: {{restrictOOMScoreAdj: true}}\n  kubeProxy: {{conntrackMaxPerCore: 0}}\n"
+            ),
+        );
+        let c = Cluster::parse(Path::new("c.yaml"), &text).unwrap();
+        assert_eq!(c.image_repository.as_deref(), Some("kubeboot.local/lab"));
+        assert_eq!(c.image_archives.len(), 2);
+        assert_eq!(c.image_archives[0].name, "image-archive/0/etcd.tar");
+        assert_eq!(c.image_archives[1].name, "image-archive/1/etcd.tar");
+        assert_eq!(
+            c.image_archives[1].source,
+            ArtifactSource::Url("http://10.0.0.1/x/etcd.tar".into())
+        );
+        assert_eq!(c.restrict_oom_score_adj, Some(true));
+        assert_eq!(c.conntrack_max_per_core, Some(0));
+
+        let bad = LAB.replace(
+            "spec:\n",
+            "spec:\n  imageArchives:\n    - {path: /srv/i/etcd.tar}\n    - {sha256: abc}\n",
+        );
+        let e = Cluster::parse(Path::new("c.yaml"), &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("spec.imageArchives[0].sha256"), "{e}");
+        assert!(e.contains("sha256sum FILE"), "{e}");
+        assert!(e.contains("spec.imageArchives[1]"), "{e}");
+        assert!(e.contains("give exactly one of url or path"), "{e}");
+
+        let flag = parse_image_archive_flag(&format!("/srv/i/pause.tar#sha256:{sha}")).unwrap();
+        assert_eq!(flag.source, ArtifactSource::Path("/srv/i/pause.tar".into()));
+        let e = parse_image_archive_flag("/srv/i/pause.tar").unwrap_err();
+        assert!(e.contains("#sha256:"), "{e}");
+        let mut c = c;
+        c.add_image_archives(&[flag]);
+        assert_eq!(c.image_archives[2].name, "image-archive/2/pause.tar");
     }
 
     #[test]

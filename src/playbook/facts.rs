@@ -31,6 +31,15 @@ pub struct Facts {
     pub cpus: u32,
     /// `apt`, `dnf`, `yum` or empty.
     pub package_manager: String,
+    /// Whether the host's processes may hold CAP_SYS_RESOURCE (bit 24 of the bounding
+    /// set). Without it (unprivileged containers, some CI runners, labs) runc cannot set
+    /// the negative `oom_score_adj` containerd gives pod sandboxes, so containerd needs
+    /// `restrict_oom_score_adj`.
+    pub cap_sys_resource: bool,
+    /// Whether `/proc/sys/net/netfilter/nf_conntrack_max` exists and can be written (it
+    /// is read-only outside the initial network namespace). kube-proxy sets it at start
+    /// and exits when it cannot, unless `conntrack.maxPerCore` is 0.
+    pub conntrack_max_writable: bool,
 }
 
 /// The one command that prints all facts as `key=value` lines.
@@ -47,6 +56,10 @@ if [ -f /sys/fs/cgroup/cgroup.controllers ]; then echo cgroup=2; else echo cgrou
 awk '/^SwapTotal:/{print "swap_kib=" $2} /^MemTotal:/{print "memory_kib=" $2}' /proc/meminfo
 echo "cpus=$(nproc 2>/dev/null || grep -c ^processor /proc/cpuinfo)"
 for pm in apt-get dnf yum; do if command -v $pm >/dev/null 2>&1; then echo "pm=$pm"; break; fi; done
+b=$(awk '/^CapBnd:/{print $2}' /proc/self/status 2>/dev/null)
+[ -n "$b" ] && echo "cap_sys_resource=$(( (0x$b >> 24) & 1 ))"
+f=/proc/sys/net/netfilter/nf_conntrack_max
+if [ -f $f ] && v=$(cat $f 2>/dev/null) && (echo "$v" > $f) 2>/dev/null; then echo conntrack_w=1; else echo conntrack_w=0; fi
 "#;
 
 impl Facts {
@@ -107,6 +120,9 @@ impl Facts {
             memory_kib: get("memory_kib").parse().unwrap_or(0),
             cpus: get("cpus").parse().unwrap_or(0),
             package_manager,
+            // Unknown (no /proc/self/status) counts as present: the usual case.
+            cap_sys_resource: get("cap_sys_resource") != "0",
+            conntrack_max_writable: get("conntrack_w") != "0",
         }
     }
 }
@@ -130,8 +146,24 @@ mod tests {
     }
 
     #[test]
+    fn host_limits() {
+        let f = Facts::parse("cap_sys_resource=0\nconntrack_w=0\n");
+        assert!(!f.cap_sys_resource && !f.conntrack_max_writable);
+        let f = Facts::parse("cap_sys_resource=1\nconntrack_w=1\n");
+        assert!(f.cap_sys_resource && f.conntrack_max_writable);
+    }
+
+    #[test]
     fn gathers_on_this_machine() {
         let f = Facts::gather(&crate::host::LocalHost::new()).unwrap();
+        // The bounding set as the kernel reports it, read here independently of the script.
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let bnd = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapBnd:"))
+            .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+            .unwrap();
+        assert_eq!(f.cap_sys_resource, bnd >> 24 & 1 == 1, "{f:?}");
         assert!(
             !f.kernel.is_empty() && f.cpus > 0 && f.memory_kib > 0,
             "{f:?}"

@@ -58,9 +58,19 @@ pub fn render(
             let v = render_str("{{ kubernetes_version }}")?;
             let version = KubeVersion::parse(&v)?;
             let repo = render_str("{{ image_repository }}")?;
-            render::containerd::config(1, version, &repo)
-                .map(|f| f.text().to_string())
-                .map_err(|e| e.to_string())
+            // `restrict_oom_score_adj` is true, false or auto (from the host's facts).
+            let restrict = render_str(
+                "{% if restrict_oom_score_adj is defined and restrict_oom_score_adj != 'auto' %}{{ restrict_oom_score_adj }}{% elif facts is defined and facts.cap_sys_resource is defined and not facts.cap_sys_resource %}true{% else %}false{% endif %}",
+            )?;
+            render::containerd::config_with(
+                &render::templates::Templates::embedded(),
+                1,
+                version,
+                &repo,
+                restrict == "true",
+            )
+            .map(|f| f.text().to_string())
+            .map_err(|e| e.to_string())
         }
         "10-kubeadm.conf" => render::kubelet::drop_in(&render::templates::Templates::embedded())
             .map(|f| f.text().to_string())

@@ -8,7 +8,8 @@
 //! differ in as few scripts as possible (a binary upload is its own command).
 //!
 //! Step kinds: `file`, `line`, `package`, `service`, `sysctl`, `module`, `command` and
-//! `artifact` (a pinned binary); steps may `notify` handlers (run once, at the end, when
+//! `artifact` (a pinned binary), `image_archives` (the run's image archives imported
+//! into containerd, one step per archive: see [`Playbook::with_image_archives`]); steps may `notify` handlers (run once, at the end, when
 //! a notifying step changed something) and carry a `when` condition over facts.
 
 pub mod artifacts;
@@ -61,6 +62,11 @@ pub enum StepKind {
     Module(ModuleStep),
     Command(CommandStep),
     Artifact(ArtifactStep),
+    /// Where the run's image archives are imported; replaced by one
+    /// [`StepKind::ImageArchive`] per archive before a run.
+    ImageArchives(ImageArchivesStep),
+    /// One pinned image archive imported into containerd.
+    ImageArchive(ImageArchiveStep),
 }
 
 impl StepKind {
@@ -75,6 +81,8 @@ impl StepKind {
             StepKind::Module(_) => "module",
             StepKind::Command(_) => "command",
             StepKind::Artifact(_) => "artifact",
+            StepKind::ImageArchives(_) => "image_archives",
+            StepKind::ImageArchive(_) => "image_archive",
         }
     }
 }
@@ -167,6 +175,51 @@ pub struct ArtifactStep {
     pub name: String,
     pub path: String,
     pub mode: u32,
+}
+
+/// The place in a playbook where image archives are imported (`image_archives: {}`).
+#[derive(Debug, Clone)]
+pub struct ImageArchivesStep {
+    /// containerd namespace; the CRI (the kubelet's view) uses `k8s.io`.
+    pub namespace: String,
+}
+
+/// One image archive (OCI or docker-archive tarball, possibly gzip-compressed): uploaded
+/// only when the host has not imported this exact archive (by sha256) or has lost one of
+/// the images it held.
+#[derive(Debug, Clone)]
+pub struct ImageArchiveStep {
+    /// Key into the artifact store (`image-archive/<i>/<file>`).
+    pub archive: String,
+    pub namespace: String,
+}
+
+impl Playbook {
+    /// This playbook with each `image_archives` step replaced by one step per archive
+    /// (store names), in order; without archives the step disappears.
+    pub fn with_image_archives(&self, archives: &[String]) -> Playbook {
+        let mut pb = self.clone();
+        pb.steps = self
+            .steps
+            .iter()
+            .flat_map(|s| match &s.kind {
+                StepKind::ImageArchives(a) => archives
+                    .iter()
+                    .map(|name| Step {
+                        name: format!("image archive {}", name.rsplit('/').next().unwrap_or(name)),
+                        when: s.when.clone(),
+                        notify: s.notify.clone(),
+                        kind: StepKind::ImageArchive(ImageArchiveStep {
+                            archive: name.clone(),
+                            namespace: a.namespace.clone(),
+                        }),
+                    })
+                    .collect::<Vec<_>>(),
+                _ => vec![s.clone()],
+            })
+            .collect();
+        pb
+    }
 }
 
 /// Playbooks shipped in the binary.

@@ -30,7 +30,15 @@ impl fmt::Display for PlaybookError {
 }
 
 const KINDS: &[&str] = &[
-    "file", "line", "package", "service", "sysctl", "module", "command", "artifact",
+    "file",
+    "line",
+    "package",
+    "service",
+    "sysctl",
+    "module",
+    "command",
+    "artifact",
+    "image_archives",
 ];
 const STEP_FIELDS: &[&str] = &["name", "when", "notify"];
 
@@ -233,6 +241,13 @@ struct RawModule {
 struct RawCommand {
     check: String,
     apply: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawImageArchives {
+    #[serde(default)]
+    namespace: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -590,6 +605,12 @@ fn parse_steps(lines: &Lines, section: &str, items: &[Value]) -> Result<Vec<Step
                         Some(m) => mode_of(m).map_err(|m| field_err("mode", m))?,
                         None => 0o755,
                     },
+                })
+            }
+            "image_archives" => {
+                let r: RawImageArchives = typed(body).map_err(body_err)?;
+                StepKind::ImageArchives(ImageArchivesStep {
+                    namespace: r.namespace.unwrap_or_else(|| "k8s.io".into()),
                 })
             }
             _ => unreachable!("kind keys are from KINDS"),

@@ -557,11 +557,19 @@ pub fn run(
                     ) {
                         Ok(out) if out.success() => {
                             entries[i].report.outcome = StepOutcome::Changed;
-                            entries[i].report.detail = format!(
-                                "installed {} bytes, sha256 checked on the host (was: {})",
-                                bytes.len(),
-                                entries[i].report.detail
-                            );
+                            let said = out.stdout_text().trim().to_string();
+                            entries[i].report.detail = if said.is_empty() {
+                                format!(
+                                    "installed {} bytes, sha256 checked on the host (was: {})",
+                                    bytes.len(),
+                                    entries[i].report.detail
+                                )
+                            } else {
+                                format!(
+                                    "{said} ({} bytes uploaded, sha256 checked on the host)",
+                                    bytes.len()
+                                )
+                            };
                         }
                         Ok(out) => {
                             entries[i].report.outcome = StepOutcome::Failed;

@@ -316,6 +316,64 @@ if grep -qw "$n" /proc/filesystems 2>/dev/null; then echo "built-in (filesystem 
 }
 
 /// Renders and resolves one step into scripts.
+/// Where a host records which images each archive (by sha256) brought in.
+pub const IMAGE_RECORDS: &str = "/var/lib/kubeboot/images";
+
+/// Check and import of one image archive. The check needs no upload: the host keeps,
+/// per archive sha256, the image references its import created, and the archive counts
+/// as imported while containerd still has every one of them.
+fn image_archive(file: &str, sha: &str, namespace: &str, store_name: String) -> Resolved {
+    let ns = q(namespace);
+    let rec = format!("{IMAGE_RECORDS}/{sha}.refs");
+    let qfile = q(file);
+    Resolved {
+        check: format!(
+            r#"m={rec}
+command -v ctr >/dev/null 2>&1 || {{ echo "archive "{qfile}" not imported yet (containerd is not installed)"; exit 1; }}
+[ -s "$m" ] || {{ echo "archive "{qfile}" (sha256 {short}) not imported yet"; exit 1; }}
+have=$(ctr -n {ns} images ls -q 2>/dev/null) || {{ echo "archive "{qfile}": containerd does not answer, will import"; exit 1; }}
+r=0
+while read -r ref; do
+  printf '%s
+' "$have" | grep -qxF "$ref" || {{ echo "$ref (from "{qfile}") is missing from containerd"; r=1; }}
+done < "$m"
+[ $r = 0 ] && echo "imported: $(tr '
+' ' ' < "$m")"
+exit $r
+"#,
+            short = &sha[..12],
+        ),
+        apply: format!(
+            r#"set -e
+d={IMAGE_RECORDS}
+mkdir -p "$d"; chmod 700 /var/lib/kubeboot "$d"
+t=$(mktemp "$d/upload-XXXXXX"); trap 'rm -f "$t" "$t.refs"' EXIT
+cat > "$t"
+set -- $(sha256sum "$t")
+[ "$1" = {sha} ] || {{ echo "the uploaded archive "{qfile}" has sha256 $1, want {sha}; nothing imported" >&2; exit 1; }}
+command -v ctr >/dev/null 2>&1 || {{ echo "cannot import "{qfile}": containerd's ctr is not installed on this host" >&2; exit 1; }}
+if ! out=$(ctr -n {ns} images import "$t" 2>&1); then
+  echo "containerd could not import "{qfile}" (is it an OCI or docker-archive tarball?): $(printf '%s' "$out" | tail -n 3)" >&2
+  exit 1
+fi
+printf '%s
+' "$out" | awk '/^unpacking /{{print $2}}' > "$t.refs"
+if [ ! -s "$t.refs" ]; then
+  tar -xOf "$t" manifest.json 2>/dev/null | tr ',[]' '
+
+
+' | sed -n 's/^ *"\([^"]*:[^"]*\)" *$//p' | grep -v '^sha256:' | grep -v '\.json$' | grep -v '/layer.tar$' > "$t.refs" || true
+fi
+[ -s "$t.refs" ] || {{ echo "containerd imported "{qfile}" but named no image in it: give the archive image names (RepoTags)" >&2; exit 1; }}
+mv -f "$t.refs" "$d/{sha}.refs"
+echo "imported $(tr '
+' ' ' < "$d/{sha}.refs")"
+"#
+        ),
+        upload: Some((store_name, sha.to_string())),
+    }
+}
+
 pub fn resolve(
     step: &Step,
     facts: &Facts,
@@ -399,6 +457,18 @@ pub fn resolve(
             apply: render(&c.apply)?,
             upload: None,
         },
+        StepKind::ImageArchives(_) => {
+            return Err(
+                "image_archives steps are expanded per archive before a run (internal error)"
+                    .into(),
+            );
+        }
+        StepKind::ImageArchive(a) => {
+            let sha = artifact_sha(&a.archive)
+                .ok_or_else(|| format!("no source for image archive {}", a.archive))?;
+            let file = a.archive.rsplit('/').next().unwrap_or(&a.archive);
+            image_archive(file, &sha, &a.namespace, a.archive.clone())
+        }
         StepKind::Artifact(a) => {
             let path = render(&a.path)?;
             let sha = artifact_sha(&a.name).ok_or_else(|| {

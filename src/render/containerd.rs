@@ -21,15 +21,21 @@ pub fn config(
         containerd_major,
         version,
         image_repository,
+        false,
     )
 }
 
-/// [`config`] with user-overridable templates.
+/// [`config`] with user-overridable templates. `restrict_oom_score_adj` turns on the
+/// CRI option of that name, for hosts without CAP_SYS_RESOURCE (unprivileged containers,
+/// some CI runners and labs): there runc cannot set the negative `oom_score_adj`
+/// containerd gives pod sandboxes, and every sandbox fails with "can't get final
+/// child's PID from pipe: EOF".
 pub fn config_with(
     templates: &Templates,
     containerd_major: u32,
     version: KubeVersion,
     image_repository: &str,
+    restrict_oom_score_adj: bool,
 ) -> Result<RenderedFile, RenderError> {
     let template = match containerd_major {
         1 => "containerd-config-v2.toml.tera",
@@ -47,6 +53,7 @@ pub fn config_with(
     let mut ctx = tera::Context::new();
     ctx.insert("sandbox_image", &pause_image(image_repository, profile));
     ctx.insert("kubernetes_version", &version.to_string());
+    ctx.insert("restrict_oom_score_adj", &restrict_oom_score_adj);
     Ok(RenderedFile::node(
         CONFIG_PATH,
         templates.render(template, &ctx)?,

@@ -196,6 +196,7 @@ pub fn render_all(
         opts.containerd_major,
         cfg.kubernetes_version,
         image_repository(cfg),
+        false,
     )?);
     files.extend(addon_files(cfg, opts)?);
     Ok(files)
