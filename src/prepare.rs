@@ -242,6 +242,19 @@ pub fn prepare_hosts(
                 println!();
             }
             print!("{}", ui::summary(&reports, args.plan));
+            if cluster.restrict_oom_score_adj.is_none() {
+                let limited: Vec<&str> = reports
+                    .iter()
+                    .filter(|r| r.facts.as_ref().is_some_and(|f| !f.cap_sys_resource))
+                    .map(|r| r.host.as_str())
+                    .collect();
+                if !limited.is_empty() {
+                    println!(
+                        "note: no CAP_SYS_RESOURCE on {}: containerd there has restrict_oom_score_adj = true (runc cannot lower oom_score_adj); spec.containerd.restrictOOMScoreAdj decides instead",
+                        limited.join(", ")
+                    );
+                }
+            }
             println!(
                 "\n{} hosts, {} failed, {:.1}s{}",
                 reports.len(),

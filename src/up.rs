@@ -129,6 +129,7 @@ pub fn init_config(
     cluster: &Cluster,
     cp: &ClusterHost,
     cp_timeout: Duration,
+    conntrack_max_per_core: Option<u32>,
 ) -> anyhow::Result<InitConfig> {
     let n = &cluster.networking;
     let o = InitOverrides {
@@ -155,6 +156,12 @@ pub fn init_config(
     }
     let t = cfg.init.timeouts.get_or_insert_with(Default::default);
     t.control_plane_component_health_check = Some(crate::config::duration::GoDuration(cp_timeout));
+    if let Some(repo) = &cluster.image_repository {
+        cfg.cluster.image_repository = Some(repo.clone());
+    }
+    if let Some(n) = conntrack_max_per_core {
+        cfg.kube_proxy = Some(serde_json::json!({"conntrack": {"maxPerCore": n}}));
+    }
     Ok(cfg)
 }
 
@@ -192,6 +199,52 @@ fn healthy_admin(host: &dyn Host) -> Option<(KubeConfig, ApiClient)> {
     Some((kc, client))
 }
 
+/// What init's last phases leave in the cluster and that a finished init therefore has:
+/// `(what, API path)`. An init that stopped earlier (say in wait-control-plane, with the
+/// API server coming up only afterwards) lacks some, and is finished by running the
+/// idempotent phases again.
+fn init_leaves(cluster: &Cluster) -> Vec<(&'static str, &'static str)> {
+    let mut v = vec![
+        (
+            "the kubeadm-config ConfigMap (upload-config)",
+            "/api/v1/namespaces/kube-system/configmaps/kubeadm-config",
+        ),
+        (
+            "the kubeadm:cluster-admins binding (upload-config)",
+            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/kubeadm:cluster-admins",
+        ),
+        (
+            "the cluster-info ConfigMap (bootstrap-token)",
+            "/api/v1/namespaces/kube-public/configmaps/cluster-info",
+        ),
+        (
+            "the kube-proxy DaemonSet (addon)",
+            "/apis/apps/v1/namespaces/kube-system/daemonsets/kube-proxy",
+        ),
+        (
+            "the CoreDNS Deployment (addon)",
+            "/apis/apps/v1/namespaces/kube-system/deployments/coredns",
+        ),
+    ];
+    if cluster.cni.name == "flannel" {
+        v.push((
+            "the flannel DaemonSet (cni)",
+            "/apis/apps/v1/namespaces/kube-flannel/daemonsets/kube-flannel-ds",
+        ));
+    }
+    v
+}
+
+/// What of [`init_leaves`] the cluster lacks (anything the admin cannot read counts as
+/// lacking: the cluster-admins binding itself may be what is missing).
+fn init_missing(cluster: &Cluster, admin: &ApiClient) -> Vec<&'static str> {
+    init_leaves(cluster)
+        .into_iter()
+        .filter(|(_, path)| !matches!(admin.get_opt(path), Ok(Some(_))))
+        .map(|(what, _)| what)
+        .collect()
+}
+
 /// Initializes the first control plane (or finds it initialized); returns its admin
 /// kubeconfig and a client.
 fn init_control_plane(
@@ -199,16 +252,27 @@ fn init_control_plane(
     cluster: &Cluster,
     host: &SshHost,
     cp: &ClusterHost,
+    conntrack: Option<u32>,
 ) -> anyhow::Result<(KubeConfig, ApiClient, bool)> {
     let _label = label_host(&cp.name);
     if let Some((kc, client)) = healthy_admin(host) {
+        let missing = init_missing(cluster, &client);
+        if missing.is_empty() {
+            crate::phases::report(
+                "init",
+                "Already initialized: the API server answers with admin.conf and init's last phases are done; skipping init",
+            );
+            return Ok((kc, client, false));
+        }
         crate::phases::report(
             "init",
-            "Already initialized: the API server answers with admin.conf; skipping init",
+            &format!(
+                "An earlier init stopped part of the way (the cluster lacks {}); finishing it",
+                missing.join(", ")
+            ),
         );
-        return Ok((kc, client, false));
     }
-    let cfg = init_config(cluster, cp, args.control_plane_timeout)?;
+    let cfg = init_config(cluster, cp, args.control_plane_timeout, conntrack)?;
     let rerun = host
         .file_info(Path::new("/etc/kubernetes/pki/ca.crt"))?
         .is_some();
@@ -218,7 +282,8 @@ fn init_control_plane(
         // only complain about the files that run wrote.
         skip.push("preflight".to_string());
     }
-    if cluster.cni.name == "none" {
+    if cluster.cni.name != "flannel" {
+        // none: the user's own; bridge: written by up once the Node has its podCIDR.
         skip.push("cni".to_string());
     }
     let ctx = InitContext {
@@ -409,6 +474,28 @@ fn default_kubeconfig_out(cluster: &Cluster) -> PathBuf {
     ))
 }
 
+/// kube-proxy's `conntrack.maxPerCore`: the inventory's, else 0 when a host cannot
+/// write nf_conntrack_max (kube-proxy would exit there), saying so; else kube-proxy's
+/// default.
+fn conntrack_setting(cluster: &Cluster, reports: &[crate::playbook::HostReport]) -> Option<u32> {
+    if let Some(n) = cluster.conntrack_max_per_core {
+        return Some(n);
+    }
+    let limited: Vec<&str> = reports
+        .iter()
+        .filter(|r| r.facts.as_ref().is_some_and(|f| !f.conntrack_max_writable))
+        .map(|r| r.host.as_str())
+        .collect();
+    if limited.is_empty() {
+        return None;
+    }
+    println!(
+        "note: nf_conntrack_max cannot be written on {}: kube-proxy gets conntrack.maxPerCore 0 (leave the kernel's limit); set spec.kubeProxy.conntrackMaxPerCore to decide yourself",
+        limited.join(", ")
+    );
+    Some(0)
+}
+
 /// Runs `kubeboot up`.
 pub fn run(args: UpArgs) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -449,6 +536,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         };
         o.seconds += r.elapsed_ms as f64 / 1000.0;
     }
+    let conntrack = conntrack_setting(&cluster, &reports);
     if args.prepare.plan {
         println!("\n== plan: init and join ==");
         // Read-only looks at each host, so the plan says what a run would really do.
@@ -524,19 +612,20 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     println!("\n== init: {} ==", cp.name);
     let t0 = Instant::now();
     let cp_host = connect(&ssh, cp)?;
-    let (admin_kc, admin, fresh) = match init_control_plane(&args, &cluster, &cp_host, cp) {
-        Ok(v) => v,
-        Err(e) => {
-            let o = outcomes.iter_mut().find(|o| o.host == cp.name).expect("cp");
-            o.result = format!("init FAILED: {}", first_line(&e));
-            o.seconds += t0.elapsed().as_secs_f64();
-            print_summary(&outcomes, started);
-            return Err(e.context(format!(
-                "up stopped at init on {} ({})",
-                cp.name, cp.address
-            )));
-        }
-    };
+    let (admin_kc, admin, fresh) =
+        match init_control_plane(&args, &cluster, &cp_host, cp, conntrack) {
+            Ok(v) => v,
+            Err(e) => {
+                let o = outcomes.iter_mut().find(|o| o.host == cp.name).expect("cp");
+                o.result = format!("init FAILED: {}", first_line(&e));
+                o.seconds += t0.elapsed().as_secs_f64();
+                print_summary(&outcomes, started);
+                return Err(e.context(format!(
+                    "up stopped at init on {} ({})",
+                    cp.name, cp.address
+                )));
+            }
+        };
     {
         let o = outcomes.iter_mut().find(|o| o.host == cp.name).expect("cp");
         o.result = if fresh {
@@ -579,7 +668,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
             .context("admin.conf has no CA")?
             .spki_sha256();
         let endpoint = join_endpoint(&cluster, cp);
-        let first_cfg = init_config(&cluster, cp, args.control_plane_timeout)?;
+        let first_cfg = init_config(&cluster, cp, args.control_plane_timeout, conntrack)?;
         let with = JoinWith {
             endpoint: &endpoint,
             token: &token,
