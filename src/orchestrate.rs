@@ -145,7 +145,12 @@ fn one_host(
     for n in host.notes() {
         obs.on(&h.name, Event::Note(n));
     }
-    let mut r = run::run(&host, playbook, vars, store, mode, obs);
+    let mut vars = vars.clone();
+    vars["host_role"] = serde_json::json!(match h.role {
+        crate::config::cluster::Role::ControlPlane => "control-plane",
+        crate::config::cluster::Role::Worker => "worker",
+    });
+    let mut r = run::run(&host, playbook, &vars, store, mode, obs);
     r.notes = host.notes().to_vec();
     r.elapsed_ms = start.elapsed().as_millis();
     obs.on(&h.name, Event::Finished(&r));

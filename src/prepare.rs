@@ -181,16 +181,23 @@ pub fn prepare_hosts(
     ssh: &SshConfig,
 ) -> anyhow::Result<Vec<crate::playbook::HostReport>> {
     let started = Instant::now();
-    let archives: Vec<String> = cluster
+    let archives: Vec<(String, Option<String>)> = cluster
         .image_archives
         .iter()
-        .map(|a| a.name.clone())
+        .map(|a| {
+            let when = match a.roles.as_slice() {
+                [cluster::Role::ControlPlane] => Some("host_role == 'control-plane'".into()),
+                [cluster::Role::Worker] => Some("host_role == 'worker'".into()),
+                _ => None,
+            };
+            (a.artifact.name.clone(), when)
+        })
         .collect();
     let playbook = Playbook::load("prepare-node", args.playbook_dir.as_deref())?
         .with_image_archives(&archives);
     let mut artifacts = cluster.artifacts.clone();
     for a in &cluster.image_archives {
-        artifacts.insert(a.name.clone(), a.clone());
+        artifacts.insert(a.artifact.name.clone(), a.artifact.clone());
     }
     let store = ArtifactStore::new(artifacts);
     let mode = if args.plan {

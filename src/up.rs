@@ -40,6 +40,13 @@ pub struct UpArgs {
     /// [default: ~/.kube/kubeboot-<cluster name>.conf].
     #[arg(long, value_name = "FILE")]
     pub kubeconfig_out: Option<PathBuf>,
+    /// How long `up` waits at the end for every node to be Ready and the addons to roll
+    /// out, then reports the cluster's health (why anything is not: image missing on which
+    /// node, crash loop with its last log line, unschedulable). `up` fails when a host is
+    /// not in the cluster or not Ready; an addon that is not available (CoreDNS without its
+    /// image, say) is reported, not fatal. 0s: report without waiting.
+    #[arg(long, default_value = "3m", value_parser = parse_duration)]
+    pub wait: Duration,
     /// Preflight checks whose errors become warnings on every node (names, or `all`).
     #[arg(long, value_delimiter = ',')]
     pub ignore_preflight_errors: Vec<String>,

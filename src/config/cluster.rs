@@ -74,7 +74,7 @@ struct Spec {
     #[serde(default)]
     image_repository: Option<String>,
     #[serde(default)]
-    image_archives: Vec<ArtifactSpec>,
+    image_archives: Vec<ImageArchiveSpec>,
     #[serde(default)]
     containerd: ContainerdSpec,
     #[serde(default)]
@@ -164,6 +164,25 @@ struct ArtifactSpec {
     url: Option<String>,
     path: Option<String>,
     sha256: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ImageArchiveSpec {
+    url: Option<String>,
+    path: Option<String>,
+    sha256: Option<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+/// An image archive of the inventory and the hosts that get it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageArchive {
+    pub artifact: Artifact,
+    /// Roles whose hosts import it; empty: every host (workers need no control-plane
+    /// images, and those are most of the bytes).
+    pub roles: Vec<Role>,
 }
 
 /// Role of a host in the cluster.
@@ -261,7 +280,7 @@ pub struct Cluster {
     pub image_repository: Option<String>,
     /// Image archives (OCI or docker-archive tarballs) imported into containerd's
     /// `k8s.io` namespace on every host by `prepare`: what air-gapped hosts run.
-    pub image_archives: Vec<Artifact>,
+    pub image_archives: Vec<ImageArchive>,
     /// containerd's CRI `restrict_oom_score_adj`: `None` decides per host from its facts
     /// (on when the host lacks CAP_SYS_RESOURCE, where runc cannot lower oom_score_adj).
     pub restrict_oom_score_adj: Option<bool>,
@@ -450,9 +469,12 @@ impl Cluster {
     pub fn add_image_archives(&mut self, extra: &[Artifact]) {
         for a in extra {
             let i = self.image_archives.len();
-            self.image_archives.push(Artifact {
-                name: image_archive_name(i, &a.source),
-                ..a.clone()
+            self.image_archives.push(ImageArchive {
+                artifact: Artifact {
+                    name: image_archive_name(i, &a.source),
+                    ..a.clone()
+                },
+                roles: Vec::new(),
             });
         }
     }
@@ -674,11 +696,28 @@ fn validate(doc: &Document, raw: ClusterDoc) -> Result<Cluster, ConfigError> {
                 None
             }
         };
+        let mut roles = Vec::new();
+        for r in &a.roles {
+            match r.as_str() {
+                "control-plane" => roles.push(Role::ControlPlane),
+                "worker" => roles.push(Role::Worker),
+                other => err(
+                    at.clone(),
+                    &format!("{field}.roles"),
+                    format!(
+                        "{other:?} is not a role; use control-plane or worker (or leave roles out for every host)"
+                    ),
+                ),
+            }
+        }
         if let (Some(source), Some(sha256)) = (source, sha) {
-            image_archives.push(Artifact {
-                name: image_archive_name(i, &source),
-                source,
-                sha256,
+            image_archives.push(ImageArchive {
+                artifact: Artifact {
+                    name: image_archive_name(i, &source),
+                    source,
+                    sha256,
+                },
+                roles,
             });
         }
     }
@@ -805,16 +844,24 @@ mod tests {
         let text = LAB.replace(
             "spec:\n",
             &format!(
-                "spec:\n  imageRepository: kubeboot.local/lab\n  imageArchives:\n    - {{path: /srv/i/etcd.tar, sha256: {sha}}}\n    - {{url: http://10.0.0.1/x/etcd.tar, sha256: {sha}}}\n  containerd: {{restrictOOMScoreAdj: true}}\n  kubeProxy: {{conntrackMaxPerCore: 0}}\n"
+                "spec:\n  imageRepository: kubeboot.local/lab\n  imageArchives:\n    - {{path: /srv/i/etcd.tar, sha256: {sha}, roles: [control-plane]}}\n    - {{url: http://10.0.0.1/x/etcd.tar, sha256: {sha}}}\n  containerd: {{restrictOOMScoreAdj: true}}\n  kubeProxy: {{conntrackMaxPerCore: 0}}\n"
             ),
         );
         let c = Cluster::parse(Path::new("c.yaml"), &text).unwrap();
         assert_eq!(c.image_repository.as_deref(), Some("kubeboot.local/lab"));
         assert_eq!(c.image_archives.len(), 2);
-        assert_eq!(c.image_archives[0].name, "image-archive/0/etcd.tar");
-        assert_eq!(c.image_archives[1].name, "image-archive/1/etcd.tar");
         assert_eq!(
-            c.image_archives[1].source,
+            c.image_archives[0].artifact.name,
+            "image-archive/0/etcd.tar"
+        );
+        assert_eq!(c.image_archives[0].roles, vec![Role::ControlPlane]);
+        assert_eq!(
+            c.image_archives[1].artifact.name,
+            "image-archive/1/etcd.tar"
+        );
+        assert!(c.image_archives[1].roles.is_empty());
+        assert_eq!(
+            c.image_archives[1].artifact.source,
             ArtifactSource::Url("http://10.0.0.1/x/etcd.tar".into())
         );
         assert_eq!(c.restrict_oom_score_adj, Some(true));
@@ -822,7 +869,7 @@ mod tests {
 
         let bad = LAB.replace(
             "spec:\n",
-            "spec:\n  imageArchives:\n    - {path: /srv/i/etcd.tar}\n    - {sha256: abc}\n",
+            "spec:\n  imageArchives:\n    - {path: /srv/i/etcd.tar}\n    - {sha256: abc, roles: [master]}\n",
         );
         let e = Cluster::parse(Path::new("c.yaml"), &bad)
             .unwrap_err()
@@ -831,6 +878,8 @@ mod tests {
         assert!(e.contains("sha256sum FILE"), "{e}");
         assert!(e.contains("spec.imageArchives[1]"), "{e}");
         assert!(e.contains("give exactly one of url or path"), "{e}");
+        assert!(e.contains("spec.imageArchives[1].roles"), "{e}");
+        assert!(e.contains("\"master\" is not a role"), "{e}");
 
         let flag = parse_image_archive_flag(&format!("/srv/i/pause.tar#sha256:{sha}")).unwrap();
         assert_eq!(flag.source, ArtifactSource::Path("/srv/i/pause.tar".into()));
@@ -838,7 +887,10 @@ mod tests {
         assert!(e.contains("#sha256:"), "{e}");
         let mut c = c;
         c.add_image_archives(&[flag]);
-        assert_eq!(c.image_archives[2].name, "image-archive/2/pause.tar");
+        assert_eq!(
+            c.image_archives[2].artifact.name,
+            "image-archive/2/pause.tar"
+        );
     }
 
     #[test]

@@ -196,8 +196,9 @@ pub struct ImageArchiveStep {
 
 impl Playbook {
     /// This playbook with each `image_archives` step replaced by one step per archive
-    /// (store names), in order; without archives the step disappears.
-    pub fn with_image_archives(&self, archives: &[String]) -> Playbook {
+    /// (store name, and a `when` condition limiting it to some hosts), in order; without
+    /// archives the step disappears.
+    pub fn with_image_archives(&self, archives: &[(String, Option<String>)]) -> Playbook {
         let mut pb = self.clone();
         pb.steps = self
             .steps
@@ -205,9 +206,12 @@ impl Playbook {
             .flat_map(|s| match &s.kind {
                 StepKind::ImageArchives(a) => archives
                     .iter()
-                    .map(|name| Step {
+                    .map(|(name, when)| Step {
                         name: format!("image archive {}", name.rsplit('/').next().unwrap_or(name)),
-                        when: s.when.clone(),
+                        when: match (&s.when, when) {
+                            (Some(a), Some(b)) => Some(format!("({a}) and ({b})")),
+                            (a, b) => a.clone().or(b.clone()),
+                        },
                         notify: s.notify.clone(),
                         kind: StepKind::ImageArchive(ImageArchiveStep {
                             archive: name.clone(),
