@@ -165,10 +165,24 @@ if [[ -z $BUSYBOX_TAG ]]; then
 fi
 
 # ---- cache key -----------------------------------------------------------------------
+# sha256 of a binary, remembered per (path, size, mtime, inode) in $CACHE/.binsums so a
+# cache hit does not read the ~350 MB of binaries again.
+bin_sha() {
+  local f=$1 st line sum
+  st=$(stat -c '%s %Y %i' "$f")
+  line=$(grep -F -- "$f $st " "$CACHE/.binsums" 2>/dev/null | tail -n1 || true)
+  if [[ -n $line ]]; then
+    echo "${line##* }"
+  else
+    sum=$(sha256sum "$f" | cut -d' ' -f1)
+    echo "$f $st $sum" >> "$CACHE/.binsums"
+    echo "$sum"
+  fi
+}
 KEY=$(
   {
     sha256sum "$SELF" | cut -d' ' -f1
-    for b in "${BINARIES[@]}"; do echo "$b $(sha256sum "$K8S_BIN/$b" | cut -d' ' -f1)"; done
+    for b in "${BINARIES[@]}"; do echo "$b $(bin_sha "$K8S_BIN/$b")"; done
     sed 1d "$DEBS/bookworm/.complete" "$DEBS/sid/.complete"
     echo "$REPO $K8S_TAG $ETCD_TAG $PAUSE_TAG $BUSYBOX_TAG"
   } | sha256sum | cut -c1-16
