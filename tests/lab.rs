@@ -273,3 +273,104 @@ fn lab_up_ssh_apt_down() {
     let status = env.kubeboot_ok(&["lab", "status", "--name", LAB]);
     assert!(status.contains("no lab named"), "{status}");
 }
+
+/// Lab of the test below; its own name and subnet.
+const LAB_KILL: &str = "kbkill";
+const SUBNET_KILL: &str = "10.219.0.0/24";
+
+/// Starts `sleep 1000` in a new cgroup `dir` (made here); returns a receiver of its exit
+/// status (a thread reaps it at once, so no zombie keeps the cgroup busy).
+fn sleep_in_cgroup(dir: &Path) -> std::sync::mpsc::Receiver<std::process::ExitStatus> {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut child = Command::new("sleep").arg("1000").spawn().expect("sleep");
+    std::fs::write(dir.join("cgroup.procs"), child.id().to_string())
+        .unwrap_or_else(|e| panic!("move {} into {}: {e}", child.id(), dir.display()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait().expect("wait sleep"));
+    });
+    rx
+}
+
+/// What nodes that ran Pods leave behind after their nspawn exits: processes in the lab's
+/// cgroups (containerd shims, Pods; here a `sleep` in a child cgroup of the lab's
+/// directory in the unified hierarchy, which `cgroup.kill` ends, and one in a v1
+/// hierarchy only, which needs the SIGKILL fallback) and mounts below the node's
+/// directory (containers' roots, shm, secrets; here two stacked tmpfs). `lab down` must
+/// end and remove all of it.
+#[test]
+fn lab_down_ends_what_nodes_left() {
+    use std::os::unix::process::ExitStatusExt;
+    if !lab_prerequisites(false) {
+        return;
+    }
+    let env = LabEnv::new();
+    let lab = env.up(LAB_KILL, SUBNET_KILL, 1, &[]);
+    let (pids, cgroups) = lab.recorded();
+    let lab_cgroups: Vec<PathBuf> = cgroups
+        .iter()
+        .map(|c| c.parent().unwrap().to_path_buf())
+        .collect();
+    let unified = lab_cgroups
+        .iter()
+        .find(|d| d.join("cgroup.kill").exists())
+        .expect("a lab cgroup in the unified hierarchy with cgroup.kill (Linux >= 5.14)")
+        .join("stray");
+    let v1 = lab_cgroups
+        .iter()
+        .find(|d| !d.join("cgroup.kill").exists() && !d.join("cpuset.cpus").exists())
+        .map(|d| d.join("stray"));
+    let in_unified = sleep_in_cgroup(&unified);
+    let in_v1 = v1.as_deref().map(sleep_in_cgroup);
+
+    let leak = env
+        .lab_dir(LAB_KILL)
+        .join("nodes")
+        .join(format!("{LAB_KILL}-node1"))
+        .join("containerd/leaked-mount");
+    std::fs::create_dir_all(&leak).unwrap();
+    for target in [leak.clone(), leak.clone(), leak.join("inner")] {
+        std::fs::create_dir_all(&target).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "kbkill-leak"])
+            .arg(&target)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "mount: {}", text(&out));
+    }
+
+    let started = Instant::now();
+    let out = env.kubeboot(&["lab", "down", "--name", LAB_KILL]);
+    eprintln!(
+        "lab down with leftovers took {:.1} s: {}",
+        started.elapsed().as_secs_f64(),
+        text(&out)
+    );
+    assert!(out.status.success(), "lab down failed: {}", text(&out));
+    assert!(
+        text(&out).contains("ended 2 process") || v1.is_none(),
+        "{}",
+        text(&out)
+    );
+
+    let status = in_unified
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the sleep in the unified cgroup still runs");
+    assert_eq!(status.signal(), Some(9), "{status:?}");
+    if let Some(rx) = in_v1 {
+        let status = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the sleep in the v1 cgroup still runs");
+        assert_eq!(status.signal(), Some(9), "{status:?}");
+    }
+    assert!(!unified.exists(), "{} left", unified.display());
+    if let Some(v1) = &v1 {
+        assert!(!v1.exists(), "{} left", v1.display());
+    }
+    for d in &lab_cgroups {
+        assert!(!d.exists(), "lab cgroup {} left", d.display());
+    }
+    assert_gone(&env, LAB_KILL, &pids, &cgroups);
+    let again = env.kubeboot_ok(&["lab", "down", "--name", LAB_KILL]);
+    assert!(again.contains("nothing to remove"), "{again}");
+}

@@ -179,9 +179,95 @@ fn remove_once(dir: &Path) -> Result<()> {
     }
 }
 
-/// Removes an (empty) per-lab cgroup directory; ignores one still in use by other nodes.
-pub fn remove_if_empty(dir: &Path) {
-    let _ = std::fs::remove_dir(dir);
+/// What [`kill_tree`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct KillOutcome {
+    /// PIDs that were in the trees when it started.
+    pub found: Vec<u32>,
+    /// Whether `cgroup.kill` (cgroup v2, Linux >= 5.14) was written in some tree.
+    pub cgroup_kill: bool,
+    /// PIDs still in the trees when it gave up (empty: the trees are empty).
+    pub left: Vec<u32>,
+}
+
+/// PIDs in the cgroup trees below `dirs`, sorted, without duplicates; never 0 (a task
+/// of another PID namespace) nor this process.
+fn procs_in_all(dirs: &[PathBuf]) -> Vec<u32> {
+    let me = std::process::id();
+    let mut pids: Vec<u32> = dirs
+        .iter()
+        .flat_map(|d| procs_in(d))
+        .filter(|p| *p != 0 && *p != me)
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
+/// Ends every process in the cgroup trees below `dirs` (a lab's directory in each
+/// hierarchy): writes `1` to `cgroup.kill` of each directory that has one (the unified
+/// hierarchy on Linux >= 5.14), then sends SIGKILL to every PID still listed in a
+/// `cgroup.procs` anywhere in the trees, in every hierarchy, until they are empty or
+/// `limit` passes. These are what nodes leave behind when their nspawn is gone
+/// (containerd shims, Pod processes, at times the node's systemd); only processes in the
+/// lab's own cgroups are touched.
+pub fn kill_tree(dirs: &[PathBuf], limit: std::time::Duration) -> KillOutcome {
+    let mut outcome = KillOutcome {
+        found: procs_in_all(dirs),
+        ..KillOutcome::default()
+    };
+    if outcome.found.is_empty() {
+        return outcome;
+    }
+    for dir in dirs {
+        let kill = dir.join("cgroup.kill");
+        if kill.exists() && std::fs::write(&kill, "1").is_ok() {
+            outcome.cgroup_kill = true;
+        }
+    }
+    let deadline = std::time::Instant::now() + limit;
+    let mut first = true;
+    loop {
+        if !first || !outcome.cgroup_kill {
+            let left = procs_in_all(dirs);
+            if left.is_empty() {
+                return outcome;
+            }
+            if std::time::Instant::now() >= deadline {
+                outcome.left = left;
+                return outcome;
+            }
+            for pid in left {
+                let Ok(pid) = libc::pid_t::try_from(pid) else {
+                    continue;
+                };
+                // SAFETY: kill(2) has no memory effects; pid > 0 names one process.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+        first = false;
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// One line per PID for error messages: `1234 (containerd-shim, state S)`.
+pub fn describe_pids(pids: &[u32]) -> String {
+    pids.iter()
+        .map(|p| {
+            let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+            let state = std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')
+                        .and_then(|(_, r)| r.split_whitespace().next().map(str::to_string))
+                })
+                .unwrap_or_else(|| "?".into());
+            format!("{p} ({}, state {state})", comm.trim())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The node's memory use as the kernel charges it (working set: usage minus inactive

