@@ -17,6 +17,7 @@ pub mod orchestrate;
 pub mod phases;
 pub mod pki;
 pub mod playbook;
+pub mod podnet;
 pub mod prepare;
 pub mod render;
 pub mod token;
