@@ -200,6 +200,20 @@ impl ApiClient {
         path: &str,
         body: Option<(&str, Vec<u8>)>,
     ) -> Result<Value, ApiError> {
+        let text = self.send_text(method, path, body)?;
+        if text.is_empty() {
+            return Ok(Value::Null);
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Sends a request; a 2xx answer's body as text, other statuses as typed errors.
+    fn send_text(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<String, ApiError> {
         let url = format!("{}{}", self.server, path);
         let mut req = self
             .http
@@ -221,10 +235,7 @@ impl ApiClient {
             message: error_chain(&e),
         })?;
         if (200..300).contains(&status) {
-            if text.is_empty() {
-                return Ok(Value::Null);
-            }
-            return Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)));
+            return Ok(text);
         }
         let message = serde_json::from_str::<Value>(&text)
             .ok()
@@ -254,6 +265,11 @@ impl ApiClient {
     /// GET a path (`/api/v1/namespaces/kube-system/configmaps/x`).
     pub fn get(&self, path: &str) -> Result<Value, ApiError> {
         self.send(reqwest::Method::GET, path, None)
+    }
+
+    /// GET a path whose answer is text, not JSON (a Pod's log).
+    pub fn get_text(&self, path: &str) -> Result<String, ApiError> {
+        self.send_text(reqwest::Method::GET, path, None)
     }
 
     /// GET, with 404 as `None`.

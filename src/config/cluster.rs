@@ -229,7 +229,8 @@ impl ClusterHost {
 /// The pod network kubeboot installs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cni {
-    /// `flannel`, or `none` to install no CNI.
+    /// `flannel`; `bridge` (no image: the CNI bridge plugin on each node and routes
+    /// between nodes, see `crate::podnet`); or `none` to install no CNI.
     pub name: String,
     /// flannel's `--iface` (multi-NIC hosts).
     pub iface: Option<String>,
@@ -745,11 +746,13 @@ fn validate(doc: &Document, raw: ClusterDoc) -> Result<Cluster, ConfigError> {
         }
     }
     let cni_name = spec.cni.name.clone().unwrap_or_else(|| "flannel".into());
-    if cni_name != "flannel" && cni_name != "none" {
+    if !matches!(cni_name.as_str(), "flannel" | "bridge" | "none") {
         err(
             origin(doc, &["spec", "cni", "name"]),
             "spec.cni.name",
-            format!("{cni_name:?} is not supported; use flannel or none"),
+            format!(
+                "{cni_name:?} is not supported; use flannel (default), bridge (no image: a bridge per node and routes between nodes, for hosts on one layer-2 network) or none"
+            ),
         );
     }
     if !hosts.iter().any(|h| h.role == Role::ControlPlane) && !hosts.is_empty() {
@@ -928,6 +931,31 @@ mod tests {
                 .contains("pin")
         );
         assert!(parse_artifact_flag(&format!("kubeadm=/x#sha256:{sum}")).is_err());
+    }
+
+    #[test]
+    fn cni_names() {
+        let with = |name: &str| {
+            Cluster::parse(
+                Path::new("c.yaml"),
+                &format!("{LAB}  cni:\n    name: {name}\n"),
+            )
+        };
+        assert_eq!(with("bridge").unwrap().cni.name, "bridge");
+        assert_eq!(with("none").unwrap().cni.name, "none");
+        assert_eq!(
+            Cluster::parse(Path::new("c.yaml"), LAB).unwrap().cni.name,
+            "flannel"
+        );
+        let e = with("calico").unwrap_err().to_string();
+        assert!(
+            e.contains("c.yaml:19: spec.cni.name")
+                && e.contains(
+                    "\"calico\" is not supported; use flannel (default), bridge (no image"
+                )
+                && e.contains("or none"),
+            "{e}"
+        );
     }
 
     #[test]
