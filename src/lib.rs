@@ -11,6 +11,7 @@ pub mod copycerts;
 pub mod discovery;
 pub mod etcdclient;
 pub mod host;
+pub mod images;
 pub mod kubeconfig;
 pub mod lab;
 pub mod orchestrate;
