@@ -273,13 +273,22 @@ pub fn image_finding(state: &ImageState) -> Option<Finding> {
             "cannot list containerd's images: {why}; start containerd, then make sure the images are present: {how}"
         ),
         ImageState::Missing(missing) => {
-            let list: Vec<String> = missing
+            // Images that failed for the same reason share it: "a, b (connection refused)".
+            let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+            for (i, why) in missing {
+                let cause = pull_cause(why, &i.image);
+                match groups.iter_mut().find(|(c, _)| *c == cause) {
+                    Some((_, v)) => v.push(&i.image),
+                    None => groups.push((cause, vec![&i.image])),
+                }
+            }
+            let list: Vec<String> = groups
                 .iter()
-                .map(|(i, why)| {
-                    if why.is_empty() {
-                        i.image.clone()
+                .map(|(cause, images)| {
+                    if cause.is_empty() {
+                        images.join(", ")
                     } else {
-                        format!("{} ({why})", i.image)
+                        format!("{} ({cause})", images.join(", "))
                     }
                 })
                 .collect();
@@ -287,7 +296,7 @@ pub fn image_finding(state: &ImageState) -> Option<Finding> {
                 "{} image{} missing from containerd (namespace k8s.io) and could not be pulled: {}. To provide {}: {how}",
                 missing.len(),
                 if missing.len() == 1 { " is" } else { "s are" },
-                list.join(", "),
+                list.join("; "),
                 if missing.len() == 1 { "it" } else { "them" },
             )
         }
@@ -297,6 +306,15 @@ pub fn image_finding(state: &ImageState) -> Option<Finding> {
         severity: Severity::Error,
         message,
     })
+}
+
+/// The root cause of a failed pull without the parts that name the image: containerd says
+/// `ctr: failed to resolve reference "R": failed to do request: Head "URL": dial tcp ...:
+/// connection refused`; the cause is what follows the last quoted part.
+fn pull_cause(why: &str, image: &str) -> String {
+    let tail = why.rsplit_once("\": ").map_or(why, |(_, t)| t);
+    let tail = tail.strip_prefix("ctr: ").unwrap_or(tail);
+    tail.replace(&format!("{image}: "), "").trim().to_string()
 }
 
 /// Where the node's images stand after preflight's look (and pulls).
@@ -489,7 +507,11 @@ mod tests {
         let f = image_finding(&ImageState::Missing(vec![
             (
                 img("etcd", "r.local/etcd:3.6.5-0"),
-                "connection refused".into(),
+                r#"ctr: failed to resolve reference "r.local/etcd:3.6.5-0": failed to do request: Head "http://r.local/v2/etcd/manifests/3.6.5-0": dial tcp 10.0.0.9:443: connect: connection refused"#.into(),
+            ),
+            (
+                img("coredns", "r.local/coredns:v1.12.1"),
+                r#"ctr: failed to resolve reference "r.local/coredns:v1.12.1": failed to do request: Head "http://r.local/v2/coredns/manifests/v1.12.1": dial tcp 10.0.0.9:443: connect: connection refused"#.into(),
             ),
             (img("pause", "r.local/pause:3.10.1"), String::new()),
         ]))
@@ -498,7 +520,7 @@ mod tests {
         assert_eq!(f.severity, Severity::Error);
         assert_eq!(
             f.message,
-            "2 images are missing from containerd (namespace k8s.io) and could not be pulled: r.local/etcd:3.6.5-0 (connection refused), r.local/pause:3.10.1. To provide them: import an archive with `kubeboot prepare --image-archive FILE#sha256:HEX` (or spec.imageArchives), pull them with `kubeboot config images pull`, or point --image-repository at a registry that has them"
+            "3 images are missing from containerd (namespace k8s.io) and could not be pulled: r.local/etcd:3.6.5-0, r.local/coredns:v1.12.1 (dial tcp 10.0.0.9:443: connect: connection refused); r.local/pause:3.10.1. To provide them: import an archive with `kubeboot prepare --image-archive FILE#sha256:HEX` (or spec.imageArchives), pull them with `kubeboot config images pull`, or point --image-repository at a registry that has them"
         );
         let f = image_finding(&ImageState::NotInstalled).unwrap();
         assert!(
