@@ -99,6 +99,8 @@ pub struct InitCommand {
 pub struct InitRunArgs {
     #[command(flatten)]
     pub flags: InitFlags,
+    #[command(flatten)]
+    pub images: ImageRepositoryFlag,
     /// Phases to skip (preflight, certs, kubeconfig, etcd, control-plane, kubelet-start,
     /// wait-control-plane, upload-config, mark-control-plane, bootstrap-token,
     /// kubelet-finalize, addon, cni, show-join-command).
@@ -177,12 +179,19 @@ pub enum InitPhase {
     Preflight {
         #[command(flatten)]
         flags: InitFlags,
+        #[command(flatten)]
+        images: ImageRepositoryFlag,
         /// Checks whose errors become warnings (or `all`).
         #[arg(long, value_delimiter = ',')]
         ignore_preflight_errors: Vec<String>,
     },
     /// Write the kubelet's configuration and flags, and (re)start it.
-    KubeletStart(InitFlags),
+    KubeletStart {
+        #[command(flatten)]
+        flags: InitFlags,
+        #[command(flatten)]
+        images: ImageRepositoryFlag,
+    },
     /// Point kubelet.conf at the kubelet's rotated client certificate.
     KubeletFinalize(ClusterPhaseFlags),
     /// Wait until the API server answers /readyz.
@@ -211,6 +220,8 @@ pub enum InitPhase {
         which: String,
         #[command(flatten)]
         flags: InitFlags,
+        #[command(flatten)]
+        images: ImageRepositoryFlag,
     },
     /// Write the control-plane static Pod manifests: all, apiserver, controller-manager, scheduler.
     ControlPlane {
@@ -218,6 +229,8 @@ pub enum InitPhase {
         which: String,
         #[command(flatten)]
         flags: InitFlags,
+        #[command(flatten)]
+        images: ImageRepositoryFlag,
     },
     /// Upload the kubeadm-config and kubelet-config ConfigMaps: all, kubeadm, kubelet.
     UploadConfig {
@@ -232,6 +245,8 @@ pub enum InitPhase {
         which: String,
         #[command(flatten)]
         flags: ClusterPhaseFlags,
+        #[command(flatten)]
+        images: ImageRepositoryFlag,
     },
     /// Install the pod network (flannel) for the pod CIDR.
     Cni {
@@ -435,7 +450,23 @@ pub struct InitFlags {
     pub kubernetes_version: Option<String>,
 }
 
+/// kubeadm's `--image-repository` (on init and the phases that render images).
+#[derive(Debug, Args, Clone, Default)]
+pub struct ImageRepositoryFlag {
+    /// Registry (and path) to take the control-plane, etcd, pause, kube-proxy and CoreDNS
+    /// images from, instead of the config's imageRepository [default: registry.k8s.io].
+    #[arg(long, value_name = "REPOSITORY")]
+    pub image_repository: Option<String>,
+}
+
 impl InitFlags {
+    /// The configuration with `--image-repository` applied too.
+    fn load_with(&self, images: &ImageRepositoryFlag) -> anyhow::Result<InitConfig> {
+        let mut o = self.overrides();
+        o.image_repository = images.image_repository.clone();
+        Ok(InitConfig::load(self.config.as_deref(), &o, &ThisMachine)?)
+    }
+
     fn overrides(&self) -> InitOverrides {
         InitOverrides {
             advertise_address: self.apiserver_advertise_address.clone(),
@@ -448,6 +479,7 @@ impl InitFlags {
             node_name: self.node_name.clone(),
             cert_dir: self.cert_dir.clone(),
             kubernetes_version: self.kubernetes_version.clone(),
+            image_repository: None,
         }
     }
 
@@ -571,6 +603,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Certs(c) => run_certs(&host, c),
         Command::Token(t) => run_token(&host, t),
         Command::Lab(args) => crate::lab::run(args),
+        Command::Config(ConfigCommand::Images(ConfigImages::Pull { .. })) if cli.root.is_some() => {
+            anyhow::bail!(
+                "kubeboot config images pull talks to this machine's containerd; it does not support --root"
+            )
+        }
         Command::Config(c) => run_config(c),
         Command::Render(r) => run_render(r),
         Command::Prepare(args) => crate::prepare::run(args),
@@ -632,13 +669,19 @@ fn run_init_phase(host: &dyn Host, phase: InitPhase) -> anyhow::Result<()> {
         }
         InitPhase::Preflight {
             flags,
+            images,
             ignore_preflight_errors,
         } => {
-            let cfg = flags.load()?;
-            init_phases::preflight(&file_ctx(&cfg, host), &ignore_preflight_errors)
+            let cfg = flags.load_with(&images)?;
+            init_phases::preflight(
+                &file_ctx(&cfg, host),
+                &ignore_preflight_errors,
+                &crate::images::Containerd::from_env(),
+                crate::render::images::default_cni(&cfg),
+            )
         }
-        InitPhase::KubeletStart(flags) => {
-            let cfg = flags.load()?;
+        InitPhase::KubeletStart { flags, images } => {
+            let cfg = flags.load_with(&images)?;
             init_phases::kubelet_start(&file_ctx(&cfg, host))
         }
         InitPhase::KubeletFinalize(f) => {
@@ -676,12 +719,16 @@ fn run_init_phase(host: &dyn Host, phase: InitPhase) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        InitPhase::Etcd { flags, .. } => {
-            let cfg = flags.load()?;
+        InitPhase::Etcd { flags, images, .. } => {
+            let cfg = flags.load_with(&images)?;
             init_phases::etcd(&file_ctx(&cfg, host))
         }
-        InitPhase::ControlPlane { which, flags } => {
-            let cfg = flags.load()?;
+        InitPhase::ControlPlane {
+            which,
+            flags,
+            images,
+        } => {
+            let cfg = flags.load_with(&images)?;
             init_phases::control_plane(&file_ctx(&cfg, host), &which)
         }
         InitPhase::UploadConfig { which, flags } => {
@@ -691,8 +738,12 @@ fn run_init_phase(host: &dyn Host, phase: InitPhase) -> anyhow::Result<()> {
             let kubelet = init_phases::cluster::kubelet_config_yaml(&ctx)?;
             init_phases::cluster::upload_config(&ctx, &client, &which, &kubelet)
         }
-        InitPhase::Addon { which, flags } => {
-            let cfg = flags.init.load()?;
+        InitPhase::Addon {
+            which,
+            flags,
+            images,
+        } => {
+            let cfg = flags.init.load_with(&images)?;
             let ctx = cluster_ctx(&cfg, host, &flags);
             let client = init_phases::cluster::admin_client(&ctx)?;
             init_phases::cluster::addon(&ctx, &client, &which)
@@ -952,6 +1003,83 @@ pub enum ConfigCommand {
         #[arg(long)]
         config: PathBuf,
     },
+    /// The images a cluster runs: list them, or pull them into this node's containerd.
+    #[command(subcommand)]
+    Images(ConfigImages),
+}
+
+/// `kubeboot config images ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigImages {
+    /// Print every image the cluster needs for its version and settings (control plane,
+    /// etcd, pause, kube-proxy, CoreDNS, and the CNI's with -f or a pod CIDR).
+    List {
+        #[command(flatten)]
+        select: ImageSelection,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = ReportFormat::Text)]
+        output: ReportFormat,
+    },
+    /// Pull every image the cluster needs into this node's containerd (namespace k8s.io)
+    /// with ctr (or crictl); images already there are not pulled again.
+    Pull {
+        #[command(flatten)]
+        select: ImageSelection,
+        /// How long one image may take to pull, Go syntax.
+        #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+        timeout: std::time::Duration,
+    },
+}
+
+/// Which cluster's images: a kubeadm config file, a kubeboot inventory, or the defaults.
+#[derive(Debug, Args, Clone)]
+pub struct ImageSelection {
+    /// A kubeadm v1beta4 config file (ClusterConfiguration's version, imageRepository,
+    /// dns and etcd image settings).
+    #[arg(long, value_name = "FILE", conflicts_with = "file")]
+    pub config: Option<PathBuf>,
+    /// A kubeboot inventory (kubeboot.io/v1alpha1 Cluster): its version, imageRepository and CNI.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Kubernetes version (default v1.34.2; supported v1.31-v1.34).
+    #[arg(long, value_name = "VERSION")]
+    pub kubernetes_version: Option<String>,
+    #[command(flatten)]
+    pub images: ImageRepositoryFlag,
+    /// containerd's socket [default: /run/containerd/containerd.sock].
+    #[arg(long, hide = true, value_name = "PATH", env = crate::images::ADDRESS_ENV)]
+    pub containerd_address: Option<String>,
+}
+
+impl ImageSelection {
+    /// The images, from one source: [`crate::render::images::list`].
+    fn list(&self) -> anyhow::Result<Vec<crate::render::images::ImageRef>> {
+        let mut o = InitOverrides {
+            kubernetes_version: self.kubernetes_version.clone(),
+            image_repository: self.images.image_repository.clone(),
+            ..Default::default()
+        };
+        let (cfg, cni) = match &self.file {
+            Some(f) => {
+                let cluster = config::cluster::Cluster::load(f)?;
+                o.kubernetes_version = o
+                    .kubernetes_version
+                    .or_else(|| Some(cluster.kubernetes_version.to_string()));
+                o.image_repository = o.image_repository.or(cluster.image_repository.clone());
+                o.pod_network_cidr = cluster.networking.pod_subnet.clone();
+                // Address and name do not change images; placeholders keep this working
+                // on a workstation without a default route.
+                let cfg = InitConfig::load(None, &o, &PlaceholderNode)?;
+                (cfg, Some(cluster.cni.name))
+            }
+            None => {
+                let cfg = InitConfig::load(self.config.as_deref(), &o, &PlaceholderNode)?;
+                let cni = crate::render::images::default_cni(&cfg).map(String::from);
+                (cfg, cni)
+            }
+        };
+        Ok(crate::render::images::list(&cfg, cni.as_deref())?)
+    }
 }
 
 /// `kubeboot config print ...`.
@@ -1007,6 +1135,21 @@ fn run_config(cmd: ConfigCommand) -> anyhow::Result<()> {
             print!("{}", crate::render::yaml::to_yaml(&cfg.cluster)?);
             Ok(())
         }
+        ConfigCommand::Images(ConfigImages::List { select, output }) => {
+            let images = select.list()?;
+            match output {
+                ReportFormat::Text => {
+                    for i in &images {
+                        println!("{}", i.image);
+                    }
+                }
+                ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&images)?),
+            }
+            Ok(())
+        }
+        ConfigCommand::Images(ConfigImages::Pull { select, timeout }) => {
+            pull_images(&select, timeout)
+        }
         ConfigCommand::Validate { config } => {
             let cfg = InitConfig::load(Some(&config), &InitOverrides::default(), &ThisMachine)?;
             crate::render::render_all(
@@ -1018,6 +1161,39 @@ fn run_config(cmd: ConfigCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `config images pull`: one line per image, exit 1 when any failed.
+fn pull_images(select: &ImageSelection, timeout: std::time::Duration) -> anyhow::Result<()> {
+    use crate::images::{Containerd, PullStatus};
+    let images = select.list()?;
+    let cd = Containerd {
+        address: select
+            .containerd_address
+            .clone()
+            .map(|a| a.trim_start_matches("unix://").to_string())
+            .filter(|a| !a.is_empty()),
+    };
+    let host = LocalHost::new();
+    let results = crate::images::pull(&host, &cd, &images, timeout)?;
+    let mut failed = 0;
+    for r in &results {
+        match &r.status {
+            PullStatus::Present => println!("[config/images] Already present {}", r.image.image),
+            PullStatus::Pulled => println!("[config/images] Pulled {}", r.image.image),
+            PullStatus::Failed(why) => {
+                failed += 1;
+                println!("[config/images] FAILED {}: {why}", r.image.image);
+            }
+        }
+    }
+    anyhow::ensure!(
+        failed == 0,
+        "{failed} of {} images could not be pulled into containerd at {}; check that the registry is reachable from this node, or import an archive with `kubeboot prepare --image-archive FILE#sha256:HEX`",
+        results.len(),
+        cd.socket()
+    );
+    Ok(())
 }
 
 fn run_render(args: RenderArgs) -> anyhow::Result<()> {
@@ -1070,6 +1246,8 @@ fn run_join(host: &dyn Host, a: JoinArgs) -> anyhow::Result<()> {
         local: &ThisMachine,
         skip: a.skip_phases,
         ignore_preflight_errors: a.ignore_preflight_errors,
+        containerd: crate::images::Containerd::from_env(),
+        cni: None,
     };
     let joined = crate::phases::join::run(&ctx)?;
     if cfg.control_plane.is_some() {
@@ -1091,7 +1269,7 @@ fn run_join(host: &dyn Host, a: JoinArgs) -> anyhow::Result<()> {
 }
 
 fn run_init(host: &dyn Host, a: InitRunArgs) -> anyhow::Result<()> {
-    let cfg = a.flags.load()?;
+    let cfg = a.flags.load_with(&a.images)?;
     if a.dry_run {
         let opts = crate::render::RenderOptions {
             flannel_iface: a.flannel_iface.clone(),
@@ -1146,6 +1324,7 @@ fn run_init(host: &dyn Host, a: InitRunArgs) -> anyhow::Result<()> {
         node_wait: a.node_wait,
         upload_certs: a.upload.upload_certs,
         certificate_key: a.upload.certificate_key.clone(),
+        containerd: crate::images::Containerd::from_env(),
     };
     let outcome = init_phases::run_all(&ctx, &run)?;
     println!("\nYour Kubernetes control-plane has initialized successfully!\n");

@@ -12,6 +12,7 @@ pub mod discovery;
 pub mod etcdclient;
 pub mod health;
 pub mod host;
+pub mod images;
 pub mod kubeconfig;
 pub mod lab;
 pub mod orchestrate;

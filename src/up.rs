@@ -147,6 +147,7 @@ pub fn init_config(
         service_dns_domain: n.dns_domain.clone(),
         control_plane_endpoint: n.control_plane_endpoint.clone(),
         kubernetes_version: Some(cluster.kubernetes_version.to_string()),
+        image_repository: cluster.image_repository.clone(),
         ..Default::default()
     };
     let mut cfg = InitConfig::load(None, &o, &InventoryFacts)
@@ -339,6 +340,8 @@ struct JoinWith<'a> {
     token: &'a JoinToken<'a>,
     ca_hash: &'a str,
     kubelet_args: &'a [Arg],
+    /// The inventory's CNI, whose images joining nodes need.
+    cni: &'a str,
 }
 
 fn join_host(
@@ -353,6 +356,7 @@ fn join_host(
         token,
         ca_hash,
         kubelet_args: cluster_kubelet_args,
+        cni,
     } = *with;
     let _label = label_host(&h.name);
     let host = connect(cluster_ssh, h)?;
@@ -422,6 +426,8 @@ fn join_host(
             vec![]
         },
         ignore_preflight_errors: args.ignore_preflight_errors.clone(),
+        containerd: Default::default(),
+        cni: Some(cni.to_string()),
     };
     match join_phases::run(&ctx) {
         Ok(j) => Ok(format!(
@@ -681,6 +687,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
             token: &token,
             ca_hash: &ca_hash,
             kubelet_args: &cluster.kubelet_extra_args,
+            cni: &cluster.cni.name,
         };
         let record =
             |outcomes: &mut Vec<HostOutcome>, name: &str, r: anyhow::Result<String>, secs: f64| {

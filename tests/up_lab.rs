@@ -61,6 +61,9 @@ fn up_on_three_lab_nodes_stops_where_it_must_then_reset_and_reset_deep() {
         inv_s,
         "--control-plane-timeout",
         "30s",
+        // The lab reaches no registry with the images: stop later, where this test looks.
+        "--ignore-preflight-errors",
+        "ImagePull",
         "--kubeconfig-out",
         kubeconfig_out.to_str().unwrap(),
     ]);

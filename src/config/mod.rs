@@ -151,6 +151,8 @@ pub struct InitOverrides {
     pub node_name: Option<String>,
     pub cert_dir: Option<String>,
     pub kubernetes_version: Option<String>,
+    /// `--image-repository`: kubeadm's `imageRepository`.
+    pub image_repository: Option<String>,
 }
 
 /// The host of `controlPlaneEndpoint` and its port.
@@ -424,6 +426,22 @@ impl Problems<'_> {
     }
 }
 
+/// An image repository as kubeadm takes it: `host[:port][/path]`, no scheme, no
+/// whitespace, no trailing slash.
+pub fn check_image_repository(r: &str) -> Result<(), String> {
+    if r.trim().is_empty()
+        || r.contains(char::is_whitespace)
+        || r.ends_with('/')
+        || r.starts_with('/')
+        || r.contains("://")
+    {
+        return Err(format!(
+            "{r:?} is not an image repository; expected a registry host and path such as registry.example.com/k8s (no scheme, no trailing slash)"
+        ));
+    }
+    Ok(())
+}
+
 fn resolve_init(
     files: ConfigFiles,
     o: &InitOverrides,
@@ -461,6 +479,7 @@ fn resolve_init(
     let f_node = flag(o.node_name.is_some(), "node-name");
     let f_ver = flag(o.kubernetes_version.is_some(), "kubernetes-version");
     let f_certdir = flag(o.cert_dir.is_some(), "cert-dir");
+    let f_repo = flag(o.image_repository.is_some(), "image-repository");
     let ep = &mut init.local_api_endpoint;
     if let Some(v) = &o.advertise_address {
         ep.advertise_address = Some(v.clone());
@@ -492,6 +511,9 @@ fn resolve_init(
     }
     if let Some(v) = &o.kubernetes_version {
         cluster.kubernetes_version = Some(v.clone());
+    }
+    if let Some(v) = &o.image_repository {
+        cluster.image_repository = Some(v.clone());
     }
 
     // kubeadm's defaults.
@@ -733,6 +755,11 @@ fn resolve_init(
             None,
             "an external etcd needs at least one endpoint",
         );
+    }
+    if let Some(r) = cluster.image_repository.as_deref()
+        && let Err(m) = check_image_repository(r)
+    {
+        p.push(Kind::Cluster, "imageRepository", f_repo, m);
     }
     let kubernetes_version =
         match KubeVersion::parse(cluster.kubernetes_version.as_deref().unwrap_or_default()) {

@@ -37,8 +37,13 @@ pub struct JoinContext<'a> {
     pub host: &'a dyn Host,
     pub local: &'a dyn LocalFacts,
     pub skip: Vec<String>,
-    /// Preflight checks whose errors become warnings (control-plane joins).
+    /// Preflight checks whose errors become warnings.
     pub ignore_preflight_errors: Vec<String>,
+    /// Where preflight finds containerd to check (and pull) this node's images.
+    pub containerd: crate::images::Containerd,
+    /// The cluster's CNI (`flannel`, `none`, ...) when known; `None` means what `init`
+    /// installs for the cluster's settings (flannel when it has a pod CIDR).
+    pub cni: Option<String>,
 }
 
 /// What join found out, for the summary.
@@ -95,6 +100,9 @@ pub fn run(ctx: &JoinContext) -> anyhow::Result<Joined> {
         preflight(ctx).with_context(at("preflight"))?;
     }
     let d = discover(ctx).with_context(at("discovery"))?;
+    if !ctx.skip.iter().any(|p| p == "preflight" || p == "all") {
+        preflight_images(ctx, &d).with_context(at("preflight"))?;
+    }
     let server = d.cluster_info.clusters[0].cluster.server.clone();
     let mut etcd = None;
     if cp {
@@ -152,6 +160,24 @@ pub fn preflight(ctx: &JoinContext) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The image part of preflight, once discovery told the cluster's version and image
+/// repository: a worker needs pause, kube-proxy and the CNI's images, a control plane
+/// every image; missing ones are pulled, and what cannot be pulled is an `ImagePull` error.
+pub fn preflight_images(ctx: &JoinContext, d: &Discovered) -> anyhow::Result<()> {
+    let cni = match &ctx.cni {
+        Some(c) => Some(c.as_str()),
+        None => crate::render::images::default_cni(&d.node_cfg),
+    };
+    let images =
+        crate::render::images::for_node(&d.node_cfg, cni, ctx.cfg.control_plane.is_some())?;
+    super::preflight::run_images(
+        ctx.host,
+        &ctx.containerd,
+        &images,
+        &ctx.ignore_preflight_errors,
+    )
 }
 
 /// The cluster-info kubeconfig (server and CA), trusted by token or file discovery.

@@ -50,6 +50,9 @@ pub fn preflight(ctx: &JoinContext, cp: &ControlPlaneJoin) -> anyhow::Result<()>
             etcd_data_dir: crate::config::DEFAULT_ETCD_DATA_DIR,
             cri_socket: &cri,
             manifests_dir: crate::render::MANIFESTS_DIR,
+            // Checked after discovery, which tells the version and image repository.
+            images: &[],
+            containerd: &ctx.containerd,
         },
         &ctx.ignore_preflight_errors,
     )

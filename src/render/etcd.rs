@@ -160,6 +160,20 @@ fn split_host_port(s: &str) -> (&str, Option<u16>) {
     }
 }
 
+/// The local etcd's image: `etcd.local.imageRepository` (else `imageRepository`)
+/// `/etcd:` `etcd.local.imageTag` (else the version's etcd tag).
+pub fn image(cfg: &InitConfig) -> Result<String, RenderError> {
+    let profile = versions::profile(cfg.kubernetes_version)?;
+    let local = cfg.local_etcd();
+    let repo = local
+        .and_then(|l| l.image_repository.clone())
+        .unwrap_or_else(|| super::image_repository(cfg).to_string());
+    let tag = local
+        .and_then(|l| l.image_tag.clone())
+        .unwrap_or_else(|| profile.etcd_image_tag.to_string());
+    Ok(format!("{repo}/etcd:{tag}"))
+}
+
 /// `/etc/kubernetes/manifests/etcd.yaml` of the first member.
 pub fn manifest(cfg: &InitConfig) -> Result<RenderedFile, RenderError> {
     manifest_for(cfg, Membership::First)
@@ -189,17 +203,9 @@ pub fn manifest_for(cfg: &InitConfig, member: Membership) -> Result<RenderedFile
             "DirectoryOrCreate",
         ),
     );
-    let repo = local
-        .image_repository
-        .clone()
-        .unwrap_or_else(|| super::image_repository(cfg).to_string());
-    let tag = local
-        .image_tag
-        .clone()
-        .unwrap_or_else(|| profile.etcd_image_tag.to_string());
     let c = Component {
         name: "etcd",
-        image: format!("{repo}/etcd:{tag}"),
+        image: image(cfg)?,
         command: command_for(cfg, member)?,
         mounts,
         probe_paths: profile.etcd_probes,

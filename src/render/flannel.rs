@@ -12,6 +12,19 @@ pub const FLANNEL_VERSION: &str = "v0.28.9";
 /// The flannel CNI plugin image of that release.
 pub const CNI_PLUGIN_IMAGE: &str = "ghcr.io/flannel-io/flannel-cni-plugin:v1.9.1-flannel3";
 
+/// The images of the embedded manifest, as `(component, reference)`: the CNI plugin
+/// (init container) and flannel itself. They come from ghcr.io whatever `imageRepository`
+/// says, as upstream's manifest.
+pub fn images() -> [(&'static str, String); 2] {
+    [
+        ("flannel-cni-plugin", CNI_PLUGIN_IMAGE.to_string()),
+        (
+            "flannel",
+            format!("ghcr.io/flannel-io/flannel:{FLANNEL_VERSION}"),
+        ),
+    ]
+}
+
 /// Checks an interface name the way Linux allows them (1-15 chars, no `/`, `:` or space),
 /// which also keeps it safe to place in YAML and on a command line.
 pub fn check_iface(name: &str) -> Result<(), RenderError> {
@@ -53,10 +66,8 @@ pub fn manifest(
     ctx.insert("network", &network.to_string());
     ctx.insert("iface", &iface.unwrap_or(""));
     ctx.insert("flannel_version", FLANNEL_VERSION);
-    ctx.insert(
-        "flannel_image",
-        &format!("ghcr.io/flannel-io/flannel:{FLANNEL_VERSION}"),
-    );
-    ctx.insert("cni_plugin_image", CNI_PLUGIN_IMAGE);
+    let [(_, cni_plugin), (_, flannel)] = images();
+    ctx.insert("flannel_image", &flannel);
+    ctx.insert("cni_plugin_image", &cni_plugin);
     templates.render("kube-flannel.yml.tera", &ctx)
 }

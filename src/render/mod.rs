@@ -18,6 +18,7 @@ pub mod coredns;
 mod dryrun;
 pub mod etcd;
 pub mod flannel;
+pub mod images;
 pub mod kubelet;
 pub mod kubeproxy;
 mod staticpod;

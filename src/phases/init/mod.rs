@@ -168,6 +168,8 @@ pub struct InitRun {
     pub upload_certs: bool,
     /// `--certificate-key`: the key to encrypt them with (generated when `None`).
     pub certificate_key: Option<String>,
+    /// Where preflight finds containerd to check (and pull) the images.
+    pub containerd: crate::images::Containerd,
 }
 
 /// What a whole init run leaves for the user.
@@ -202,8 +204,16 @@ pub fn upload_certs(
     Ok(key)
 }
 
-/// The preflight checks of a control-plane init.
-pub fn preflight(ctx: &InitContext, ignore: &[String]) -> anyhow::Result<()> {
+/// The preflight checks of a control-plane init, including that containerd holds every
+/// image of the cluster (pulled when missing) with `cni`'s images
+/// ([`crate::render::images::list`]).
+pub fn preflight(
+    ctx: &InitContext,
+    ignore: &[String],
+    containerd: &crate::images::Containerd,
+    cni: Option<&str>,
+) -> anyhow::Result<()> {
+    let images = crate::render::images::for_node(ctx.cfg, cni, true)?;
     let cri = ctx
         .cfg
         .init
@@ -225,6 +235,8 @@ pub fn preflight(ctx: &InitContext, ignore: &[String]) -> anyhow::Result<()> {
             etcd_data_dir: &data_dir,
             cri_socket: &cri,
             manifests_dir: crate::render::MANIFESTS_DIR,
+            images: &images,
+            containerd,
         },
         ignore,
     )
@@ -316,7 +328,14 @@ pub fn run_all(ctx: &InitContext, run: &InitRun) -> anyhow::Result<InitOutcome> 
     // Every error names the phase it stopped in.
     let at = |p: &'static str| move || format!("init stopped in phase {p}");
     if !skip("preflight") {
-        preflight(ctx, &run.ignore_preflight_errors).with_context(at("preflight"))?;
+        // flannel's images too, unless its phase will not run.
+        let cni = if run.skip_phases.iter().any(|x| x == "cni" || x == "all") {
+            None
+        } else {
+            crate::render::images::default_cni(ctx.cfg)
+        };
+        preflight(ctx, &run.ignore_preflight_errors, &run.containerd, cni)
+            .with_context(at("preflight"))?;
     }
     if !skip("certs") {
         certs(ctx, "all").with_context(at("certs"))?;
