@@ -47,6 +47,19 @@ pub struct HealthReport {
 }
 
 impl HealthReport {
+    /// Whether waiting cannot help: every node is Ready and whatever is not ok waits for
+    /// an image its node does not have (no registry will bring it; an archive must).
+    pub fn settled(&self) -> bool {
+        self.nodes_ready()
+            && self.errors.is_empty()
+            && self.components.iter().all(|c| {
+                c.ok || c
+                    .reason
+                    .as_deref()
+                    .is_some_and(|r| r.contains("image ") && r.contains(" is missing on "))
+            })
+    }
+
     /// Every node Ready (and at least one node, and the node list was read).
     pub fn nodes_ready(&self) -> bool {
         !self.nodes.is_empty()
@@ -203,7 +216,7 @@ pub fn wait(admin: &ApiClient, timeout: Duration, expect_nodes: &[String]) -> He
                 });
             }
         }
-        if (r.nodes_ready() && r.addons_ok()) || start.elapsed() >= timeout {
+        if (r.nodes_ready() && r.addons_ok()) || r.settled() || start.elapsed() >= timeout {
             return r;
         }
         std::thread::sleep(Duration::from_secs(2).min(timeout.saturating_sub(start.elapsed())));

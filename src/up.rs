@@ -164,9 +164,6 @@ pub fn init_config(
     }
     let t = cfg.init.timeouts.get_or_insert_with(Default::default);
     t.control_plane_component_health_check = Some(crate::config::duration::GoDuration(cp_timeout));
-    if let Some(repo) = &cluster.image_repository {
-        cfg.cluster.image_repository = Some(repo.clone());
-    }
     if let Some(n) = conntrack_max_per_core {
         cfg.kube_proxy = Some(serde_json::json!({"conntrack": {"maxPerCore": n}}));
     }
@@ -509,6 +506,68 @@ fn conntrack_setting(cluster: &Cluster, reports: &[crate::playbook::HostReport])
     Some(0)
 }
 
+/// The image-free `bridge` pod network: once every host in the cluster has its podCIDR,
+/// each gets its conflist and routes to the others (a re-run changes nothing; hosts that
+/// left lose their routes). Returns how many hosts changed.
+fn pod_network(
+    cluster: &Cluster,
+    ssh: &SshConfig,
+    admin: &ApiClient,
+    hosts: &[&ClusterHost],
+    timeout: Duration,
+) -> anyhow::Result<usize> {
+    let subnet: ipnet::IpNet = cluster
+        .networking
+        .pod_subnet
+        .as_deref()
+        .unwrap_or(crate::config::cluster::DEFAULT_POD_SUBNET)
+        .split(',')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .parse()
+        .context("spec.networking.podSubnet is not a CIDR")?;
+    let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
+    let nets = crate::podnet::wait_pod_cidrs(admin, &names, timeout)?;
+    let results: Vec<(String, anyhow::Result<bool>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = hosts
+            .iter()
+            .map(|h| {
+                let nets = &nets;
+                s.spawn(move || {
+                    let _label = label_host(&h.name);
+                    let r = (|| -> anyhow::Result<bool> {
+                        let host = connect(ssh, h)?;
+                        let w = crate::podnet::wanted(&h.name, nets, &subnet)?;
+                        let out = crate::podnet::sync(&host, &w, false)?;
+                        for c in &out.changes {
+                            crate::phases::report("pod-network", c);
+                        }
+                        Ok(out.changed())
+                    })();
+                    (h.name.clone(), r)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("pod network thread"))
+            .collect()
+    });
+    let mut changed = 0;
+    let mut failed = Vec::new();
+    for (name, r) in results {
+        match r {
+            Ok(c) => changed += usize::from(c),
+            Err(e) => failed.push(format!("{name}: {e:#}")),
+        }
+    }
+    if !failed.is_empty() {
+        anyhow::bail!("the bridge pod network failed on {}", failed.join("; "));
+    }
+    Ok(changed)
+}
+
 /// Runs `kubeboot up`.
 pub fn run(args: UpArgs) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -759,24 +818,94 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         }
         token.delete();
     }
+    // 4. The image-free pod network, on every host that is in the cluster.
+    let in_cluster: Vec<&ClusterHost> = cluster
+        .hosts
+        .iter()
+        .filter(|h| outcomes.iter().any(|o| o.host == h.name && o.ok))
+        .collect();
+    let mut problems: Vec<String> = Vec::new();
+    if cluster.cni.name == "bridge" {
+        println!("\n== pod network (bridge): {} hosts ==", in_cluster.len());
+        let t = Instant::now();
+        match pod_network(&cluster, &ssh, &admin, &in_cluster, Duration::from_secs(120)) {
+            Ok(n) => println!(
+                "pod network: {n} of {} hosts changed ({:.1}s)",
+                in_cluster.len(),
+                t.elapsed().as_secs_f64()
+            ),
+            Err(e) => {
+                println!("pod network FAILED: {e:#}");
+                problems.push(format!("the pod network: {}", first_line(&e)));
+            }
+        }
+    }
+
+    // 5. The cluster's health, within --wait.
+    let names: Vec<String> = in_cluster.iter().map(|h| h.name.clone()).collect();
+    println!(
+        "\n== health (waiting up to {}s) ==",
+        args.wait.as_secs()
+    );
+    let t = Instant::now();
+    let health = crate::health::wait(&admin, args.wait, &names);
+    if args.prepare.output == crate::prepare::PrepareOutput::Json {
+        crate::ui::JsonLines::emit(serde_json::json!({
+            "event": "health",
+            "report": health,
+            "elapsedMs": t.elapsed().as_millis(),
+        }));
+    } else {
+        print!("{}", health.render_text());
+        println!("({:.1}s)", t.elapsed().as_secs_f64());
+    }
+    for o in outcomes.iter_mut() {
+        if let Some(n) = health.nodes.iter().find(|n| n.name == o.host)
+            && !n.ready
+            && o.ok
+        {
+            o.ok = false;
+            o.result = format!(
+                "{}, but NOT Ready: {}",
+                o.result,
+                n.reason.as_deref().unwrap_or("unknown")
+            );
+        }
+    }
     print_summary(&outcomes, started);
     let failed: Vec<&str> = outcomes
         .iter()
         .filter(|o| !o.ok)
         .map(|o| o.host.as_str())
         .collect();
-    if !failed.is_empty() {
+    if !failed.is_empty() || !problems.is_empty() {
         anyhow::bail!(
-            "up finished with {} of {} hosts not in the cluster: {}",
+            "up finished with {} of {} hosts not in the cluster or not Ready{}{}",
             failed.len(),
             outcomes.len(),
-            failed.join(", ")
+            if failed.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", failed.join(", "))
+            },
+            if problems.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", problems.join("; "))
+            }
         );
     }
-    println!(
-        "\nThe cluster is up. kubectl --kubeconfig {} get nodes",
-        out.display()
-    );
+    if health.addons_ok() {
+        println!(
+            "\nThe cluster is up and healthy. kubectl --kubeconfig {} get nodes",
+            out.display()
+        );
+    } else {
+        println!(
+            "\nThe cluster is up: every node is Ready; some addons are not available (see the health report above). kubectl --kubeconfig {} get nodes",
+            out.display()
+        );
+    }
     Ok(())
 }
 

@@ -85,6 +85,11 @@ pub fn steps(cert_dir: &str, etcd_data_dir: &str) -> Vec<ResetStep> {
             script: "if command -v nft >/dev/null; then for t in 'ip kube-proxy' 'ip6 kube-proxy' 'ip flannel' 'ip6 flannel'; do nft delete table $t 2>/dev/null; done; fi; true".into(),
         },
         ResetStep {
+            name: "remove-pod-network",
+            // The image-free `bridge` pod network: conflist, routes to other nodes, boot unit.
+            script: crate::podnet::reset_script().into(),
+        },
+        ResetStep {
             name: "remove-interfaces",
             script: "for i in flannel.1 flannel-v6.1 cni0 kube-ipvs0; do ip link show \"$i\" >/dev/null 2>&1 && ip link delete \"$i\"; done; true".into(),
         },
