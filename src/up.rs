@@ -828,7 +828,13 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     if cluster.cni.name == "bridge" {
         println!("\n== pod network (bridge): {} hosts ==", in_cluster.len());
         let t = Instant::now();
-        match pod_network(&cluster, &ssh, &admin, &in_cluster, Duration::from_secs(120)) {
+        match pod_network(
+            &cluster,
+            &ssh,
+            &admin,
+            &in_cluster,
+            Duration::from_secs(120),
+        ) {
             Ok(n) => println!(
                 "pod network: {n} of {} hosts changed ({:.1}s)",
                 in_cluster.len(),
@@ -843,10 +849,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
 
     // 5. The cluster's health, within --wait.
     let names: Vec<String> = in_cluster.iter().map(|h| h.name.clone()).collect();
-    println!(
-        "\n== health (waiting up to {}s) ==",
-        args.wait.as_secs()
-    );
+    println!("\n== health (waiting up to {}s) ==", args.wait.as_secs());
     let t = Instant::now();
     let health = crate::health::wait(&admin, args.wait, &names);
     if args.prepare.output == crate::prepare::PrepareOutput::Json {

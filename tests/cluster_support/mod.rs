@@ -551,3 +551,82 @@ pub fn join_cmd(w: &Path, args: &[&str]) -> Command {
     );
     c
 }
+
+/// The local lab images (`tests/controlplane/build-images.sh`, run by `.ci/setup`):
+/// `(archive path, sha256, image ref)` per image.
+pub fn lab_images() -> Vec<(PathBuf, String, String)> {
+    let dir = std::env::var("KUBEBOOT_IMAGES_DIR").unwrap_or_else(|_| {
+        let out = Command::new("bash")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/controlplane/build-images.sh"
+            ))
+            .output()
+            .expect("run build-images.sh");
+        assert!(
+            out.status.success(),
+            "build-images.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("KUBEBOOT_IMAGES_DIR="))
+            .expect("KUBEBOOT_IMAGES_DIR from build-images.sh")
+            .to_string()
+    });
+    let dir = PathBuf::from(dir);
+    std::fs::read_to_string(dir.join("images.txt"))
+        .expect("images.txt in KUBEBOOT_IMAGES_DIR")
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            Some((
+                dir.join(w.next()?),
+                w.next()?.to_string(),
+                w.next()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// A lab inventory for a working cluster: the real kubelet, the lab images (control-plane
+/// ones for control planes only) except those whose file name is in `withhold`, the
+/// image repository they are tagged under, and the image-free `bridge` pod network.
+pub fn lab_inventory_working(lab_inventory: &Path, dir: &Path, withhold: &[&str]) -> PathBuf {
+    let base = lab_inventory_with_real_kubelet(lab_inventory, dir);
+    let mut extra = String::from("  imageRepository: kubeboot.local/lab\n  cni: {name: bridge}\n");
+    let images: Vec<_> = lab_images()
+        .into_iter()
+        .filter(|(p, _, _)| !withhold.contains(&p.file_name().unwrap().to_str().unwrap()))
+        .collect();
+    if !images.is_empty() {
+        extra.push_str("  imageArchives:\n");
+        for (path, sha, reference) in images {
+            let cp_only = [
+                "kube-apiserver",
+                "kube-controller-manager",
+                "kube-scheduler",
+                "etcd",
+            ]
+            .iter()
+            .any(|c| reference.contains(&format!("/{c}:")));
+            extra.push_str(&format!(
+                "    - {{path: {}, sha256: {sha}{}}}\n",
+                path.display(),
+                if cp_only {
+                    ", roles: [control-plane]"
+                } else {
+                    ""
+                }
+            ));
+        }
+    }
+    let text = std::fs::read_to_string(&base).unwrap();
+    let out = dir.join(format!("cluster-{}.yaml", withhold.len()));
+    std::fs::write(
+        &out,
+        text.replacen("spec:\n", &format!("spec:\n{extra}"), 1),
+    )
+    .unwrap();
+    out
+}
