@@ -274,6 +274,14 @@ pub fn discover_with_token(
                 tracing::info!("discovery: {e}; retrying in {}s", retry.as_secs());
                 std::thread::sleep(retry);
             }
+            // Just after init, the ConfigMap or the Role that lets anonymous read it may not
+            // be visible yet (the API server's RBAC cache follows with a delay).
+            Err(TokenDiscoveryError::Api(e))
+                if (e.is_forbidden() || e.is_not_found()) && start.elapsed() + retry <= timeout =>
+            {
+                tracing::info!("discovery: {e}; retrying in {}s", retry.as_secs());
+                std::thread::sleep(retry);
+            }
             Err(e) => return Err(e),
         }
     };

@@ -851,7 +851,14 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     let names: Vec<String> = in_cluster.iter().map(|h| h.name.clone()).collect();
     println!("\n== health (waiting up to {}s) ==", args.wait.as_secs());
     let t = Instant::now();
-    let health = crate::health::wait(&admin, args.wait, &names);
+    // With `cni: none` the nodes become Ready only once the user installs a pod network:
+    // report, do not wait or fail.
+    let no_cni = cluster.cni.name == "none";
+    let health = crate::health::wait(
+        &admin,
+        if no_cni { Duration::ZERO } else { args.wait },
+        &names,
+    );
     if args.prepare.output == crate::prepare::PrepareOutput::Json {
         crate::ui::JsonLines::emit(serde_json::json!({
             "event": "health",
@@ -866,6 +873,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         if let Some(n) = health.nodes.iter().find(|n| n.name == o.host)
             && !n.ready
             && o.ok
+            && !no_cni
         {
             o.ok = false;
             o.result = format!(
@@ -898,7 +906,12 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
             }
         );
     }
-    if health.addons_ok() {
+    if no_cni && !health.nodes_ready() {
+        println!(
+            "\nThe cluster is up; its nodes become Ready once you install a pod network (spec.cni.name is none). kubectl --kubeconfig {} get nodes",
+            out.display()
+        );
+    } else if health.addons_ok() {
         println!(
             "\nThe cluster is up and healthy. kubectl --kubeconfig {} get nodes",
             out.display()

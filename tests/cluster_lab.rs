@@ -210,7 +210,10 @@ fn up_builds_a_cluster_that_runs_pods() {
     eprintln!("imports in the second run: {imported:#?}");
     assert_eq!(
         imported,
-        vec![format!("{}: changed: image archive kube-apiserver.tar", n(1))],
+        vec![format!(
+            "{}: changed: image archive kube-apiserver.tar",
+            n(1)
+        )],
         "exactly the withheld archive is imported, on the control plane only:\n{log}"
     );
     assert!(log.contains("[pod-network]"), "{log}");

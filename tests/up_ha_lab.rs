@@ -57,6 +57,8 @@ fn ha_inventory(full: &Path, out: &Path, endpoint: &str) -> PathBuf {
     hosts[1]["role"] = "control-plane".into();
     hosts[2]["role"] = "worker".into();
     v["spec"]["controlPlaneEndpoint"] = Value::String(endpoint.to_string());
+    // These tests are about joining and re-running; the pod network is tests/cluster_lab.rs'.
+    v["spec"]["cni"] = serde_json::json!({"name": "none"});
     std::fs::write(out, serde_saphyr::to_string(&v).unwrap()).unwrap();
     out.to_path_buf()
 }

@@ -42,6 +42,8 @@ fn inventory_variant(full: &Path, out: &Path, hosts: usize, endpoint: &str) -> P
     let list = v["spec"]["hosts"].as_array_mut().unwrap();
     list.truncate(hosts);
     v["spec"]["controlPlaneEndpoint"] = Value::String(endpoint.to_string());
+    // These tests are about joining and re-running; the pod network is tests/cluster_lab.rs'.
+    v["spec"]["cni"] = serde_json::json!({"name": "none"});
     std::fs::write(out, serde_saphyr::to_string(&v).unwrap()).unwrap();
     out.to_path_buf()
 }

@@ -56,11 +56,18 @@ pub fn row<'a>(rows: &'a [(String, Row)], host: &str, log: &str) -> &'a Row {
         .unwrap_or_else(|| panic!("no summary row for {host}:\n{log}"))
 }
 
-/// TEST DOUBLE for a finished `init` on node 1: what init writes that `up` reads on a
-/// re-run (admin.conf) and the cluster PKI, copied from the control plane that runs on
+/// TEST DOUBLE for a finished `init` on node 1: init's last phases run against the
+/// control plane on this machine, and what init writes that `up` reads on a re-run
+/// (admin.conf) and the cluster PKI, copied from the control plane that runs on
 /// this machine instead of as static Pods on the node. Written over SSH with kubeboot's
 /// own `SshHost`, with the modes kubeboot gave them (keys 0600).
 pub fn make_node_look_initialized(inv: &Path, cp: &ControlPlane) {
+    // What init's last phases leave in the cluster, which `up` checks before it takes init
+    // as done: kubeadm-config and the cluster-admins binding (upload-config), kube-proxy
+    // and CoreDNS (addon); cluster-info comes from the tests' own bootstrap-token phase.
+    let cfg = cp.config.to_str().unwrap().to_string();
+    cp.ok(&["init", "phase", "upload-config", "all", "--config", &cfg]);
+    cp.ok(&["init", "phase", "addon", "all", "--config", &cfg]);
     let cluster = kubeboot::config::cluster::Cluster::load(inv).unwrap();
     let h = &cluster.hosts[0];
     let ssh =
