@@ -46,10 +46,12 @@ pub fn prepare_vars(cluster: &Cluster, store: &ArtifactStore) -> serde_json::Val
             Some(false) => "false",
         },
         "image_archives": cluster.image_archives.len(),
-        // Every inventory host, for the marked block in each host's /etc/hosts.
+        // Every inventory host with a name of its own (hosts given by address on the
+        // command line have none), for the marked block in each host's /etc/hosts.
         "inventory_hosts": cluster
             .hosts
             .iter()
+            .filter(|h| h.name != h.address && h.name != h.cluster_address())
             .map(|h| serde_json::json!({"name": h.name, "address": h.cluster_address()}))
             .collect::<Vec<_>>(),
         "kubelet_source": kubelet_source,

@@ -416,6 +416,55 @@ fn up_builds_a_cluster_that_runs_pods() {
     assert!(!log.contains("bytes uploaded"), "{log}");
     assert!(log.contains("pod network: 0 of 3 hosts changed"), "{log}");
     assert!(log.contains("Already initialized"), "{log}");
+    // prepare's marked block in /etc/hosts: every node resolves every other by name.
+    let hosts = lab.ssh_ok(2, "cat /etc/hosts");
+    assert!(
+        hosts.contains(&format!("{} {}", lab.address(3), n(3)))
+            && hosts.contains("# BEGIN kubeboot hosts"),
+        "{hosts}"
+    );
+    assert_eq!(
+        lab.ssh_ok(2, &format!("getent hosts {} | cut -d' ' -f1", n(1))),
+        lab.address(1).to_string()
+    );
+    // The health report as a JSON event.
+    let out = env.kubeboot(&[
+        "up",
+        "-f",
+        inv_s,
+        "-o",
+        "json",
+        "--wait",
+        "20s",
+        "--ignore-preflight-errors",
+        "ImagePull",
+        "--kubeconfig-out",
+        kc_s,
+    ]);
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    let health: serde_json::Value = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "health")
+        .unwrap_or_else(|| panic!("no health event:\n{log}"));
+    let nodes = health["report"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3, "{health}");
+    assert!(nodes.iter().all(|n| n["ready"] == true), "{health}");
+    let coredns = health["report"]["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "coredns")
+        .unwrap_or_else(|| panic!("{health}"));
+    assert_eq!(coredns["ok"], false, "{health}");
+    assert!(
+        coredns["reason"]
+            .as_str()
+            .unwrap()
+            .contains("coredns:v1.11.3 is missing on"),
+        "{health}"
+    );
 
     // 6. Bad input, each refused clearly; nothing imported.
     let bad = |extra: &str, name: &str| {

@@ -208,7 +208,9 @@ pub fn discovery(ctx: &JoinContext) -> anyhow::Result<KubeConfig> {
                 ca_cert_hashes,
                 *unsafe_skip_ca_verification,
                 ctx.cfg.discovery_timeout,
-                Duration::from_secs(5)
+                // One GET per second: the controller-manager signs cluster-info for a new
+                // token within seconds, and every second waited here is a second of join.
+                Duration::from_secs(1)
                     .min(ctx.cfg.discovery_timeout / 4 + Duration::from_millis(250)),
             )
             .with_context(|| format!("discovery from https://{endpoint} failed"))?;
