@@ -389,7 +389,10 @@ fn up_joins_a_second_control_plane_and_a_worker() {
     ] {
         assert!(log1.contains(phase), "missing {phase:?} in:\n{log1}");
     }
-    assert!(log1.contains("The cluster is up."), "{log1}");
+    assert!(
+        log1.contains("The cluster is up; its nodes become Ready once you install a pod network"),
+        "{log1}"
+    );
     lab.ssh_ok(3, "test -f /etc/kubernetes/kubelet.conf");
 
     // The shared certificates on node 2 are the first control plane's, keys 0600.

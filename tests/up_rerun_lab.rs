@@ -206,7 +206,10 @@ fn up_rerun_changes_nothing_and_a_new_host_joins_alone() {
             & 0o777,
         0o600
     );
-    assert!(log1.contains("The cluster is up."), "{log1}");
+    assert!(
+        log1.contains("The cluster is up; its nodes become Ready once you install a pod network"),
+        "{log1}"
+    );
 
     // 2. The same file again: nothing changes.
     let t = format!("bootstrap-token-{id1}");
