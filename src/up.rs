@@ -620,7 +620,17 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         };
         let cp_conn = state(cp);
         let cp_admin = cp_conn.as_ref().and_then(|x| healthy_admin(x));
-        if cp_admin.is_some() {
+        let missing = cp_admin
+            .as_ref()
+            .map(|(_, admin)| init_missing(&cluster, admin))
+            .unwrap_or_default();
+        if cp_admin.is_some() && !missing.is_empty() {
+            println!(
+                "{}: an earlier init stopped part of the way (the cluster lacks {}): would finish it",
+                cp.name,
+                missing.join(", ")
+            );
+        } else if cp_admin.is_some() {
             println!(
                 "{}: already initialized (its API server answers with admin.conf): init would be skipped",
                 cp.name

@@ -167,7 +167,7 @@ fn up_rerun_changes_nothing_and_a_new_host_joins_alone() {
     let rows = summary(&log1);
     assert_eq!(rows.len(), 2, "{log1}");
     assert!(
-        log1.contains("Already initialized: the API server answers with admin.conf; skipping init"),
+        log1.contains("Already initialized: the API server answers with admin.conf and init's last phases are done; skipping init"),
         "{log1}"
     );
     let r1 = row(&rows, &names[0], &log1);
