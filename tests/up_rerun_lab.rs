@@ -280,10 +280,15 @@ fn up_rerun_changes_nothing_and_a_new_host_joins_alone() {
     let rows = summary(&log3);
     assert_eq!(rows.len(), 3, "{log3}");
     for h in &names[..2] {
+        // The one change: node 3 joins the marked /etc/hosts block of the others.
         assert_eq!(
             row(&rows, h, &log3).prepare,
-            "ok (0 changed)",
+            "ok (1 changed)",
             "prepare changed {h}:\n{log3}"
+        );
+        assert!(
+            log3.contains(&format!("{h}: changed: inventory hosts in /etc/hosts")),
+            "{log3}"
         );
     }
     let r3 = row(&rows, &names[2], &log3);
