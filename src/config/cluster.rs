@@ -504,6 +504,51 @@ fn host_line(doc: &Document, index: usize) -> Option<usize> {
     None
 }
 
+/// The source and pin of an inventory file entry (`url` or `path`, and `sha256`), with
+/// an error for each problem; `what` names the entry in messages.
+#[allow(clippy::too_many_arguments)]
+fn pinned_source(
+    url: Option<String>,
+    path: Option<String>,
+    sha256: Option<String>,
+    at: &str,
+    field: &str,
+    what: &str,
+    hint: &str,
+    err: &mut dyn FnMut(String, &str, String),
+) -> (Option<ArtifactSource>, Option<String>) {
+    let source = match (url, path) {
+        (Some(u), None) => Some(source_of(&u)),
+        (None, Some(p)) => Some(ArtifactSource::Path(PathBuf::from(p))),
+        _ => {
+            err(
+                at.to_string(),
+                field,
+                format!("give exactly one of url or path{hint}"),
+            );
+            None
+        }
+    };
+    let sha = match sha256 {
+        Some(s) => match check_sha256(&s) {
+            Ok(()) => Some(s.to_ascii_lowercase()),
+            Err(m) => {
+                err(at.to_string(), &format!("{field}.sha256"), m);
+                None
+            }
+        },
+        None => {
+            err(
+                at.to_string(),
+                &format!("{field}.sha256"),
+                format!("missing: every {what} is pinned by its sha256 (sha256sum FILE)"),
+            );
+            None
+        }
+    };
+    (source, sha)
+}
+
 fn validate(doc: &Document, raw: ClusterDoc) -> Result<Cluster, ConfigError> {
     let mut errs = Vec::new();
     let file = doc.file.display().to_string();
@@ -628,31 +673,9 @@ fn validate(doc: &Document, raw: ClusterDoc) -> Result<Cluster, ConfigError> {
         let Some(a) = a else { continue };
         let at = origin(doc, &["spec", "artifacts", name]);
         let field = format!("spec.artifacts.{name}");
-        let source = match (a.url, a.path) {
-            (Some(u), None) => Some(source_of(&u)),
-            (None, Some(p)) => Some(ArtifactSource::Path(PathBuf::from(p))),
-            _ => {
-                err(at.clone(), &field, "give exactly one of url or path".into());
-                None
-            }
-        };
-        let sha = match a.sha256 {
-            Some(s) => match check_sha256(&s) {
-                Ok(()) => Some(s.to_ascii_lowercase()),
-                Err(m) => {
-                    err(at.clone(), &format!("{field}.sha256"), m);
-                    None
-                }
-            },
-            None => {
-                err(
-                    at.clone(),
-                    &format!("{field}.sha256"),
-                    "missing: every artifact is pinned by its sha256 (sha256sum FILE)".into(),
-                );
-                None
-            }
-        };
+        let (source, sha) = pinned_source(
+            a.url, a.path, a.sha256, &at, &field, "artifact", "", &mut err,
+        );
         if let (Some(source), Some(sha256)) = (source, sha) {
             artifacts.insert(
                 name.to_string(),
@@ -668,35 +691,16 @@ fn validate(doc: &Document, raw: ClusterDoc) -> Result<Cluster, ConfigError> {
     for (i, a) in spec.image_archives.into_iter().enumerate() {
         let at = origin(doc, &["spec", "imageArchives"]);
         let field = format!("spec.imageArchives[{i}]");
-        let source = match (a.url, a.path) {
-            (Some(u), None) => Some(source_of(&u)),
-            (None, Some(p)) => Some(ArtifactSource::Path(PathBuf::from(p))),
-            _ => {
-                err(
-                    at.clone(),
-                    &field,
-                    "give exactly one of url or path (an OCI or docker-archive tarball)".into(),
-                );
-                None
-            }
-        };
-        let sha = match a.sha256 {
-            Some(s) => match check_sha256(&s) {
-                Ok(()) => Some(s.to_ascii_lowercase()),
-                Err(m) => {
-                    err(at.clone(), &format!("{field}.sha256"), m);
-                    None
-                }
-            },
-            None => {
-                err(
-                    at.clone(),
-                    &format!("{field}.sha256"),
-                    "missing: every image archive is pinned by its sha256 (sha256sum FILE)".into(),
-                );
-                None
-            }
-        };
+        let (source, sha) = pinned_source(
+            a.url,
+            a.path,
+            a.sha256,
+            &at,
+            &field,
+            "image archive",
+            " (an OCI or docker-archive tarball)",
+            &mut err,
+        );
         let mut roles = Vec::new();
         for r in &a.roles {
             match r.as_str() {
