@@ -18,6 +18,10 @@ use std::time::{Duration, Instant};
 /// The field manager kubeboot's server-side applies use.
 pub const FIELD_MANAGER: &str = "kubeboot";
 
+/// How long workflow steps (init's phases after `wait-control-plane`, join, `up`) retry
+/// an API call while the server is briefly away; kubeadm's `KubernetesAPICall` timeout.
+pub const API_CALL_RETRY: Duration = Duration::from_secs(60);
+
 /// Why a call failed. Every variant names the URL; auth failures name the identity.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -84,6 +88,9 @@ pub struct ApiClient {
     auth: Auth,
     user: String,
     resources: Mutex<HashMap<String, (String, bool)>>,
+    /// How long a request is retried while the server refuses connections or answers
+    /// 429/503 (a control-plane component restarting); zero: fail at once.
+    retry_window: Duration,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -167,6 +174,7 @@ impl ApiClient {
             auth,
             user: who,
             resources: Mutex::new(HashMap::new()),
+            retry_window: Duration::ZERO,
         })
     }
 
@@ -181,7 +189,18 @@ impl ApiClient {
             auth: Auth::None,
             user: "system:anonymous".into(),
             resources: Mutex::new(HashMap::new()),
+            retry_window: Duration::ZERO,
         })
+    }
+
+    /// Retries requests for up to `window` while the API server is briefly away: the
+    /// connection is refused (no request reached it, so retrying is safe for any method)
+    /// or it answers 429 Too Many Requests or 503 Service Unavailable. kubeadm retries its
+    /// API calls the same way for up to a minute; a static Pod restarting right after
+    /// `wait-control-plane` is the usual cause.
+    pub fn retrying(mut self, window: Duration) -> Self {
+        self.retry_window = window;
+        self
     }
 
     /// The server URL.
@@ -207,13 +226,37 @@ impl ApiClient {
         Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
-    /// Sends a request; a 2xx answer's body as text, other statuses as typed errors.
+    /// Sends a request, retried within the client's retry window (see
+    /// [`ApiClient::retrying`]); a 2xx answer's body as text, other statuses as typed errors.
     fn send_text(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<(&str, Vec<u8>)>,
     ) -> Result<String, ApiError> {
+        let start = Instant::now();
+        let mut delay = Duration::from_millis(250);
+        loop {
+            match self.send_once(method.clone(), path, body.clone()) {
+                Err((e, true)) if start.elapsed() + delay <= self.retry_window => {
+                    tracing::debug!("{e}; retrying in {delay:?}");
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+                Err((e, _)) => return Err(e),
+                Ok(text) => return Ok(text),
+            }
+        }
+    }
+
+    /// One attempt; an error comes with whether it is transient (see
+    /// [`ApiClient::retrying`]).
+    fn send_once(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<String, (ApiError, bool)> {
         let url = format!("{}{}", self.server, path);
         let mut req = self
             .http
@@ -225,41 +268,56 @@ impl ApiClient {
         if let Some((ct, bytes)) = body {
             req = req.header("Content-Type", ct).body(bytes);
         }
-        let resp = req.send().map_err(|e| ApiError::Unreachable {
-            url: url.clone(),
-            message: error_chain(&e),
+        let resp = req.send().map_err(|e| {
+            let transient = e.is_connect();
+            (
+                ApiError::Unreachable {
+                    url: url.clone(),
+                    message: error_chain(&e),
+                },
+                transient,
+            )
         })?;
         let status = resp.status().as_u16();
-        let text = resp.text().map_err(|e| ApiError::Unreachable {
-            url: url.clone(),
-            message: error_chain(&e),
+        let text = resp.text().map_err(|e| {
+            (
+                ApiError::Unreachable {
+                    url: url.clone(),
+                    message: error_chain(&e),
+                },
+                false,
+            )
         })?;
         if (200..300).contains(&status) {
             return Ok(text);
         }
+        let transient = status == 429 || status == 503;
         let message = serde_json::from_str::<Value>(&text)
             .ok()
             .and_then(|v| v["message"].as_str().map(String::from))
             .unwrap_or_else(|| text.trim().chars().take(300).collect());
-        Err(match status {
-            401 => ApiError::Unauthorized {
-                url,
-                user: self.user.clone(),
-                message,
+        Err((
+            match status {
+                401 => ApiError::Unauthorized {
+                    url,
+                    user: self.user.clone(),
+                    message,
+                },
+                403 => ApiError::Forbidden {
+                    url,
+                    user: self.user.clone(),
+                    message,
+                },
+                404 => ApiError::NotFound { url },
+                409 => ApiError::Conflict { url, message },
+                _ => ApiError::Status {
+                    url,
+                    status,
+                    message,
+                },
             },
-            403 => ApiError::Forbidden {
-                url,
-                user: self.user.clone(),
-                message,
-            },
-            404 => ApiError::NotFound { url },
-            409 => ApiError::Conflict { url, message },
-            _ => ApiError::Status {
-                url,
-                status,
-                message,
-            },
-        })
+            transient,
+        ))
     }
 
     /// GET a path (`/api/v1/namespaces/kube-system/configmaps/x`).
@@ -426,10 +484,11 @@ impl ApiClient {
         let start = Instant::now();
         let mut delay = Duration::from_millis(200);
         loop {
-            let last = match self.get("/readyz") {
-                Ok(Value::String(s)) if s.trim() == "ok" => return Ok(start.elapsed()),
+            // One attempt at a time: this loop is the retry, bounded by `deadline`.
+            let last = match self.send_once(reqwest::Method::GET, "/readyz", None) {
+                Ok(s) if s.trim() == "ok" => return Ok(start.elapsed()),
                 Ok(v) => format!("answered {v}"),
-                Err(e) => e.to_string(),
+                Err((e, _)) => e.to_string(),
             };
             if start.elapsed() + delay > deadline {
                 return Err(ApiError::NotReady {

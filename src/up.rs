@@ -201,7 +201,7 @@ fn healthy_admin(host: &dyn Host) -> Option<(KubeConfig, ApiClient)> {
     let kc = KubeConfig::parse(&String::from_utf8_lossy(&bytes)).ok()?;
     let client = ApiClient::from_kubeconfig_with_timeout(&kc, Duration::from_secs(5)).ok()?;
     client.wait_ready(Duration::from_secs(5)).ok()?;
-    Some((kc, client))
+    Some((kc, client.retrying(crate::apiclient::API_CALL_RETRY)))
 }
 
 /// What init's last phases leave in the cluster and that a finished init therefore has:
@@ -316,7 +316,7 @@ fn init_control_plane(
         .read_file(Path::new("/etc/kubernetes/admin.conf"))?
         .context("admin.conf is missing after init")?;
     let kc = KubeConfig::parse(&String::from_utf8_lossy(&bytes)).map_err(anyhow::Error::msg)?;
-    let client = ApiClient::from_kubeconfig(&kc)?;
+    let client = ApiClient::from_kubeconfig(&kc)?.retrying(crate::apiclient::API_CALL_RETRY);
     Ok((kc, client, true))
 }
 

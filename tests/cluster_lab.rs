@@ -202,7 +202,16 @@ fn up_builds_a_cluster_that_runs_pods() {
         "[figure] up after the images were provided, to every node Ready: {:.1}s",
         t0.elapsed().as_secs_f64()
     );
-    assert!(out.status.success(), "up failed:\n{log}");
+    // What the first control plane's kubelet did with the control-plane containers: how
+    // often each ran and why it was stopped (the figure behind a slow or failed run).
+    let diag = text(&lab.ssh(
+        1,
+        "crictl ps -a -o table 2>&1 | grep -v ' web' | head -20; \
+         journalctl -u kubelet --no-pager 2>/dev/null \
+           | grep -iE 'killing container|restart|probe failed|sandbox changed' | tail -15",
+    ));
+    eprintln!("[diag] control-plane containers on {}:\n{diag}", n(1));
+    assert!(out.status.success(), "up failed:\n{log}\n{diag}");
     let imported: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("image archive") && l.contains("changed"))

@@ -444,6 +444,54 @@ fn faults(cp: &ControlPlane) {
         t0.elapsed()
     );
 
+    // A retrying client (what init's later phases, join and up use) rides out an API
+    // server that is away for a moment: the port refuses connections for 1.5 s, then a
+    // forwarder to the real API server listens on it. Within a short window it gives up.
+    let t0 = Instant::now();
+    let err = ApiClient::from_kubeconfig(&kc)
+        .unwrap()
+        .retrying(Duration::from_secs(2))
+        .get("/api/v1/namespaces/kube-system/configmaps/kubeadm-config")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cannot reach"), "{err}");
+    assert!(
+        t0.elapsed() >= Duration::from_millis(1500) && t0.elapsed() < Duration::from_secs(8),
+        "gave up after {:?}",
+        t0.elapsed()
+    );
+    let real = (cp.address.clone(), cp.port);
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        let l = std::net::TcpListener::bind(("127.0.0.1", dead)).expect("rebind the port");
+        for c in l.incoming() {
+            let Ok(c) = c else { continue };
+            let Ok(s) = std::net::TcpStream::connect((real.0.as_str(), real.1)) else {
+                continue;
+            };
+            let (mut c2, mut s2) = (c.try_clone().unwrap(), s.try_clone().unwrap());
+            let (mut c, mut s) = (c, s);
+            std::thread::spawn(move || std::io::copy(&mut c2, &mut s2));
+            std::thread::spawn(move || std::io::copy(&mut s, &mut c));
+        }
+    });
+    let t0 = Instant::now();
+    let cm = ApiClient::from_kubeconfig(&kc)
+        .unwrap()
+        .retrying(kubeboot::apiclient::API_CALL_RETRY)
+        .get("/api/v1/namespaces/kube-system/configmaps/kubeadm-config")
+        .expect("answered once the server is back");
+    assert_eq!(cm["metadata"]["name"], "kubeadm-config");
+    assert!(
+        t0.elapsed() >= Duration::from_millis(1000),
+        "{:?}",
+        t0.elapsed()
+    );
+    eprintln!(
+        "[figure] a retrying client got its answer {:.1}s after the server came back",
+        t0.elapsed().as_secs_f64() - 1.5
+    );
+
     // Wrong CA: the server's certificate is refused.
     let other = tempfile::tempdir().unwrap();
     common::ok(other.path(), &["init", "phase", "certs", "ca"]);

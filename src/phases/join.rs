@@ -75,7 +75,7 @@ pub struct Discovered {
 pub fn discover(ctx: &JoinContext) -> anyhow::Result<Discovered> {
     let cluster_info = discovery(ctx)?;
     let bootstrap = bootstrap_kubeconfig(&cluster_info, ctx.cfg);
-    let client = ApiClient::from_kubeconfig(&bootstrap)?;
+    let client = ApiClient::from_kubeconfig(&bootstrap)?.retrying(crate::apiclient::API_CALL_RETRY);
     let kubeadm_cm = client
         .get("/api/v1/namespaces/kube-system/configmaps/kubeadm-config")
         .context("reading the cluster's kubeadm-config ConfigMap with the bootstrap token")?;

@@ -229,6 +229,11 @@ impl RunningLab<'_> {
 
 impl Drop for RunningLab<'_> {
     fn drop(&mut self) {
+        // KUBEBOOT_TEST_KEEP_LAB=1 leaves a failed test's lab running to look into it.
+        if std::thread::panicking() && std::env::var_os("KUBEBOOT_TEST_KEEP_LAB").is_some() {
+            eprintln!("KUBEBOOT_TEST_KEEP_LAB: lab {} left running", self.name);
+            return;
+        }
         let out = self.env.kubeboot(&["lab", "down", "--name", &self.name]);
         if !out.status.success() {
             eprintln!("cleanup: lab down {} failed: {}", self.name, text(&out));

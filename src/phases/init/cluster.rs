@@ -38,7 +38,7 @@ pub fn client_at(ctx: &InitContext, file: &str, server: Option<&str>) -> anyhow:
             c.cluster.server = server.to_string();
         }
     }
-    Ok(ApiClient::from_kubeconfig(&kc)?)
+    Ok(ApiClient::from_kubeconfig(&kc)?.retrying(crate::apiclient::API_CALL_RETRY))
 }
 
 /// The admin client, after making sure `kubeadm:cluster-admins` is bound: with admin.conf
