@@ -25,4 +25,5 @@ pub mod render;
 pub mod token;
 pub mod ui;
 pub mod up;
+pub mod workflow;
 pub mod yaml;

@@ -43,3 +43,45 @@ pub fn report(phase: &str, message: &str) {
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The phase order of init and join, pinned before the phases moved onto the
+    /// workflow runner: the runner must keep kubeadm's order exactly.
+    #[test]
+    fn phase_order_is_pinned() {
+        assert_eq!(
+            super::init::PHASES,
+            [
+                "preflight",
+                "certs",
+                "kubeconfig",
+                "etcd",
+                "control-plane",
+                "kubelet-start",
+                "wait-control-plane",
+                "upload-config",
+                "upload-certs",
+                "mark-control-plane",
+                "bootstrap-token",
+                "kubelet-finalize",
+                "addon",
+                "cni",
+                "show-join-command",
+            ]
+        );
+        assert_eq!(
+            super::join::PHASES,
+            [
+                "preflight",
+                "control-plane-prepare",
+                "check-etcd",
+                "kubelet-start",
+                "etcd-join",
+                "kubelet-wait-bootstrap",
+                "wait-control-plane",
+                "control-plane-join",
+            ]
+        );
+    }
+}
