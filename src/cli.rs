@@ -102,9 +102,10 @@ pub struct InitRunArgs {
     #[command(flatten)]
     pub images: ImageRepositoryFlag,
     /// Phases to skip (preflight, certs, kubeconfig, etcd, control-plane, kubelet-start,
-    /// wait-control-plane, upload-config, mark-control-plane, bootstrap-token,
-    /// kubelet-finalize, addon, cni, show-join-command).
-    #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(init_phases::PHASES))]
+    /// wait-control-plane, upload-config, upload-certs, mark-control-plane,
+    /// bootstrap-token, kubelet-finalize, addon, cni, show-join-command), or part of one
+    /// (`addon/kube-proxy`, `certs/etcd-ca`); `all` skips every phase.
+    #[arg(long, value_delimiter = ',')]
     pub skip_phases: Vec<String>,
     /// Preflight checks whose errors become warnings (names as reported, or `all`).
     #[arg(long, value_delimiter = ',')]
@@ -1270,47 +1271,6 @@ fn run_join(host: &dyn Host, a: JoinArgs) -> anyhow::Result<()> {
 
 fn run_init(host: &dyn Host, a: InitRunArgs) -> anyhow::Result<()> {
     let cfg = a.flags.load_with(&a.images)?;
-    if a.dry_run {
-        let opts = crate::render::RenderOptions {
-            flannel_iface: a.flannel_iface.clone(),
-            ..Default::default()
-        };
-        let tree = crate::render::dry_run(&cfg, host, opts)?;
-        // The PKI and kubeconfigs too, generated fresh inside the dry-run directory.
-        let scratch = LocalHost::with_root(&tree.root);
-        let ctx = file_ctx(&cfg, &scratch);
-        let pki_out = pki::ensure::ensure_certs(
-            &scratch,
-            &cfg,
-            &pki::spec::needed(&cfg).map(|c| c.name).collect::<Vec<_>>(),
-            CertOptions::default(),
-        )?;
-        pki::ensure::ensure_sa(&scratch, &cfg)?;
-        kubeconfig::ensure_kubeconfigs(
-            &scratch,
-            &cfg,
-            &ctx.kubeconfig_dir,
-            &init_phases::kubeconfig_phase_names()[1..],
-        )?;
-        println!(
-            "[dry-run] Would write {} certificates and keys, sa.key/sa.pub, 5 kubeconfigs and these files:",
-            pki_out.len() * 2
-        );
-        print!("{}", tree.listing());
-        println!(
-            "[dry-run] Everything was rendered under {} for inspection; nothing else was changed.",
-            tree.root.display()
-        );
-        println!(
-            "[dry-run] Would then start the kubelet, wait for the API server, upload the configuration, mark the node, create the bootstrap token, and apply CoreDNS, kube-proxy{}.",
-            if cfg.pod_subnets.is_empty() {
-                ""
-            } else {
-                " and flannel"
-            }
-        );
-        return Ok(());
-    }
     let ctx = InitContext {
         cfg: &cfg,
         host,
@@ -1326,6 +1286,38 @@ fn run_init(host: &dyn Host, a: InitRunArgs) -> anyhow::Result<()> {
         certificate_key: a.upload.certificate_key.clone(),
         containerd: crate::images::Containerd::from_env(),
     };
+    if a.dry_run {
+        // What each phase says it would do on this node, then every file rendered (the
+        // PKI and kubeconfigs generated fresh) inside a dry-run directory to inspect.
+        print!("{}", init_phases::plan(&ctx, &run)?);
+        let opts = crate::render::RenderOptions {
+            flannel_iface: run.flannel_iface.clone(),
+            ..Default::default()
+        };
+        let tree = crate::render::dry_run(&cfg, host, opts)?;
+        let scratch = LocalHost::with_root(&tree.root);
+        let sctx = file_ctx(&cfg, &scratch);
+        pki::ensure::ensure_certs(
+            &scratch,
+            &cfg,
+            &pki::spec::needed(&cfg).map(|c| c.name).collect::<Vec<_>>(),
+            CertOptions::default(),
+        )?;
+        pki::ensure::ensure_sa(&scratch, &cfg)?;
+        kubeconfig::ensure_kubeconfigs(
+            &scratch,
+            &cfg,
+            &sctx.kubeconfig_dir,
+            &init_phases::kubeconfig_phase_names()[1..],
+        )?;
+        println!("[dry-run] The files a fresh node would get:");
+        print!("{}", tree.listing());
+        println!(
+            "[dry-run] Everything was rendered under {} for inspection; nothing else was changed.",
+            tree.root.display()
+        );
+        return Ok(());
+    }
     let outcome = init_phases::run_all(&ctx, &run)?;
     println!("\nYour Kubernetes control-plane has initialized successfully!\n");
     println!(

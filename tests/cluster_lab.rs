@@ -202,16 +202,24 @@ fn up_builds_a_cluster_that_runs_pods() {
         "[figure] up after the images were provided, to every node Ready: {:.1}s",
         t0.elapsed().as_secs_f64()
     );
-    // What the first control plane's kubelet did with the control-plane containers: how
-    // often each ran and why it was stopped (the figure behind a slow or failed run).
-    let diag = text(&lab.ssh(
-        1,
-        "crictl ps -a -o table 2>&1 | grep -v ' web' | head -20; \
-         journalctl -u kubelet --no-pager 2>/dev/null \
-           | grep -iE 'killing container|restart|probe failed|sandbox changed' | tail -15",
-    ));
-    eprintln!("[diag] control-plane containers on {}:\n{diag}", n(1));
-    assert!(out.status.success(), "up failed:\n{log}\n{diag}");
+    // How often each control-plane container restarted (the figure behind a slow or
+    // failed run) and, on failure, what the first control plane's kubelet said.
+    let k = Kubectl {
+        bin: cluster_support::bin_dir("KUBEBOOT_K8S_BIN").join("kubectl"),
+        kubeconfig: kc.clone(),
+    };
+    let pods = text(&k.run(&["-n", "kube-system", "get", "pods", "-o", "wide"]));
+    eprintln!("[diag] kube-system after the second up:\n{pods}");
+    let diag = if out.status.success() {
+        String::new()
+    } else {
+        text(&lab.ssh(
+            1,
+            "journalctl -u kubelet --no-pager 2>/dev/null \\
+               | grep -iE 'killing container|restart|probe failed|StartError' | tail -15",
+        ))
+    };
+    assert!(out.status.success(), "up failed:\n{log}\n{pods}\n{diag}");
     let imported: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("image archive") && l.contains("changed"))
@@ -242,10 +250,6 @@ fn up_builds_a_cluster_that_runs_pods() {
         assert!(row.contains("joined in"), "{row}");
     }
 
-    let k = Kubectl {
-        bin: cluster_support::bin_dir("KUBEBOOT_K8S_BIN").join("kubectl"),
-        kubeconfig: kc.clone(),
-    };
     // 3. All nodes Ready, with podCIDRs from the pod subnet.
     let nodes = k.json(&["get", "nodes"]);
     let items = nodes["items"].as_array().unwrap();

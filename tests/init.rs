@@ -205,4 +205,98 @@ fn init_runs_every_phase_and_prints_the_join_command() {
     ]);
     assert!(!ok && err.contains("--certificate-key"), "{err}");
     assert_eq!(common::snapshot(&cp.etc("pki")), before);
+
+    // skipPhases in the config file: a file that skips addon/kube-proxy leaves no
+    // kube-proxy objects; init --dry-run says what the phases would do.
+    let kubectl = common::tool("kubectl", "KUBEBOOT_TEST_KUBECTL", "bash .ci/setup");
+    let k = |args: &[&str]| {
+        common::exec(
+            Command::new(&kubectl)
+                .arg("--kubeconfig")
+                .arg(cp.etc("admin.conf"))
+                .args(["-n", "kube-system"])
+                .args(args),
+        )
+    };
+    let (ok, _, err) = k(&["delete", "daemonset/kube-proxy", "configmap/kube-proxy"]);
+    assert!(ok, "{err}");
+    let text = std::fs::read_to_string(&cp.config).unwrap();
+    let with_skip = |phase: &str| {
+        text.replacen(
+            "bootstrapTokens:",
+            &format!("skipPhases:\n  - {phase}\nbootstrapTokens:"),
+            1,
+        )
+    };
+    let skip_cfg = fake_dir.path().join("skip.yaml");
+    std::fs::write(&skip_cfg, with_skip("addon/kube-proxy")).unwrap();
+    let init_with = |file: &std::path::Path, extra: &[&str]| {
+        cp.kubeboot()
+            .args(["init", "--config", file.to_str().unwrap()])
+            .args(["--skip-phases", "preflight", "--node-wait", "30s"])
+            .args(extra)
+            .env("PATH", &path)
+            .output()
+            .unwrap()
+    };
+    let out = init_with(&skip_cfg, &["--dry-run"]);
+    let plan = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{plan}");
+    assert!(
+        plan.contains("[preflight] skipped (--skip-phases)\n"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("[certs] Would use the existing ca certificate "),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("[addon] Would apply the CoreDNS addon\n[cni] Would apply flannel for pod network 10.244.0.0/16\n"),
+        "{plan}"
+    );
+    assert!(!plan.contains("kube-proxy addon"), "{plan}");
+    let out = init_with(&skip_cfg, &[]);
+    let log = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{log}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(log.contains("Applied essential addon: CoreDNS"), "{log}");
+    assert!(
+        !log.contains("Applied essential addon: kube-proxy"),
+        "{log}"
+    );
+    let (ok, _, err) = k(&["get", "daemonset/kube-proxy"]);
+    assert!(
+        !ok && err.contains("NotFound"),
+        "kube-proxy came back: {err}"
+    );
+    let (ok, _, err) = k(&["get", "configmap/kube-proxy"]);
+    assert!(
+        !ok && err.contains("NotFound"),
+        "kube-proxy came back: {err}"
+    );
+
+    // A phase init does not have: refused before anything runs, naming file and line.
+    let bad = with_skip("addon/kube-prox");
+    let line = bad
+        .lines()
+        .position(|l| l.starts_with("skipPhases:"))
+        .unwrap()
+        + 1;
+    std::fs::write(&skip_cfg, &bad).unwrap();
+    let before = common::snapshot(&cp.etc(""));
+    let out = init_with(&skip_cfg, &[]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!(
+            "{}:{line}: skipPhases: \"addon/kube-prox\" is not a phase of init",
+            skip_cfg.display()
+        )) && err.contains("addon/kube-proxy"),
+        "{err}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).trim().is_empty());
+    assert_eq!(common::snapshot(&cp.etc("")), before);
 }

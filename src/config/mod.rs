@@ -196,6 +196,9 @@ pub struct InitConfig {
     pub cert_dir: PathBuf,
     pub cert_validity: Duration,
     pub ca_validity: Duration,
+    /// Where `init.skip_phases` was written (`FILE:LINE: skipPhases`), for the error that
+    /// names a phase init does not have.
+    pub skip_phases_origin: Option<String>,
 }
 
 impl InitConfig {
@@ -834,7 +837,12 @@ fn resolve_init(
     if !p.errors.is_empty() {
         return Err(ConfigError::Invalid(p.errors));
     }
+    let skip_phases_origin = init_doc.as_ref().map(|d| match d.line_of(&["skipPhases"]) {
+        Some(line) => format!("{}:{line}: skipPhases", d.file.display()),
+        None => format!("{}: skipPhases", d.file.display()),
+    });
     Ok(InitConfig {
+        skip_phases_origin,
         node_name,
         advertise_address: advertise_address.expect("validated"),
         bind_port,

@@ -2,6 +2,7 @@
 
 pub mod cluster;
 pub mod rbac;
+pub mod workflow;
 
 use super::report;
 use crate::config::InitConfig;
@@ -315,124 +316,40 @@ pub fn kubelet_finalize(ctx: &InitContext) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs every phase of `kubeboot init` that is not skipped; returns the join command.
+/// Runs every phase of `kubeboot init` that is not skipped (`--skip-phases` and the
+/// config file's `skipPhases`, both checked against the phase list); returns the join
+/// command.
 pub fn run_all(ctx: &InitContext, run: &InitRun) -> anyhow::Result<InitOutcome> {
-    use anyhow::Context;
-    let skip = |p: &str| {
-        let s = run.skip_phases.iter().any(|x| x == p || x == "all");
-        if s {
-            report(p, "Skipped (--skip-phases)");
-        }
-        s
-    };
-    // Every error names the phase it stopped in.
-    let at = |p: &'static str| move || format!("init stopped in phase {p}");
-    if !skip("preflight") {
-        // flannel's images too, unless its phase will not run.
-        let cni = if run.skip_phases.iter().any(|x| x == "cni" || x == "all") {
-            None
-        } else {
-            crate::render::images::default_cni(ctx.cfg)
-        };
-        preflight(ctx, &run.ignore_preflight_errors, &run.containerd, cni)
-            .with_context(at("preflight"))?;
-    }
-    if !skip("certs") {
-        certs(ctx, "all").with_context(at("certs"))?;
-    }
-    if !skip("kubeconfig") {
-        kubeconfig(ctx, "all").with_context(at("kubeconfig"))?;
-    }
-    if !skip("etcd") && ctx.cfg.local_etcd().is_some() {
-        etcd(ctx).with_context(at("etcd"))?;
-    }
-    if !skip("control-plane") {
-        control_plane(ctx, "all").with_context(at("control-plane"))?;
-    }
-    if !skip("kubelet-start") {
-        kubelet_start(ctx).with_context(at("kubelet-start"))?;
-    }
-    if !skip("wait-control-plane") {
-        cluster::wait_control_plane(ctx).with_context(at("wait-control-plane"))?;
-    }
-    let needs_client = [
-        "upload-config",
-        "upload-certs",
-        "mark-control-plane",
-        "bootstrap-token",
-        "addon",
-        "cni",
-    ]
-    .iter()
-    .any(|p| !run.skip_phases.iter().any(|x| x == p || x == "all"));
-    let client = if needs_client {
-        Some(
-            cluster::admin_client(ctx)
-                .with_context(at("upload-config (cluster-admins binding)"))?,
-        )
-    } else {
-        None
-    };
-    let client = || client.as_ref().expect("client");
-    if !skip("upload-config") {
-        let kubelet = cluster::kubelet_config_yaml(ctx).with_context(at("upload-config"))?;
-        cluster::upload_config(ctx, client(), "all", &kubelet).with_context(at("upload-config"))?;
-    }
-    let mut certificate_key = None;
-    if run.upload_certs && !skip("upload-certs") {
-        certificate_key = Some(
-            upload_certs(ctx, client(), run.certificate_key.as_deref())
-                .with_context(at("upload-certs"))?,
-        );
-    } else if !run.upload_certs
-        && !run
-            .skip_phases
-            .iter()
-            .any(|x| x == "upload-certs" || x == "all")
-    {
-        report("upload-certs", "Skipping phase. Please see --upload-certs");
-    }
-    if !skip("mark-control-plane") {
-        cluster::mark_control_plane(ctx, client(), run.node_wait)
-            .with_context(at("mark-control-plane"))?;
-    }
-    let mut tokens = Vec::new();
-    if !skip("bootstrap-token") {
-        tokens = cluster::bootstrap_token(ctx, client()).with_context(at("bootstrap-token"))?;
-    }
-    if !skip("kubelet-finalize") {
-        kubelet_finalize(ctx).with_context(at("kubelet-finalize"))?;
-    }
-    if !skip("addon") {
-        cluster::addon(ctx, client(), "all").with_context(at("addon"))?;
-    }
-    if !skip("cni") {
-        if ctx.cfg.pod_subnets.is_empty() {
-            report(
-                "cni",
-                "Skipped: no pod network CIDR (networking.podSubnet / --pod-network-cidr); install a CNI yourself",
-            );
-        } else {
-            cluster::cni(ctx, client(), run.flannel_iface.clone()).with_context(at("cni"))?;
-        }
-    }
-    let mut out = InitOutcome {
-        join: None,
-        certificate_key,
-    };
-    if skip("show-join-command") {
-        return Ok(out);
-    }
-    let Some(token) = tokens.first() else {
-        return Ok(out);
-    };
-    let (ca, _) = pki::load_ca(ctx.host, &ctx.cfg.cert_dir, "ca")?;
-    let endpoint = ctx.cfg.cluster_url();
-    out.join = Some(format!(
-        "kubeboot join {} --token {} --discovery-token-ca-cert-hash {}",
-        endpoint.trim_start_matches("https://"),
-        token.token,
-        ca.spki_sha256()
-    ));
-    Ok(out)
+    let wf = workflow::workflow();
+    let skips = skips(&wf, ctx, run)?;
+    let mut data = workflow::InitData::new(ctx, run);
+    data.cni_runs = !skips.names().iter().any(|s| s == "cni" || s == "all");
+    wf.run(&mut data, &skips, |p| report(p, "Skipped (--skip-phases)"))?;
+    Ok(data.outcome)
+}
+
+/// What `init --dry-run` says the phases would do, `[phase] line` per line.
+pub fn plan(ctx: &InitContext, run: &InitRun) -> anyhow::Result<String> {
+    let wf = workflow::workflow();
+    let skips = skips(&wf, ctx, run)?;
+    let mut data = workflow::InitData::new(ctx, run);
+    data.cni_runs = !skips.names().iter().any(|s| s == "cni" || s == "all");
+    Ok(crate::workflow::render_plan(&wf.plan(&data, &skips)?))
+}
+
+/// `--skip-phases` and the InitConfiguration's `skipPhases`, validated.
+fn skips(
+    wf: &crate::workflow::Workflow<workflow::InitData>,
+    ctx: &InitContext,
+    run: &InitRun,
+) -> anyhow::Result<crate::workflow::Skips> {
+    let from_file = ctx
+        .cfg
+        .skip_phases_origin
+        .as_deref()
+        .unwrap_or("skipPhases");
+    wf.skips([
+        ("--skip-phases", &run.skip_phases[..]),
+        (from_file, &ctx.cfg.init.skip_phases[..]),
+    ])
 }
