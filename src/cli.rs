@@ -316,8 +316,9 @@ pub struct JoinArgs {
     #[arg(long, value_name = "URL")]
     pub cri_socket: Option<String>,
     /// Phases to skip: preflight, control-plane-prepare, check-etcd, kubelet-start,
-    /// etcd-join, kubelet-wait-bootstrap, wait-control-plane, control-plane-join.
-    #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(crate::phases::join::PHASES))]
+    /// etcd-join, kubelet-wait-bootstrap, wait-control-plane, control-plane-join (or
+    /// `all`).
+    #[arg(long, value_delimiter = ',')]
     pub skip_phases: Vec<String>,
     /// Join as another control plane (API server, controller-manager, scheduler and an
     /// etcd member on this node).

@@ -179,6 +179,50 @@ fn join_with_token_discovery() {
         "{err}"
     );
 
+    // skipPhases in a JoinConfiguration file: honoured (discovery only, nothing of the
+    // kubelet written), and a phase join does not have is refused naming file and line.
+    let file_dir = tempfile::tempdir().unwrap();
+    let join_file = |skip: &str| {
+        let text = format!(
+            "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ndiscovery:\n  bootstrapToken:\n    apiServerEndpoint: {endpoint}\n    token: {INIT_TOKEN}\n    caCertHashes: [\"{hash}\"]\nnodeRegistration:\n  name: worker-file\nskipPhases: [{skip}]\n"
+        );
+        let f = file_dir.path().join("join.yaml");
+        std::fs::write(&f, text).unwrap();
+        f
+    };
+    let fw = worker();
+    let f = join_file("kubelet-start, kubelet-wait-bootstrap");
+    let out = join_cmd(fw.path(), &["--config", f.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{log}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        log.contains("[kubelet-start] Skipped (--skip-phases)")
+            && log.contains("[kubelet-wait-bootstrap] Skipped (--skip-phases)"),
+        "{log}"
+    );
+    assert!(
+        !fw.path()
+            .join("etc/kubernetes/bootstrap-kubelet.conf")
+            .exists()
+    );
+    let f = join_file("kubelet-wait");
+    let before = common::snapshot(fw.path());
+    let err = join_fails(fw.path(), &["--config", f.to_str().unwrap()]);
+    assert!(
+        err.contains(&format!(
+            "{}:10: skipPhases: \"kubelet-wait\" is not a phase of join",
+            f.display()
+        )) && err.contains("kubelet-wait-bootstrap"),
+        "{err}"
+    );
+    assert_eq!(common::snapshot(fw.path()), before);
+
     let discovery_only = [
         "--skip-phases",
         "kubelet-start,kubelet-wait-bootstrap",

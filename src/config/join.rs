@@ -72,6 +72,9 @@ pub struct JoinConfig {
     pub tls_bootstrap_timeout: Duration,
     /// Set when joining as a control plane.
     pub control_plane: Option<ControlPlaneJoin>,
+    /// Where `join.skip_phases` was written (`FILE:LINE: skipPhases`), for the error that
+    /// names a phase join does not have.
+    pub skip_phases_origin: Option<String>,
 }
 
 impl JoinConfig {
@@ -301,7 +304,12 @@ impl JoinConfig {
             return Err(ConfigError::Invalid(errors));
         }
         let t = join.timeouts.clone().unwrap_or_default();
+        let skip_phases_origin = doc.as_ref().map(|d| match d.line_of(&["skipPhases"]) {
+            Some(line) => format!("{}:{line}: skipPhases", d.file.display()),
+            None => format!("{}: skipPhases", d.file.display()),
+        });
         Ok(JoinConfig {
+            skip_phases_origin,
             discovery_timeout: o
                 .discovery_timeout
                 .or(t.discovery.map(|d| d.0))

@@ -4,14 +4,16 @@
 
 use super::report;
 use crate::apiclient::ApiClient;
-use crate::config::LocalFacts;
 use crate::config::join::{Discovery, JoinConfig};
-use crate::host::{Host, RunOptions, WriteOptions};
+use crate::host::{RunOptions, WriteOptions};
 use crate::kubeconfig::{KubeConfig, User};
 use anyhow::Context;
 use base64::Engine;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+pub use super::join_data::{BOOTSTRAP_KUBELET_CONF, Discovered, JoinContext, Joined, KUBELET_CONF};
+use crate::workflow::{Phase, Workflow};
 
 /// Phase names, in kubeadm's order (`--skip-phases` takes these; the control-plane ones
 /// run only with `--control-plane`).
@@ -25,51 +27,6 @@ pub const PHASES: &[&str] = &[
     "wait-control-plane",
     "control-plane-join",
 ];
-
-/// The bootstrap kubeconfig the kubelet uses for its TLS bootstrap.
-pub const BOOTSTRAP_KUBELET_CONF: &str = "/etc/kubernetes/bootstrap-kubelet.conf";
-/// The kubelet's kubeconfig once bootstrapped.
-pub const KUBELET_CONF: &str = "/etc/kubernetes/kubelet.conf";
-
-/// What the join phases work with.
-pub struct JoinContext<'a> {
-    pub cfg: &'a JoinConfig,
-    pub host: &'a dyn Host,
-    pub local: &'a dyn LocalFacts,
-    pub skip: Vec<String>,
-    /// Preflight checks whose errors become warnings.
-    pub ignore_preflight_errors: Vec<String>,
-    /// Where preflight finds containerd to check (and pull) this node's images.
-    pub containerd: crate::images::Containerd,
-    /// The cluster's CNI (`flannel`, `none`, ...) when known; `None` means what `init`
-    /// installs for the cluster's settings (flannel when it has a pod CIDR).
-    pub cni: Option<String>,
-}
-
-/// What join found out, for the summary.
-#[derive(Debug)]
-pub struct Joined {
-    pub server: String,
-    pub node_name: String,
-    pub took: Duration,
-}
-
-fn skipped(ctx: &JoinContext, phase: &str) -> bool {
-    let s = ctx.skip.iter().any(|p| p == phase || p == "all");
-    if s {
-        report(phase, "Skipped (--skip-phases)");
-    }
-    s
-}
-
-/// What the phases after discovery share: the trusted cluster-info, a client with the
-/// bootstrap token, and this node's configuration within the cluster.
-pub struct Discovered {
-    pub cluster_info: KubeConfig,
-    pub bootstrap: KubeConfig,
-    pub client: ApiClient,
-    pub node_cfg: crate::config::InitConfig,
-}
 
 /// Discovery, then the cluster's configuration read with the bootstrap token.
 pub fn discover(ctx: &JoinContext) -> anyhow::Result<Discovered> {
@@ -91,46 +48,152 @@ pub fn discover(ctx: &JoinContext) -> anyhow::Result<Discovered> {
     })
 }
 
-/// Runs every join phase that is not skipped; every error names the phase it stopped in.
+/// What join's phases share during one run: discovery's result (made once, when the
+/// first phase needs it) and the etcd client check-etcd found.
+pub struct JoinData<'c, 'a> {
+    pub ctx: &'c JoinContext<'a>,
+    discovered: Option<Discovered>,
+    etcd: Option<crate::etcdclient::EtcdClient>,
+}
+
+impl JoinData<'_, '_> {
+    /// Token (or file) discovery and the cluster's configuration, once.
+    fn discovered(&mut self) -> anyhow::Result<&Discovered> {
+        if self.discovered.is_none() {
+            self.discovered = Some(discover(self.ctx).context("discovery")?);
+        }
+        Ok(self.discovered.as_ref().expect("set above"))
+    }
+}
+
+fn is_control_plane(d: &JoinData) -> bool {
+    d.ctx.cfg.control_plane.is_some()
+}
+
+fn says(line: &str) -> anyhow::Result<Vec<String>> {
+    Ok(vec![line.to_string()])
+}
+
+/// join's phases in kubeadm's order; the control-plane ones run only with
+/// `--control-plane` (`controlPlane` in the JoinConfiguration).
+pub fn workflow<'c, 'a>() -> Workflow<JoinData<'c, 'a>> {
+    use super::join_cp as cp;
+    Workflow {
+        command: "join",
+        phases: vec![
+            Phase::<JoinData>::new(
+                "preflight",
+                "Run join pre-flight checks",
+                |d, _| {
+                    preflight(d.ctx)?;
+                    let ctx = d.ctx;
+                    preflight_images(ctx, d.discovered()?)
+                },
+                |_, _| says("Would check that this node is not part of a cluster yet, discover the cluster and make sure containerd has its images"),
+            ),
+            Phase::<JoinData>::new(
+                "control-plane-prepare",
+                "Prepare the machine for serving a control plane",
+                |d, _| {
+                    let ctx = d.ctx;
+                    cp::control_plane_prepare(ctx, d.discovered()?)
+                },
+                |_, _| says("Would put the shared certificates in place, sign this node's own and write the control-plane manifests"),
+            )
+            .run_if(is_control_plane),
+            Phase::<JoinData>::new(
+                "check-etcd",
+                "Check that the local etcd cluster is healthy",
+                |d, _| {
+                    let ctx = d.ctx;
+                    let etcd = cp::check_etcd(ctx, d.discovered()?)?;
+                    d.etcd = etcd;
+                    Ok(())
+                },
+                |_, _| says("Would check that every etcd member is healthy"),
+            )
+            .run_if(is_control_plane),
+            Phase::<JoinData>::new(
+                "kubelet-start",
+                "Write kubelet settings, certificates and (re)start the kubelet",
+                |d, _| {
+                    let ctx = d.ctx;
+                    kubelet_start(ctx, d.discovered()?)
+                },
+                |_, _| says("Would write the kubelet's bootstrap kubeconfig and settings and (re)start the kubelet"),
+            ),
+            Phase::<JoinData>::new(
+                "etcd-join",
+                "Add a new local etcd member",
+                |d, _| {
+                    let ctx = d.ctx;
+                    d.discovered()?;
+                    let disc = d.discovered.as_ref().expect("discovered above");
+                    cp::etcd_join(ctx, disc, d.etcd.as_ref())
+                },
+                |_, _| says("Would add this node to etcd as a learner and promote it once in sync"),
+            )
+            .run_if(is_control_plane),
+            Phase::<JoinData>::new(
+                "kubelet-wait-bootstrap",
+                "Wait for the kubelet to bootstrap itself",
+                |d, _| kubelet_wait_bootstrap(d.ctx),
+                |_, _| says("Would wait for the kubelet's TLS bootstrap (kubelet.conf)"),
+            ),
+            Phase::<JoinData>::new(
+                "wait-control-plane",
+                "Wait for the control plane to start",
+                |d, _| {
+                    let ctx = d.ctx;
+                    cp::wait_control_plane(ctx, d.discovered()?)
+                },
+                |_, _| says("Would wait for this node's API server to be ready"),
+            )
+            .run_if(is_control_plane),
+            Phase::<JoinData>::new(
+                "control-plane-join",
+                "Join a machine as a control plane instance",
+                |d, _| {
+                    let ctx = d.ctx;
+                    cp::control_plane_join(ctx, d.discovered()?)
+                },
+                |_, _| says("Would label and taint this node as a control plane"),
+            )
+            .run_if(is_control_plane),
+        ],
+    }
+}
+
+/// Runs every join phase that is not skipped (`--skip-phases` and the JoinConfiguration's
+/// `skipPhases`, both checked against the phase list); every error names the phase it
+/// stopped in.
 pub fn run(ctx: &JoinContext) -> anyhow::Result<Joined> {
     let start = Instant::now();
-    let at = |p: &'static str| move || format!("join stopped in phase {p}");
-    let cp = ctx.cfg.control_plane.is_some();
-    if !skipped(ctx, "preflight") {
-        preflight(ctx).with_context(at("preflight"))?;
-    }
-    let d = discover(ctx).with_context(at("discovery"))?;
-    if !ctx.skip.iter().any(|p| p == "preflight" || p == "all") {
-        preflight_images(ctx, &d).with_context(at("preflight"))?;
-    }
-    let server = d.cluster_info.clusters[0].cluster.server.clone();
-    let mut etcd = None;
-    if cp {
-        if !skipped(ctx, "control-plane-prepare") {
-            super::join_cp::control_plane_prepare(ctx, &d)
-                .with_context(at("control-plane-prepare"))?;
-        }
-        if !skipped(ctx, "check-etcd") {
-            etcd = super::join_cp::check_etcd(ctx, &d).with_context(at("check-etcd"))?;
-        }
-    }
-    if !skipped(ctx, "kubelet-start") {
-        kubelet_start(ctx, &d).with_context(at("kubelet-start"))?;
-    }
-    if cp && !skipped(ctx, "etcd-join") {
-        super::join_cp::etcd_join(ctx, &d, etcd.as_ref()).with_context(at("etcd-join"))?;
-    }
-    if !skipped(ctx, "kubelet-wait-bootstrap") {
-        kubelet_wait_bootstrap(ctx).with_context(at("kubelet-wait-bootstrap"))?;
-    }
-    if cp {
-        if !skipped(ctx, "wait-control-plane") {
-            super::join_cp::wait_control_plane(ctx, &d).with_context(at("wait-control-plane"))?;
-        }
-        if !skipped(ctx, "control-plane-join") {
-            super::join_cp::control_plane_join(ctx, &d).with_context(at("control-plane-join"))?;
-        }
-    }
+    let wf = workflow();
+    let from_file = ctx
+        .cfg
+        .skip_phases_origin
+        .as_deref()
+        .unwrap_or("skipPhases");
+    let skips = wf.skips([
+        ("--skip-phases", &ctx.skip[..]),
+        (from_file, &ctx.cfg.join.skip_phases[..]),
+    ])?;
+    let mut data = JoinData {
+        ctx,
+        discovered: None,
+        etcd: None,
+    };
+    wf.run(&mut data, &skips, |p| report(p, "Skipped (--skip-phases)"))?;
+    // Every phase skipped: discovery still tells where the cluster is.
+    let server = data
+        .discovered()
+        .context("join stopped in phase discovery")?
+        .cluster_info
+        .clusters[0]
+        .cluster
+        .server
+        .clone();
     Ok(Joined {
         server,
         node_name: ctx.cfg.node_name.clone(),

@@ -8,7 +8,7 @@
 //! (copied by `kubeboot up` or by hand). Either way the cluster CA on the node must be
 //! the CA the discovery pinned: a control plane is never built on another cluster's CA.
 
-use super::join::{Discovered, JoinContext};
+use super::join_data::{Discovered, JoinContext};
 use super::report;
 use crate::apiclient::ApiClient;
 use crate::config::join::ControlPlaneJoin;

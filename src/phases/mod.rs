@@ -5,6 +5,7 @@
 pub mod init;
 pub mod join;
 pub mod join_cp;
+pub mod join_data;
 pub mod preflight;
 pub mod reset;
 
@@ -46,6 +47,19 @@ pub fn report(phase: &str, message: &str) {
 
 #[cfg(test)]
 mod tests {
+    /// The workflows run exactly the pinned phases, in that order.
+    #[test]
+    fn workflows_follow_the_pinned_order() {
+        let top = |names: Vec<String>| -> Vec<String> {
+            names.into_iter().filter(|n| !n.contains('/')).collect()
+        };
+        assert_eq!(
+            top(super::init::workflow::workflow().names()),
+            super::init::PHASES
+        );
+        assert_eq!(top(super::join::workflow().names()), super::join::PHASES);
+    }
+
     /// The phase order of init and join, pinned before the phases moved onto the
     /// workflow runner: the runner must keep kubeadm's order exactly.
     #[test]
