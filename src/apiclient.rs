@@ -159,7 +159,7 @@ impl ApiClient {
                 .map_err(|e| ApiError::Credentials(format!("client certificate and key: {e}")))?;
             b = b.identity(id);
         } else if !user.token.is_empty() {
-            who = match crate::token::BootstrapToken::parse(&user.token) {
+            who = match crate::token::value::BootstrapToken::parse(&user.token) {
                 Ok(t) => format!("user \"system:bootstrap:{}\"", t.id()),
                 Err(_) => "the token user".into(),
             };

@@ -4,7 +4,7 @@
 
 use super::v1beta4::{JoinConfiguration, NodeRegistration};
 use super::{ConfigError, ConfigFiles, FieldError, InitConfig, InitOverrides, LocalFacts, network};
-use crate::token::BootstrapToken;
+use crate::token::value::BootstrapToken;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! that names the field, never a silently ignored setting.
 
 use super::duration::GoDuration;
-use crate::token::BootstrapToken;
+use crate::token::value::BootstrapToken;
 use serde::{Deserialize, Serialize};
 
 /// The API group/version of kubeadm's config files that kubeboot reads.

@@ -42,7 +42,7 @@ pub fn down(name: &str, state_root: &Path) -> Result<DownOutcome> {
         None => placeholder,
     };
     // Console logs kept by a failed `up` go with the lab.
-    let failed_logs = super::up::failed_logs_dir(state_root, name);
+    let failed_logs = super::layout::failed_logs_dir(state_root, name);
     let _ = std::fs::remove_dir_all(&failed_logs);
     if let Some(parent) = failed_logs.parent() {
         let _ = std::fs::remove_dir(parent); // only when empty

@@ -195,6 +195,12 @@ impl LabLayout {
     }
 }
 
+/// Where a failed `up` keeps the nodes' console logs: outside the lab's state directory
+/// (which the clean-up removes); lab names cannot start with '.', so no lab lives there.
+pub fn failed_logs_dir(state_root: &Path, name: &str) -> PathBuf {
+    state_root.join(".failed").join(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,7 @@ use super::command::run;
 use super::down;
 use super::error::{LabError, Result};
 use super::inventory::{ClusterInventory, InventoryHost, role_for, write_known_hosts};
-use super::layout::{LabLayout, validate_subnet};
+use super::layout::{LabLayout, failed_logs_dir, validate_subnet};
 use super::net;
 use super::node::{self, NodeCommon};
 use super::prereq;
@@ -194,12 +194,6 @@ fn warnings(state: &LabState) -> Vec<String> {
         );
     }
     out
-}
-
-/// Where a failed `up` keeps the nodes' console logs: outside the lab's state directory
-/// (which the clean-up removes); lab names cannot start with '.', so no lab lives there.
-pub fn failed_logs_dir(state_root: &Path, name: &str) -> PathBuf {
-    state_root.join(".failed").join(name)
 }
 
 /// Copies every node's console log out of the lab before the clean-up removes it;
