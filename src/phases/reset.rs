@@ -322,3 +322,50 @@ pub fn reset_host(
     }
     Ok(rep)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::LocalHost;
+
+    /// Skipped phases run nothing: no command, no file removed.
+    #[test]
+    fn skip_phases_skips_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = LocalHost::with_root(dir.path());
+        let admin = dir.path().join("etc/kubernetes/admin.conf");
+        std::fs::create_dir_all(admin.parent().unwrap()).unwrap();
+        std::fs::write(&admin, "x").unwrap();
+        let opts = ResetOptions {
+            skip_phases: vec!["remove-etcd-member".into(), "cleanup-node".into()],
+            ..Default::default()
+        };
+        let rep = run(&host, "/etc/kubernetes/pki", "/var/lib/etcd", &opts).unwrap();
+        assert!(rep.done.is_empty() && rep.failed.is_empty(), "{rep:?}");
+        assert!(admin.exists());
+        // Only cleanup-node skipped: remove-etcd-member runs (no etcd manifest here).
+        let opts = ResetOptions {
+            skip_phases: vec!["cleanup-node".into()],
+            ..Default::default()
+        };
+        let rep = run(&host, "/etc/kubernetes/pki", "/var/lib/etcd", &opts).unwrap();
+        assert_eq!(rep.done, vec!["remove-etcd-member".to_string()]);
+        assert!(admin.exists());
+    }
+
+    #[test]
+    fn cri_socket_is_the_socket_containers_are_removed_from() {
+        let script = |s: Option<&str>| {
+            steps("/p", "/e", s)
+                .into_iter()
+                .find(|s| s.name == "stop-containers")
+                .unwrap()
+                .script
+        };
+        assert!(script(None).contains("s='/run/containerd/containerd.sock'"));
+        assert!(
+            script(Some("unix:///run/k3s/containerd.sock"))
+                .contains("s='/run/k3s/containerd.sock'")
+        );
+    }
+}

@@ -104,7 +104,13 @@ impl Certificate {
     /// A PEM `CERTIFICATE REQUEST` for `key` with the subject and SANs of `req`, for an
     /// external CA to sign (`certs renew --csr-only`).
     pub fn request_pem(req: &CertRequest, key: &PrivateKey) -> Result<String, PkiError> {
-        let params = Self::params(req)?;
+        let full = Self::params(req)?;
+        // A request carries names and usages; validity, serial and CA fields are the CA's.
+        let mut params = CertificateParams::default();
+        params.distinguished_name = full.distinguished_name;
+        params.subject_alt_names = full.subject_alt_names;
+        params.key_usages = full.key_usages;
+        params.extended_key_usages = full.extended_key_usages;
         let csr = params
             .serialize_request(key.pair())
             .map_err(|e| PkiError::Crypto(format!("a request for {}: {e}", req.cn)))?;
