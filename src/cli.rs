@@ -121,6 +121,67 @@ pub struct InitRunArgs {
     pub node_wait: std::time::Duration,
     #[command(flatten)]
     pub upload: UploadCertsFlags,
+    #[command(flatten)]
+    pub token: InitTokenFlags,
+    #[command(flatten)]
+    pub cri: CriSocketFlag,
+}
+
+/// kubeadm's `init` flags for the first bootstrap token (`bootstrapTokens[0]`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct InitTokenFlags {
+    /// The bootstrap token to create (`[a-z0-9]{6}.[a-z0-9]{16}`); generated when omitted.
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// Lifetime of that token before it is deleted automatically, Go syntax (1s, 2m, 3h);
+    /// 0 = it never expires [default: 24h0m0s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub token_ttl: Option<std::time::Duration>,
+    /// Do not print the token: the join commands show `<value withheld>` in its place.
+    #[arg(long)]
+    pub skip_token_print: bool,
+}
+
+/// kubeadm's `--cri-socket`: `nodeRegistration.criSocket`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct CriSocketFlag {
+    /// The container runtime's socket, for the kubelet (containerRuntimeEndpoint) and the
+    /// preflight image checks [default: unix:///var/run/containerd/containerd.sock].
+    #[arg(long, value_name = "URL")]
+    pub cri_socket: Option<String>,
+}
+
+/// kubeadm's `--<component>-extra-args` on `init phase control-plane`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ExtraArgsFlags {
+    /// Extra kube-apiserver flags, `name=value` (comma-separated); they win over
+    /// `apiServer.extraArgs` of the same name.
+    #[arg(long, value_name = "NAME=VALUE", value_delimiter = ',', value_parser = parse_pair)]
+    pub apiserver_extra_args: Vec<(String, String)>,
+    /// Extra kube-controller-manager flags, `name=value` (comma-separated).
+    #[arg(long, value_name = "NAME=VALUE", value_delimiter = ',', value_parser = parse_pair)]
+    pub controller_manager_extra_args: Vec<(String, String)>,
+    /// Extra kube-scheduler flags, `name=value` (comma-separated).
+    #[arg(long, value_name = "NAME=VALUE", value_delimiter = ',', value_parser = parse_pair)]
+    pub scheduler_extra_args: Vec<(String, String)>,
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => {
+            Ok((k.trim().trim_start_matches("--").to_string(), v.to_string()))
+        }
+        _ => Err(format!("{s:?} is not name=value (e.g. v=4)")),
+    }
+}
+
+/// kubeadm's `--kubeconfig` on the init phases that talk to the cluster.
+#[derive(Debug, Args, Clone, Default)]
+pub struct AdminKubeconfigFlag {
+    /// The kubeconfig to talk to the cluster with [default: admin.conf in --kubeconfig-dir,
+    /// given its rights through super-admin.conf on a new cluster].
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
 }
 
 /// `--upload-certs` and its key (init and `init phase upload-certs`).
@@ -182,6 +243,8 @@ pub enum InitPhase {
         flags: InitFlags,
         #[command(flatten)]
         images: ImageRepositoryFlag,
+        #[command(flatten)]
+        cri: CriSocketFlag,
         /// Checks whose errors become warnings (or `all`).
         #[arg(long, value_delimiter = ',')]
         ignore_preflight_errors: Vec<String>,
@@ -192,6 +255,8 @@ pub enum InitPhase {
         flags: InitFlags,
         #[command(flatten)]
         images: ImageRepositoryFlag,
+        #[command(flatten)]
+        cri: CriSocketFlag,
     },
     /// Point kubelet.conf at the kubelet's rotated client certificate.
     KubeletFinalize(ClusterPhaseFlags),
@@ -206,7 +271,12 @@ pub enum InitPhase {
         node_wait: std::time::Duration,
     },
     /// Bootstrap tokens, node-bootstrap RBAC and the public cluster-info ConfigMap.
-    BootstrapToken(ClusterPhaseFlags),
+    BootstrapToken {
+        #[command(flatten)]
+        flags: ClusterPhaseFlags,
+        #[command(flatten)]
+        admin: AdminKubeconfigFlag,
+    },
     /// Upload the shared certificates (CAs, service-account keys) to the kubeadm-certs
     /// Secret, encrypted with a certificate key (needs --upload-certs).
     UploadCerts {
@@ -214,6 +284,8 @@ pub enum InitPhase {
         flags: ClusterPhaseFlags,
         #[command(flatten)]
         upload: UploadCertsFlags,
+        #[command(flatten)]
+        admin: AdminKubeconfigFlag,
     },
     /// Write the local etcd static Pod manifest (`local`).
     Etcd {
@@ -232,6 +304,8 @@ pub enum InitPhase {
         flags: InitFlags,
         #[command(flatten)]
         images: ImageRepositoryFlag,
+        #[command(flatten)]
+        extra: ExtraArgsFlags,
     },
     /// Upload the kubeadm-config and kubelet-config ConfigMaps: all, kubeadm, kubelet.
     UploadConfig {
@@ -239,6 +313,8 @@ pub enum InitPhase {
         which: String,
         #[command(flatten)]
         flags: ClusterPhaseFlags,
+        #[command(flatten)]
+        admin: AdminKubeconfigFlag,
     },
     /// Install the essential addons: all, coredns, kube-proxy.
     Addon {
@@ -248,6 +324,8 @@ pub enum InitPhase {
         flags: ClusterPhaseFlags,
         #[command(flatten)]
         images: ImageRepositoryFlag,
+        #[command(flatten)]
+        admin: AdminKubeconfigFlag,
     },
     /// Install the pod network (flannel) for the pod CIDR.
     Cni {
@@ -284,6 +362,17 @@ pub struct ResetArgs {
     /// The local etcd's data directory.
     #[arg(long, value_name = "DIR", default_value = config::DEFAULT_ETCD_DATA_DIR)]
     pub etcd_data_dir: String,
+    /// Phases to skip: preflight (the confirmation and the root check),
+    /// remove-etcd-member, cleanup-node (everything reset removes on the node).
+    #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(crate::phases::reset::PHASES))]
+    pub skip_phases: Vec<String>,
+    /// Preflight checks whose errors become warnings (IsPrivilegedUser, or `all`).
+    #[arg(long, value_delimiter = ',')]
+    pub ignore_preflight_errors: Vec<String>,
+    /// containerd's socket, whose Kubernetes containers (namespace k8s.io) reset removes
+    /// [default: /run/containerd/containerd.sock].
+    #[arg(long, value_name = "URL")]
+    pub cri_socket: Option<String>,
 }
 
 /// `kubeboot join`.
@@ -297,6 +386,12 @@ pub struct JoinArgs {
     /// The bootstrap token (for discovery and the TLS bootstrap).
     #[arg(long, env = "KUBEBOOT_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// The token for discovery only (wins over --token there).
+    #[arg(long, value_name = "TOKEN")]
+    pub discovery_token: Option<String>,
+    /// The token for the kubelet's TLS bootstrap only (wins over --token there).
+    #[arg(long, value_name = "TOKEN")]
+    pub tls_bootstrap_token: Option<String>,
     /// Pin the cluster CA: sha256:<hex> of its public key (repeatable).
     #[arg(long = "discovery-token-ca-cert-hash", value_name = "sha256:HEX")]
     pub ca_cert_hashes: Vec<String>,
@@ -351,18 +446,24 @@ pub enum TokenCommand {
     Create {
         /// The token to create (`[a-z0-9]{6}.[a-z0-9]{16}`); generated when omitted.
         token: Option<String>,
-        /// Lifetime before the token is deleted automatically, Go syntax; 0 = never.
-        #[arg(long, default_value = "24h0m0s", value_parser = parse_duration)]
-        ttl: std::time::Duration,
+        /// Lifetime before the token is deleted automatically, Go syntax; 0 = never
+        /// [default: 24h0m0s].
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        ttl: Option<std::time::Duration>,
         /// A human-friendly description of what the token is for.
-        #[arg(long, default_value = "")]
-        description: String,
-        /// Extra groups the token authenticates as (system:bootstrappers:...).
-        #[arg(long, value_delimiter = ',', default_value = crate::token::DEFAULT_GROUP)]
+        #[arg(long)]
+        description: Option<String>,
+        /// Extra groups the token authenticates as (system:bootstrappers:...)
+        /// [default: system:bootstrappers:kubeadm:default-node-token].
+        #[arg(long, value_delimiter = ',')]
         groups: Vec<String>,
-        /// How the token may be used.
-        #[arg(long, value_delimiter = ',', default_value = "signing,authentication", value_parser = clap::builder::PossibleValuesParser::new(crate::token::USAGES))]
+        /// How the token may be used [default: signing,authentication].
+        #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(crate::token::USAGES))]
         usages: Vec<String>,
+        /// A kubeadm config file: the first `bootstrapTokens` entry of its
+        /// InitConfiguration gives the token and its settings; flags given win over it.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
         /// Print the whole `kubeboot join` command instead of only the token.
         #[arg(long)]
         print_join_command: bool,
@@ -464,8 +565,14 @@ pub struct ImageRepositoryFlag {
 impl InitFlags {
     /// The configuration with `--image-repository` applied too.
     fn load_with(&self, images: &ImageRepositoryFlag) -> anyhow::Result<InitConfig> {
+        self.load_edit(|o| o.image_repository = images.image_repository.clone())
+    }
+
+    /// The configuration with more flags (`--image-repository`, `--cri-socket`, ...) set
+    /// by `edit`.
+    fn load_edit(&self, edit: impl FnOnce(&mut InitOverrides)) -> anyhow::Result<InitConfig> {
         let mut o = self.overrides();
-        o.image_repository = images.image_repository.clone();
+        edit(&mut o);
         Ok(InitConfig::load(self.config.as_deref(), &o, &ThisMachine)?)
     }
 
@@ -481,7 +588,7 @@ impl InitFlags {
             node_name: self.node_name.clone(),
             cert_dir: self.cert_dir.clone(),
             kubernetes_version: self.kubernetes_version.clone(),
-            image_repository: None,
+            ..Default::default()
         }
     }
 
@@ -515,7 +622,18 @@ pub enum CertsCommand {
         /// Validity of the renewed certificates, Go syntax (default 8760h = 1 year).
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         validity: Option<std::time::Duration>,
+        /// Renew nothing: write a certificate signing request and a new key for each
+        /// certificate (<name>.csr, <name>.key) for an external CA to sign. The new key
+        /// replaces the old one there: put the signed certificate beside it next.
+        #[arg(long)]
+        csr_only: bool,
+        /// Where --csr-only writes the requests and keys [default: the cert dir].
+        #[arg(long, value_name = "DIR", requires = "csr_only")]
+        csr_dir: Option<PathBuf>,
     },
+    /// Print a new random certificate key (64 hex digits) for `init --upload-certs
+    /// --certificate-key` and `join --control-plane --certificate-key`.
+    CertificateKey,
     /// Print the CA public-key hash for `--discovery-token-ca-cert-hash` (sha256:<hex>).
     CaHash {
         /// Where certificates are stored.
@@ -527,9 +645,18 @@ pub enum CertsCommand {
 /// Where `certs` subcommands look for files.
 #[derive(Debug, Args)]
 pub struct CertDirs {
-    /// Where certificates are stored.
-    #[arg(long, value_name = "DIR", default_value = config::DEFAULT_CERT_DIR)]
-    pub cert_dir: PathBuf,
+    /// Where certificates are stored [default: the configuration's certificatesDir, else
+    /// /etc/kubernetes/pki].
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
+    /// A kubeadm config file whose ClusterConfiguration gives certificatesDir and tells
+    /// whether etcd is external.
+    #[arg(long, value_name = "FILE", conflicts_with = "kubeconfig")]
+    pub config: Option<PathBuf>,
+    /// Read that ClusterConfiguration from the cluster (the kubeadm-config ConfigMap)
+    /// with this kubeconfig instead.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
     /// Where kubeconfig files are stored.
     #[arg(long, value_name = "DIR", default_value = config::DEFAULT_KUBECONFIG_DIR)]
     pub kubeconfig_dir: PathBuf,
@@ -672,9 +799,13 @@ fn run_init_phase(host: &dyn Host, phase: InitPhase) -> anyhow::Result<()> {
         InitPhase::Preflight {
             flags,
             images,
+            cri,
             ignore_preflight_errors,
         } => {
-            let cfg = flags.load_with(&images)?;
+            let cfg = flags.load_edit(|o| {
+                o.image_repository = images.image_repository.clone();
+                o.cri_socket = cri.cri_socket.clone();
+            })?;
             init_phases::preflight(
                 &file_ctx(&cfg, host),
                 &ignore_preflight_errors,
@@ -682,8 +813,11 @@ fn run_init_phase(host: &dyn Host, phase: InitPhase) -> anyhow::Result<()> {
                 crate::render::images::default_cni(&cfg),
             )
         }
-        InitPhase::KubeletStart { flags, images } => {
-            let cfg = flags.load_with(&images)?;
+        InitPhase::KubeletStart { flags, images, cri } => {
+            let cfg = flags.load_edit(|o| {
+                o.image_repository = images.image_repository.clone();
+                o.cri_socket = cri.cri_socket.clone();
+            })?;
             init_phases::kubelet_start(&file_ctx(&cfg, host))
         }
         InitPhase::KubeletFinalize(f) => {
@@ -700,21 +834,25 @@ fn run_init_phase(host: &dyn Host, phase: InitPhase) -> anyhow::Result<()> {
             let client = init_phases::cluster::admin_client(&ctx)?;
             init_phases::cluster::mark_control_plane(&ctx, &client, node_wait)
         }
-        InitPhase::BootstrapToken(f) => {
-            let cfg = f.init.load()?;
-            let ctx = cluster_ctx(&cfg, host, &f);
-            let client = init_phases::cluster::admin_client(&ctx)?;
+        InitPhase::BootstrapToken { flags, admin } => {
+            let cfg = flags.init.load()?;
+            let ctx = cluster_ctx(&cfg, host, &flags);
+            let client = phase_client(&ctx, &admin)?;
             init_phases::cluster::bootstrap_token(&ctx, &client)?;
             Ok(())
         }
-        InitPhase::UploadCerts { flags, upload } => {
+        InitPhase::UploadCerts {
+            flags,
+            upload,
+            admin,
+        } => {
             if !upload.upload_certs {
                 println!("[upload-certs] Skipping phase. Please see --upload-certs");
                 return Ok(());
             }
             let cfg = flags.init.load()?;
             let ctx = cluster_ctx(&cfg, host, &flags);
-            let client = init_phases::cluster::admin_client(&ctx)?;
+            let client = phase_client(&ctx, &admin)?;
             let key = init_phases::upload_certs(&ctx, &client, upload.certificate_key.as_deref())?;
             if !upload.skip_certificate_key_print {
                 println!("[upload-certs] Using certificate key:\n{key}");
@@ -729,14 +867,24 @@ fn run_init_phase(host: &dyn Host, phase: InitPhase) -> anyhow::Result<()> {
             which,
             flags,
             images,
+            extra,
         } => {
-            let cfg = flags.load_with(&images)?;
+            let cfg = flags.load_edit(|o| {
+                o.image_repository = images.image_repository.clone();
+                o.apiserver_extra_args = extra.apiserver_extra_args.clone();
+                o.controller_manager_extra_args = extra.controller_manager_extra_args.clone();
+                o.scheduler_extra_args = extra.scheduler_extra_args.clone();
+            })?;
             init_phases::control_plane(&file_ctx(&cfg, host), &which)
         }
-        InitPhase::UploadConfig { which, flags } => {
+        InitPhase::UploadConfig {
+            which,
+            flags,
+            admin,
+        } => {
             let cfg = flags.init.load()?;
             let ctx = cluster_ctx(&cfg, host, &flags);
-            let client = init_phases::cluster::admin_client(&ctx)?;
+            let client = phase_client(&ctx, &admin)?;
             let kubelet = init_phases::cluster::kubelet_config_yaml(&ctx)?;
             init_phases::cluster::upload_config(&ctx, &client, &which, &kubelet)
         }
@@ -744,10 +892,11 @@ fn run_init_phase(host: &dyn Host, phase: InitPhase) -> anyhow::Result<()> {
             which,
             flags,
             images,
+            admin,
         } => {
             let cfg = flags.init.load_with(&images)?;
             let ctx = cluster_ctx(&cfg, host, &flags);
-            let client = init_phases::cluster::admin_client(&ctx)?;
+            let client = phase_client(&ctx, &admin)?;
             init_phases::cluster::addon(&ctx, &client, &which)
         }
         InitPhase::Cni {
@@ -759,6 +908,15 @@ fn run_init_phase(host: &dyn Host, phase: InitPhase) -> anyhow::Result<()> {
             let client = init_phases::cluster::admin_client(&ctx)?;
             init_phases::cluster::cni(&ctx, &client, flannel_iface)
         }
+    }
+}
+
+/// The client a cluster phase uses: `--kubeconfig` as given, else admin.conf (with its
+/// rights granted through super-admin.conf when a new cluster needs that).
+fn phase_client(ctx: &InitContext, admin: &AdminKubeconfigFlag) -> anyhow::Result<ApiClient> {
+    match &admin.kubeconfig {
+        Some(path) => init_phases::cluster::client_from_path(ctx.host, path),
+        None => init_phases::cluster::admin_client(ctx),
     }
 }
 
@@ -790,7 +948,12 @@ fn run_certs(host: &dyn Host, cmd: CertsCommand) -> anyhow::Result<()> {
             println!("{}", pki::ca_hash(host, &cert_dir)?);
             Ok(())
         }
+        CertsCommand::CertificateKey => {
+            println!("{}", crate::copycerts::new_certificate_key());
+            Ok(())
+        }
         CertsCommand::CheckExpiration { dirs, output } => {
+            let dirs = dirs.resolve(host)?;
             let embedded = kubeconfig::embedded_certs(host, &dirs.kubeconfig_dir)?;
             let report = pki::expiry::report(host, &dirs.cert_dir, &embedded, !dirs.external_etcd)?;
             match output {
@@ -803,13 +966,24 @@ fn run_certs(host: &dyn Host, cmd: CertsCommand) -> anyhow::Result<()> {
             which,
             dirs,
             validity,
+            csr_only,
+            csr_dir,
         } => {
+            let dirs = dirs.resolve(host)?;
             let validity = validity.unwrap_or(config::DEFAULT_CERT_VALIDITY);
             let names: Vec<&str> = if which == "all" {
                 renew_names().into_iter().skip(1).collect()
             } else {
                 vec![which.as_str()]
             };
+            if csr_only {
+                let csr_dir = csr_dir.unwrap_or_else(|| dirs.cert_dir.clone());
+                for name in names {
+                    request_one(host, &dirs, &csr_dir, name)
+                        .with_context(|| format!("a signing request for {name}"))?;
+                }
+                return Ok(());
+            }
             for name in names {
                 renew_one(host, &dirs, name, validity)
                     .with_context(|| format!("renewing {name}"))?;
@@ -822,9 +996,83 @@ fn run_certs(host: &dyn Host, cmd: CertsCommand) -> anyhow::Result<()> {
     }
 }
 
+/// `certs renew --csr-only` for one name: a CSR and new key in `csr_dir`.
+fn request_one(
+    host: &dyn Host,
+    dirs: &CertFiles,
+    csr_dir: &Path,
+    name: &str,
+) -> anyhow::Result<()> {
+    let is_etcd = pki::spec::find(name).is_some_and(|s| s.etcd);
+    if is_etcd && dirs.external_etcd {
+        return Ok(());
+    }
+    let csr = if name.ends_with(".conf") {
+        if host.read_file(&dirs.kubeconfig_dir.join(name))?.is_none() && name == "super-admin.conf"
+        {
+            return Ok(());
+        }
+        kubeconfig::write_request(host, &dirs.kubeconfig_dir, name, csr_dir)?
+    } else {
+        let (base, old, algorithm) = pki::renew::existing(host, &dirs.cert_dir, name)?;
+        pki::renew::write_request(host, csr_dir, base, &old, algorithm)?
+    };
+    println!(
+        "[certs] Wrote a signing request for {name} to {} (key beside it)",
+        csr.display()
+    );
+    Ok(())
+}
+
+/// Where `certs` finds its files, with `--config` / `--kubeconfig` applied.
+struct CertFiles {
+    cert_dir: PathBuf,
+    kubeconfig_dir: PathBuf,
+    external_etcd: bool,
+}
+
+impl CertDirs {
+    /// `--cert-dir` wins; else the ClusterConfiguration of `--config` or of the cluster
+    /// (`--kubeconfig`), else kubeadm's default.
+    fn resolve(self, host: &dyn Host) -> anyhow::Result<CertFiles> {
+        let cfg = match (&self.config, &self.kubeconfig) {
+            (Some(file), _) => Some(InitConfig::load(
+                Some(file),
+                &InitOverrides::default(),
+                &PlaceholderNode,
+            )?),
+            (None, Some(kubeconfig)) => {
+                let (client, _) = api_client(
+                    host,
+                    &ApiFlags {
+                        kubeconfig: kubeconfig.clone(),
+                    },
+                )?;
+                let cm = client
+                    .get("/api/v1/namespaces/kube-system/configmaps/kubeadm-config")
+                    .context("reading the cluster's kubeadm-config ConfigMap (--kubeconfig)")?;
+                let yaml = cm["data"]["ClusterConfiguration"]
+                    .as_str()
+                    .context("the kubeadm-config ConfigMap has no ClusterConfiguration")?;
+                Some(InitConfig::from_cluster(yaml, &PlaceholderNode)?)
+            }
+            (None, None) => None,
+        };
+        Ok(CertFiles {
+            cert_dir: self
+                .cert_dir
+                .or_else(|| cfg.as_ref().map(|c| c.cert_dir.clone()))
+                .unwrap_or_else(|| config::DEFAULT_CERT_DIR.into()),
+            kubeconfig_dir: self.kubeconfig_dir,
+            external_etcd: self.external_etcd
+                || cfg.is_some_and(|c| c.cluster.etcd.external.is_some()),
+        })
+    }
+}
+
 fn renew_one(
     host: &dyn Host,
-    dirs: &CertDirs,
+    dirs: &CertFiles,
     name: &str,
     validity: std::time::Duration,
 ) -> anyhow::Result<()> {
@@ -892,14 +1140,53 @@ fn run_token(host: &dyn Host, cmd: TokenCommand) -> anyhow::Result<()> {
             usages,
             print_join_command,
             certificate_key,
+            config: config_file,
             api,
         } => {
             if let Some(k) = &certificate_key {
                 crate::copycerts::parse_certificate_key(k).context("--certificate-key")?;
             }
+            // --config: the first bootstrap token of the file; flags given win over it.
+            let spec = match &config_file {
+                Some(f) => {
+                    let cfg =
+                        InitConfig::load(Some(f), &InitOverrides::default(), &PlaceholderNode)?;
+                    cfg.init.bootstrap_tokens.into_iter().next()
+                }
+                None => None,
+            }
+            .unwrap_or_default();
             let token = match token {
                 Some(t) => BootstrapToken::parse(&t)?,
-                None => BootstrapToken::generate(),
+                None => spec.token.clone().unwrap_or_else(BootstrapToken::generate),
+            };
+            let description = description
+                .or(spec.description)
+                .filter(|d| d != config::DEFAULT_TOKEN_DESCRIPTION)
+                .unwrap_or_default();
+            let groups = match (groups.is_empty(), spec.groups.is_empty()) {
+                (false, _) => groups,
+                (true, false) => spec.groups,
+                (true, true) => vec![crate::token::DEFAULT_GROUP.to_string()],
+            };
+            let usages = match (usages.is_empty(), spec.usages.is_empty()) {
+                (false, _) => usages,
+                (true, false) => spec.usages,
+                (true, true) => vec!["signing".into(), "authentication".into()],
+            };
+            let now = time::OffsetDateTime::now_utc();
+            let expires = match (ttl, &spec.expires, spec.ttl) {
+                (Some(ttl), _, _) => (!ttl.is_zero()).then(|| now + ttl),
+                (None, Some(e), _) => Some(
+                    time::OffsetDateTime::parse(e, &time::format_description::well_known::Rfc3339)
+                        .map_err(|err| {
+                            anyhow::anyhow!(
+                                "bootstrapTokens[0].expires: {e:?} is not an RFC 3339 time ({err})"
+                            )
+                        })?,
+                ),
+                (None, None, Some(ttl)) => (!ttl.0.is_zero()).then(|| now + ttl.0),
+                (None, None, None) => Some(now + std::time::Duration::from_secs(24 * 3600)),
             };
             for g in &groups {
                 anyhow::ensure!(
@@ -912,7 +1199,7 @@ fn run_token(host: &dyn Host, cmd: TokenCommand) -> anyhow::Result<()> {
             let info = crate::token::TokenInfo {
                 token: token.clone(),
                 description,
-                expires: (!ttl.is_zero()).then(|| time::OffsetDateTime::now_utc() + ttl),
+                expires,
                 usages,
                 groups,
             };
@@ -1030,6 +1317,9 @@ pub enum ConfigImages {
         /// How long one image may take to pull, Go syntax.
         #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
         timeout: std::time::Duration,
+        /// containerd's socket to pull into [default: /run/containerd/containerd.sock].
+        #[arg(long, value_name = "URL")]
+        cri_socket: Option<String>,
     },
 }
 
@@ -1089,7 +1379,12 @@ impl ImageSelection {
 pub enum ConfigPrint {
     /// The InitConfiguration and ClusterConfiguration kubeboot uses when given none, as a
     /// starting point for a config file (placeholder node name and address, like kubeadm).
-    InitDefaults,
+    InitDefaults {
+        /// Also print these component configurations, as kubeboot renders them for the
+        /// defaults (KubeletConfiguration, KubeProxyConfiguration; comma-separated).
+        #[arg(long, value_delimiter = ',', value_parser = ["KubeletConfiguration", "KubeProxyConfiguration"])]
+        component_configs: Vec<String>,
+    },
 }
 
 /// `kubeboot render`.
@@ -1127,7 +1422,7 @@ impl crate::config::LocalFacts for PlaceholderNode {
 fn run_config(cmd: ConfigCommand) -> anyhow::Result<()> {
     use crate::config::{InitConfig, InitOverrides, ThisMachine};
     match cmd {
-        ConfigCommand::Print(ConfigPrint::InitDefaults) => {
+        ConfigCommand::Print(ConfigPrint::InitDefaults { component_configs }) => {
             let mut cfg = InitConfig::load(None, &InitOverrides::default(), &PlaceholderNode)?;
             for t in &mut cfg.init.bootstrap_tokens {
                 t.token = crate::token::BootstrapToken::parse("abcdef.0123456789abcdef").ok();
@@ -1135,6 +1430,17 @@ fn run_config(cmd: ConfigCommand) -> anyhow::Result<()> {
             print!("{}", crate::render::yaml::to_yaml(&cfg.init)?);
             println!("---");
             print!("{}", crate::render::yaml::to_yaml(&cfg.cluster)?);
+            for c in &component_configs {
+                let doc = match c.as_str() {
+                    "KubeletConfiguration" => crate::render::kubelet::config(
+                        &cfg,
+                        &crate::render::RenderOptions::default(),
+                    )?,
+                    _ => crate::render::kubeproxy::config(&cfg),
+                };
+                println!("---");
+                print!("{}", crate::render::yaml::to_yaml(&doc)?);
+            }
             Ok(())
         }
         ConfigCommand::Images(ConfigImages::List { select, output }) => {
@@ -1149,7 +1455,14 @@ fn run_config(cmd: ConfigCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        ConfigCommand::Images(ConfigImages::Pull { select, timeout }) => {
+        ConfigCommand::Images(ConfigImages::Pull {
+            mut select,
+            timeout,
+            cri_socket,
+        }) => {
+            if cri_socket.is_some() {
+                select.containerd_address = cri_socket;
+            }
             pull_images(&select, timeout)
         }
         ConfigCommand::Validate { config } => {
@@ -1230,6 +1543,8 @@ fn run_join(host: &dyn Host, a: JoinArgs) -> anyhow::Result<()> {
     let o = config::join::JoinOverrides {
         endpoint: a.endpoint,
         token: a.token,
+        discovery_token: a.discovery_token,
+        tls_bootstrap_token: a.tls_bootstrap_token,
         ca_cert_hashes: a.ca_cert_hashes,
         unsafe_skip_ca_verification: a.discovery_token_unsafe_skip_ca_verification,
         discovery_file: a.discovery_file,
@@ -1271,7 +1586,12 @@ fn run_join(host: &dyn Host, a: JoinArgs) -> anyhow::Result<()> {
 }
 
 fn run_init(host: &dyn Host, a: InitRunArgs) -> anyhow::Result<()> {
-    let cfg = a.flags.load_with(&a.images)?;
+    let cfg = a.flags.load_edit(|o| {
+        o.image_repository = a.images.image_repository.clone();
+        o.cri_socket = a.cri.cri_socket.clone();
+        o.token = a.token.token.clone();
+        o.token_ttl = a.token.token_ttl;
+    })?;
     let ctx = InitContext {
         cfg: &cfg,
         host,
@@ -1319,7 +1639,10 @@ fn run_init(host: &dyn Host, a: InitRunArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let outcome = init_phases::run_all(&ctx, &run)?;
+    let mut outcome = init_phases::run_all(&ctx, &run)?;
+    if a.token.skip_token_print {
+        outcome.join = outcome.join.as_deref().map(withhold_token);
+    }
     println!("\nYour Kubernetes control-plane has initialized successfully!\n");
     println!(
         "To start using your cluster, run as a regular user:\n\n  mkdir -p $HOME/.kube\n  sudo cp -i /etc/kubernetes/admin.conf $HOME/.kube/config\n  sudo chown $(id -u):$(id -g) $HOME/.kube/config\n"
@@ -1350,6 +1673,17 @@ fn run_init(host: &dyn Host, a: InitRunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--skip-token-print`: the join command with `<value withheld>` for the token.
+fn withhold_token(join: &str) -> String {
+    let mut words: Vec<&str> = join.split(' ').collect();
+    for i in 1..words.len() {
+        if words[i - 1] == "--token" {
+            words[i] = "<value withheld>";
+        }
+    }
+    words.join(" ")
+}
+
 /// Asks before something destructive, unless `--force`; refuses without a terminal.
 fn confirm(force: bool, what: &str) -> anyhow::Result<()> {
     if force {
@@ -1368,15 +1702,63 @@ fn confirm(force: bool, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_reset(host: &dyn Host, a: ResetArgs) -> anyhow::Result<()> {
-    confirm(
-        a.force,
-        &format!(
-            "the Kubernetes state of {} (PKI, kubeconfigs, etcd data, kubelet state)",
-            host.name()
-        ),
+impl ResetArgs {
+    fn options(&self) -> crate::phases::reset::ResetOptions {
+        crate::phases::reset::ResetOptions {
+            skip_phases: self.skip_phases.clone(),
+            cri_socket: self.cri_socket.clone(),
+        }
+    }
+
+    fn skips_preflight(&self) -> bool {
+        self.skip_phases.iter().any(|p| p == "preflight")
+    }
+}
+
+/// reset's preflight on this machine: kubeadm's one check, that reset runs as root.
+fn reset_preflight(host: &dyn Host, ignore: &[String]) -> anyhow::Result<()> {
+    let out = host.run(
+        "id -u",
+        &crate::host::RunOptions {
+            stdin: None,
+            timeout: Some(std::time::Duration::from_secs(10)),
+        },
     )?;
-    let rep = crate::phases::reset::reset_host(host, &a.cert_dir, &a.etcd_data_dir, a.deep)?;
+    if out.stdout_text().trim() != "0" {
+        if ignore
+            .iter()
+            .any(|i| i == "all" || i.eq_ignore_ascii_case("IsPrivilegedUser"))
+        {
+            println!(
+                "[preflight] WARNING: user is not running as root (IsPrivilegedUser, ignored)"
+            );
+        } else {
+            anyhow::bail!(
+                "[preflight] user is not running as root (IsPrivilegedUser): run reset as root, or pass --ignore-preflight-errors=IsPrivilegedUser"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn run_reset(host: &dyn Host, a: ResetArgs) -> anyhow::Result<()> {
+    if !a.skips_preflight() {
+        confirm(
+            a.force,
+            &format!(
+                "the Kubernetes state of {} (PKI, kubeconfigs, etcd data, kubelet state)",
+                host.name()
+            ),
+        )?;
+        reset_preflight(host, &a.ignore_preflight_errors)?;
+    }
+    let rep = crate::phases::reset::reset_host(
+        host,
+        &a.cert_dir,
+        &a.etcd_data_dir,
+        a.deep,
+        &a.options(),
+    )?;
     println!(
         "[reset] Done: {} steps{}",
         rep.done.len(),
@@ -1409,15 +1791,18 @@ fn run_reset_remote(a: ResetArgs) -> anyhow::Result<()> {
         .filter(|h| a.hosts.is_empty() || a.hosts.contains(&h.name))
         .collect();
     let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
-    confirm(
-        a.force,
-        &format!("the Kubernetes state of {}", names.join(", ")),
-    )?;
+    if !a.skips_preflight() {
+        confirm(
+            a.force,
+            &format!("the Kubernetes state of {}", names.join(", ")),
+        )?;
+    }
+    let opts = a.options();
     let reset_one = |h: &config::cluster::ClusterHost| -> anyhow::Result<()> {
         let _label = crate::phases::label_host(&h.name);
         let cfg = crate::orchestrate::ssh_config_for(&ssh, h);
         let host = crate::host::SshHost::connect(&h.name, &h.address, &cfg)?;
-        crate::phases::reset::reset_host(&host, &a.cert_dir, &a.etcd_data_dir, a.deep)?;
+        crate::phases::reset::reset_host(&host, &a.cert_dir, &a.etcd_data_dir, a.deep, &opts)?;
         Ok(())
     };
     let results: Vec<(String, anyhow::Result<()>)> = std::thread::scope(|s| {

@@ -492,3 +492,29 @@ pub fn renew(
     host.write_file(&path, kc.to_yaml().as_bytes(), WriteOptions::PRIVATE)?;
     Ok(cert)
 }
+
+/// `certs renew <file>.conf --csr-only`: a request (and new key) for the embedded client
+/// certificate, written as `<file>.csr` / `<file>.key` in `csr_dir`; the kubeconfig itself
+/// is left as it is. Returns the CSR path.
+pub fn write_request(
+    host: &dyn Host,
+    dir: &Path,
+    file: &str,
+    csr_dir: &Path,
+) -> Result<PathBuf, PkiError> {
+    let path = dir.join(file);
+    let invalid = |reason: &str| PkiError::Invalid {
+        path: path.clone(),
+        reason: reason.into(),
+        advice: "run `kubeboot init phase kubeconfig` to write it again",
+    };
+    let bytes = host
+        .read_file(&path)?
+        .ok_or_else(|| invalid("the file does not exist"))?;
+    let kc = KubeConfig::parse(&String::from_utf8_lossy(&bytes))
+        .map_err(|e| invalid(&format!("not a kubeconfig: {e}")))?;
+    let (old, old_key) = kc
+        .client_pair()
+        .ok_or_else(|| invalid("it holds no embedded client certificate and key"))?;
+    pki::renew::write_request(host, csr_dir, file, &old, old_key.algorithm())
+}

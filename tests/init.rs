@@ -206,6 +206,121 @@ fn init_runs_every_phase_and_prints_the_join_command() {
     assert!(!ok && err.contains("--certificate-key"), "{err}");
     assert_eq!(common::snapshot(&cp.etc("pki")), before);
 
+    let admin = kubeboot::apiclient::ApiClient::from_kubeconfig(&super_admin).unwrap();
+    let secret_of = |id: &str| {
+        let s = admin
+            .get(&format!(
+                "/api/v1/namespaces/kube-system/secrets/bootstrap-token-{id}"
+            ))
+            .unwrap_or_else(|e| panic!("bootstrap-token-{id}: {e}"));
+        let field = |k: &str| {
+            use base64::Engine;
+            let b = s["data"][k].as_str().unwrap_or_default();
+            String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b).unwrap()).unwrap()
+        };
+        (
+            field("token-secret"),
+            field("description"),
+            field("expiration"),
+        )
+    };
+    let hours_left = |expiration: &str| {
+        let e =
+            time::OffsetDateTime::parse(expiration, &time::format_description::well_known::Rfc3339)
+                .unwrap();
+        (e - time::OffsetDateTime::now_utc()).as_seconds_f64() / 3600.0
+    };
+
+    // --token / --token-ttl: init creates that token with that lifetime;
+    // --skip-token-print keeps it out of the output.
+    let out = run(&[
+        "--token",
+        "qwe123.0123456789qwerty",
+        "--token-ttl",
+        "2h",
+        "--skip-token-print",
+    ]);
+    assert!(!out.contains("0123456789qwerty"), "{out}");
+    let join = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("kubeboot join"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(join.contains("--token <value withheld> "), "{join}");
+    let (secret, _, expiration) = secret_of("qwe123");
+    assert_eq!(secret, "0123456789qwerty");
+    let left = hours_left(&expiration);
+    assert!((1.9..=2.0).contains(&left), "{expiration}: {left}h left");
+    // Without --skip-token-print the token is in the join command.
+    let out = run(&["--token", "qwe123.0123456789qwerty"]);
+    assert!(out.contains("--token qwe123.0123456789qwerty "), "{out}");
+    let (ok, _, err) = cp.run(&["init", "--config", &cfg, "--token", "Bad.token"]);
+    assert!(
+        !ok && err.contains("bootstrapTokens[0].token") && err.contains("--token"),
+        "{err}"
+    );
+
+    // --kubeconfig on the phases that talk to the cluster: with admin.conf moved away,
+    // they work through the file given, and say which file is missing.
+    std::fs::copy(cp.etc("admin.conf"), cp.etc("other.conf")).unwrap();
+    std::fs::rename(cp.etc("admin.conf"), cp.etc("admin.conf.moved")).unwrap();
+    let other = "/etc/kubernetes/other.conf";
+    for phase in [
+        &["bootstrap-token"][..],
+        &["upload-config", "all"],
+        &["upload-certs", "--upload-certs"],
+        &["addon", "coredns"],
+    ] {
+        let mut args = vec!["init", "phase"];
+        args.extend_from_slice(phase);
+        args.extend(["--config", &cfg]);
+        let (ok, _, err) = cp.run(&args);
+        assert!(
+            !ok && err.contains("admin.conf"),
+            "{phase:?} without admin.conf: {err}"
+        );
+        args.extend(["--kubeconfig", other]);
+        let out = cp.ok(&args);
+        assert!(!out.is_empty(), "{phase:?}");
+        let (ok, _, err) =
+            cp.run(&[&args[..args.len() - 1], &["/etc/kubernetes/none.conf"]].concat());
+        assert!(
+            !ok && err.contains("/etc/kubernetes/none.conf") && err.contains("--kubeconfig"),
+            "{phase:?}: {err}"
+        );
+    }
+    std::fs::rename(cp.etc("admin.conf.moved"), cp.etc("admin.conf")).unwrap();
+
+    // token create --config: the file's first bootstrap token and its settings.
+    let token_cfg = cp.root().join("token.yaml");
+    std::fs::write(
+        &token_cfg,
+        "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nbootstrapTokens:\n- token: cfgtok.0123456789cfgtok\n  description: from a file\n  ttl: 3h\n",
+    )
+    .unwrap();
+    let out = cp.ok(&["token", "create", "--config", token_cfg.to_str().unwrap()]);
+    assert_eq!(out.trim(), "cfgtok.0123456789cfgtok");
+    let (secret, description, expiration) = secret_of("cfgtok");
+    assert_eq!(secret, "0123456789cfgtok");
+    assert_eq!(description, "from a file");
+    let left = hours_left(&expiration);
+    assert!((2.9..=3.0).contains(&left), "{expiration}: {left}h left");
+    // A flag wins over the file.
+    cp.ok(&["token", "delete", "cfgtok"]);
+    cp.ok(&[
+        "token",
+        "create",
+        "--config",
+        token_cfg.to_str().unwrap(),
+        "--ttl",
+        "1h",
+        "--description",
+        "from a flag",
+    ]);
+    let (_, description, expiration) = secret_of("cfgtok");
+    assert_eq!(description, "from a flag");
+    let left = hours_left(&expiration);
+    assert!((0.9..=1.0).contains(&left), "{expiration}: {left}h left");
+
     // skipPhases in the config file: a file that skips addon/kube-proxy leaves no
     // kube-proxy objects; init --dry-run says what the phases would do.
     let kubectl = common::tool("kubectl", "KUBEBOOT_TEST_KUBECTL", "bash .ci/setup");

@@ -422,3 +422,120 @@ fn unwritable_cert_dir() {
         "only the blocking file may exist"
     );
 }
+
+#[test]
+fn renew_csr_only_writes_requests_and_leaves_certificates_alone() {
+    let (_d, root) = fresh();
+    let p = pki(&root);
+    let before = snapshot(&p);
+    let admin_before = std::fs::read(root.join("etc/kubernetes/admin.conf")).unwrap();
+    let out = ok(
+        &root,
+        &[
+            "certs",
+            "renew",
+            "apiserver",
+            "--csr-only",
+            "--csr-dir",
+            "/csr",
+        ],
+    );
+    assert!(out.contains("/csr/apiserver.csr"), "{out}");
+    ok(
+        &root,
+        &[
+            "certs",
+            "renew",
+            "admin.conf",
+            "--csr-only",
+            "--csr-dir",
+            "/csr",
+        ],
+    );
+    assert_eq!(snapshot(&p), before, "--csr-only changed the PKI");
+    assert_eq!(
+        std::fs::read(root.join("etc/kubernetes/admin.conf")).unwrap(),
+        admin_before
+    );
+    let csr = root.join("csr/apiserver.csr");
+    // The request is self-consistent and carries the certificate's names...
+    let (okv, text, err) = exec(
+        std::process::Command::new(openssl())
+            .args(["req", "-verify", "-noout", "-text", "-in"])
+            .arg(&csr),
+    );
+    assert!(okv, "{text}{err}");
+    assert!(
+        text.contains("CN=kube-apiserver") || text.contains("CN = kube-apiserver"),
+        "{text}"
+    );
+    assert!(text.contains("DNS:kubernetes.default.svc"), "{text}");
+    // ...for the new key beside it, which an external CA can sign.
+    let pubkey =
+        |args: &[&str], f: &Path| exec(std::process::Command::new(openssl()).args(args).arg(f)).1;
+    assert_eq!(
+        pubkey(&["req", "-pubkey", "-noout", "-in"], &csr),
+        pubkey(&["pkey", "-pubout", "-in"], &root.join("csr/apiserver.key"))
+    );
+    let signed = root.join("csr/apiserver.crt");
+    let (oks, out, err) = exec(
+        std::process::Command::new(openssl())
+            .args(["x509", "-req", "-days", "30", "-CA"])
+            .arg(p.join("ca.crt"))
+            .arg("-CAkey")
+            .arg(p.join("ca.key"))
+            .arg("-in")
+            .arg(&csr)
+            .arg("-out")
+            .arg(&signed),
+    );
+    assert!(oks, "{out}{err}");
+    let admin_csr = exec(
+        std::process::Command::new(openssl())
+            .args(["req", "-noout", "-subject", "-in"])
+            .arg(root.join("csr/admin.conf.csr")),
+    )
+    .1;
+    assert!(
+        admin_csr.contains("kubernetes-admin") || admin_csr.contains("kubeadm:cluster-admins"),
+        "{admin_csr}"
+    );
+    assert!(root.join("csr/admin.conf.key").is_file());
+    // --csr-dir alone is refused: it only means something with --csr-only.
+    fails(&root, &["certs", "renew", "apiserver", "--csr-dir", "/csr"]);
+}
+
+#[test]
+fn certs_take_cert_dir_and_external_etcd_from_config() {
+    let (_d, root) = fresh();
+    std::fs::rename(pki(&root), root.join("alt-pki")).unwrap();
+    let cfg = root.join("cluster.yaml");
+    let write = |extra: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\ncertificatesDir: /alt-pki\n{extra}"
+            ),
+        )
+        .unwrap()
+    };
+    write("");
+    let c = cfg.to_str().unwrap();
+    let out = ok(&root, &["certs", "check-expiration", "--config", c]);
+    assert!(out.lines().any(|l| l.starts_with("apiserver ")), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("etcd-server")), "{out}");
+    write(
+        "etcd:\n  external:\n    endpoints: [\"https://10.0.0.1:2379\"]\n    caFile: /e/ca.crt\n    certFile: /e/c.crt\n    keyFile: /e/c.key\n",
+    );
+    let out = ok(&root, &["certs", "check-expiration", "--config", c]);
+    assert!(!out.lines().any(|l| l.starts_with("etcd-server")), "{out}");
+    let crt = root.join("alt-pki/front-proxy-client.crt");
+    let old = std::fs::read(&crt).unwrap();
+    ok(
+        &root,
+        &["certs", "renew", "front-proxy-client", "--config", c],
+    );
+    assert_ne!(std::fs::read(&crt).unwrap(), old);
+    // Without the config, the default cert dir is empty now.
+    fails(&root, &["certs", "renew", "front-proxy-client"]);
+}

@@ -644,3 +644,55 @@ fn external_etcd_gets_its_cert_dirs_mounted_and_no_etcd_pod() {
         "{vols}"
     );
 }
+
+/// `init phase control-plane --<component>-extra-args name=value,...` reach the manifests
+/// and win over the config's extraArgs of the same name.
+#[test]
+fn control_plane_extra_args_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let cfg = root.join("c.yaml");
+    std::fs::write(
+        &cfg,
+        "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\napiServer:\n  extraArgs:\n  - name: v\n    value: \"2\"\n",
+    )
+    .unwrap();
+    let mut args = vec![
+        "init",
+        "phase",
+        "control-plane",
+        "all",
+        "--config",
+        cfg.to_str().unwrap(),
+    ];
+    args.extend_from_slice(common::NODE);
+    args.extend([
+        "--apiserver-extra-args",
+        "v=4,audit-log-maxage=3",
+        "--scheduler-extra-args",
+        "v=5",
+        "--controller-manager-extra-args",
+        "v=6",
+    ]);
+    common::ok(root, &args);
+    let manifest = |n: &str| {
+        std::fs::read_to_string(root.join(format!("etc/kubernetes/manifests/{n}.yaml"))).unwrap()
+    };
+    let api = manifest("kube-apiserver");
+    assert!(api.contains("--v=4") && !api.contains("--v=2"), "{api}");
+    assert!(api.contains("--audit-log-maxage=3"), "{api}");
+    assert!(manifest("kube-scheduler").contains("--v=5"));
+    assert!(manifest("kube-controller-manager").contains("--v=6"));
+    let err = common::fails(
+        root,
+        &[
+            "init",
+            "phase",
+            "control-plane",
+            "all",
+            "--apiserver-extra-args",
+            "novalue",
+        ],
+    );
+    assert!(err.contains("name=value"), "{err}");
+}

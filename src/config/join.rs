@@ -18,6 +18,10 @@ pub const DEFAULT_TLS_BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(300);
 pub struct JoinOverrides {
     pub endpoint: Option<String>,
     pub token: Option<String>,
+    /// `--discovery-token`: the token for discovery only (wins over `--token` there).
+    pub discovery_token: Option<String>,
+    /// `--tls-bootstrap-token`: the token for the kubelet's TLS bootstrap only.
+    pub tls_bootstrap_token: Option<String>,
     pub ca_cert_hashes: Vec<String>,
     pub unsafe_skip_ca_verification: bool,
     pub discovery_file: Option<String>,
@@ -231,6 +235,33 @@ impl JoinConfig {
                 join.discovery.tls_bootstrap_token = Some(t.clone());
             }
         }
+        // kubeadm's --discovery-token and --tls-bootstrap-token: one use each, and each
+        // wins over --token for its use.
+        let mut parse_flag = |value: &Option<String>, field: &str, flag: &str| {
+            value.as_ref().and_then(|t| match BootstrapToken::parse(t) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    problem(field, Some(flag), e.to_string());
+                    None
+                }
+            })
+        };
+        let discovery_flag = parse_flag(
+            &o.discovery_token,
+            "discovery.bootstrapToken.token",
+            "discovery-token",
+        );
+        let tls_flag = parse_flag(
+            &o.tls_bootstrap_token,
+            "discovery.tlsBootstrapToken",
+            "tls-bootstrap-token",
+        );
+        if let Some(t) = discovery_flag {
+            bt.token = Some(t);
+        }
+        if let Some(t) = tls_flag {
+            join.discovery.tls_bootstrap_token = Some(t);
+        }
         bt.ca_cert_hashes.extend(o.ca_cert_hashes.iter().cloned());
         bt.unsafe_skip_ca_verification |= o.unsafe_skip_ca_verification;
         for h in &bt.ca_cert_hashes {
@@ -279,7 +310,11 @@ impl JoinConfig {
             } else if let Err(m) = network::parse_endpoint(&endpoint, super::DEFAULT_BIND_PORT) {
                 problem("discovery.bootstrapToken.apiServerEndpoint", None, m);
             }
-            if bt.token.is_none() && token_flag.is_none() && o.token.is_none() {
+            if bt.token.is_none()
+                && token_flag.is_none()
+                && o.token.is_none()
+                && o.discovery_token.is_none()
+            {
                 problem(
                     "discovery.bootstrapToken.token",
                     Some("token"),

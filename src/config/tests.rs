@@ -199,3 +199,42 @@ fn token_debug_is_redacted_in_config() {
     let dbg = format!("{:?}", c.init);
     assert!(!dbg.contains("0123456789abcdef"), "{dbg}");
 }
+
+/// `--discovery-token` and `--tls-bootstrap-token` each win over `--token` for their use.
+#[test]
+fn join_discovery_and_tls_bootstrap_tokens() {
+    let o = join::JoinOverrides {
+        endpoint: Some("10.0.0.1:6443".into()),
+        token: Some("aaaaaa.aaaaaaaaaaaaaaaa".into()),
+        discovery_token: Some("bbbbbb.bbbbbbbbbbbbbbbb".into()),
+        tls_bootstrap_token: Some("cccccc.cccccccccccccccc".into()),
+        unsafe_skip_ca_verification: true,
+        ..Default::default()
+    };
+    let cfg = join::JoinConfig::load(None, &o, &Facts).unwrap();
+    match &cfg.discovery {
+        join::Discovery::Token { token, .. } => assert_eq!(token.id(), "bbbbbb"),
+        d => panic!("{d:?}"),
+    }
+    let tls = cfg.join.discovery.tls_bootstrap_token.as_ref().unwrap();
+    assert_eq!(tls.id(), "cccccc");
+    // --discovery-token alone is enough for discovery; a bad one names its flag.
+    let o = join::JoinOverrides {
+        endpoint: Some("10.0.0.1:6443".into()),
+        discovery_token: Some("bbbbbb.bbbbbbbbbbbbbbbb".into()),
+        unsafe_skip_ca_verification: true,
+        ..Default::default()
+    };
+    join::JoinConfig::load(None, &o, &Facts).unwrap();
+    let o = join::JoinOverrides {
+        tls_bootstrap_token: Some("nope".into()),
+        ..o
+    };
+    let err = join::JoinConfig::load(None, &o, &Facts)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("--tls-bootstrap-token") && err.contains("discovery.tlsBootstrapToken"),
+        "{err}"
+    );
+}

@@ -28,6 +28,21 @@ pub const FILES: &[&str] = &[
     "/etc/cni/net.d/10-flannel.conflist",
 ];
 
+/// kubeadm's reset phases (`--skip-phases`): `preflight` is the confirmation and the
+/// root check (in the command), `remove-etcd-member` leaves the etcd cluster,
+/// `cleanup-node` is every step of [`steps`].
+pub const PHASES: &[&str] = &["preflight", "remove-etcd-member", "cleanup-node"];
+
+/// How a reset runs.
+#[derive(Debug, Clone, Default)]
+pub struct ResetOptions {
+    /// Phases not to run (names of [`PHASES`]).
+    pub skip_phases: Vec<String>,
+    /// `--cri-socket`: containerd's socket whose k8s.io containers are removed
+    /// (default /run/containerd/containerd.sock).
+    pub cri_socket: Option<String>,
+}
+
 /// One step of reset: what it is for, and the shell it runs.
 pub struct ResetStep {
     pub name: &'static str,
@@ -36,8 +51,13 @@ pub struct ResetStep {
 
 /// The steps, in order. Directories are removed with their contents; the cert dir and
 /// etcd data dir come from the node's configuration when known.
-pub fn steps(cert_dir: &str, etcd_data_dir: &str) -> Vec<ResetStep> {
+pub fn steps(cert_dir: &str, etcd_data_dir: &str, cri_socket: Option<&str>) -> Vec<ResetStep> {
     let quoted: Vec<String> = FILES.iter().map(|f| format!("'{f}'")).collect();
+    let socket = cri_socket
+        .map(|s| s.trim_start_matches("unix://"))
+        .filter(|s| !s.is_empty())
+        .unwrap_or("/run/containerd/containerd.sock")
+        .replace('\'', "");
     vec![
         ResetStep {
             name: "stop-kubelet",
@@ -46,10 +66,9 @@ pub fn steps(cert_dir: &str, etcd_data_dir: &str) -> Vec<ResetStep> {
         ResetStep {
             name: "stop-containers",
             // Pods of the k8s.io namespace: stop their tasks, then delete their containers.
-            script: "if command -v ctr >/dev/null && [ -S /run/containerd/containerd.sock ]; then \
-                       for t in $(ctr -n k8s.io task ls -q 2>/dev/null); do ctr -n k8s.io task kill -s SIGKILL \"$t\" >/dev/null 2>&1; done; sleep 1; \
-                       for c in $(ctr -n k8s.io containers ls -q 2>/dev/null); do ctr -n k8s.io task delete -f \"$c\" >/dev/null 2>&1; ctr -n k8s.io containers delete \"$c\" >/dev/null 2>&1; done; fi; true"
-                .into(),
+            script: format!("s='{socket}'; if command -v ctr >/dev/null && [ -S \"$s\" ]; then \
+                       for t in $(ctr -a \"$s\" -n k8s.io task ls -q 2>/dev/null); do ctr -a \"$s\" -n k8s.io task kill -s SIGKILL \"$t\" >/dev/null 2>&1; done; sleep 1; \
+                       for c in $(ctr -a \"$s\" -n k8s.io containers ls -q 2>/dev/null); do ctr -a \"$s\" -n k8s.io task delete -f \"$c\" >/dev/null 2>&1; ctr -a \"$s\" -n k8s.io containers delete \"$c\" >/dev/null 2>&1; done; fi; true"),
         },
         ResetStep {
             name: "unmount-kubelet",
@@ -151,15 +170,22 @@ pub fn remove_etcd_member(host: &dyn Host, cert_dir: &str) -> anyhow::Result<Str
 }
 
 /// Runs every step on `host`; `Err` only when the host cannot be reached at all.
-pub fn run(host: &dyn Host, cert_dir: &str, etcd_data_dir: &str) -> anyhow::Result<ResetReport> {
+pub fn run(
+    host: &dyn Host,
+    cert_dir: &str,
+    etcd_data_dir: &str,
+    opts: &ResetOptions,
+) -> anyhow::Result<ResetReport> {
     let mut rep = ResetReport::default();
+    let skip = |p: &str| opts.skip_phases.iter().any(|s| s == p);
     // First, while etcd still runs: leave the etcd cluster.
-    match remove_etcd_member(host, cert_dir) {
-        Ok(what) => {
+    match (!skip("remove-etcd-member")).then(|| remove_etcd_member(host, cert_dir)) {
+        None => report("reset", "remove-etcd-member: skipped (--skip-phases)"),
+        Some(Ok(what)) => {
             report("reset", &format!("remove-etcd-member: {what}"));
             rep.done.push("remove-etcd-member".into());
         }
-        Err(e) => {
+        Some(Err(e)) => {
             // Best effort, as in kubeadm: say what the user has to do by hand.
             report(
                 "reset",
@@ -169,7 +195,13 @@ pub fn run(host: &dyn Host, cert_dir: &str, etcd_data_dir: &str) -> anyhow::Resu
             );
         }
     }
-    for step in steps(cert_dir, etcd_data_dir) {
+    let steps = if skip("cleanup-node") {
+        report("reset", "cleanup-node: skipped (--skip-phases)");
+        Vec::new()
+    } else {
+        steps(cert_dir, etcd_data_dir, opts.cri_socket.as_deref())
+    };
+    for step in steps {
         let out = host.run(
             &step.script,
             &RunOptions {
@@ -273,8 +305,9 @@ pub fn reset_host(
     cert_dir: &str,
     etcd_data_dir: &str,
     deep_too: bool,
+    opts: &ResetOptions,
 ) -> anyhow::Result<ResetReport> {
-    let rep = run(host, cert_dir, etcd_data_dir)?;
+    let rep = run(host, cert_dir, etcd_data_dir, opts)?;
     anyhow::ensure!(
         rep.failed.is_empty(),
         "reset finished with failed steps: {}",
@@ -288,4 +321,51 @@ pub fn reset_host(
         deep(host)?;
     }
     Ok(rep)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::LocalHost;
+
+    /// Skipped phases run nothing: no command, no file removed.
+    #[test]
+    fn skip_phases_skips_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = LocalHost::with_root(dir.path());
+        let admin = dir.path().join("etc/kubernetes/admin.conf");
+        std::fs::create_dir_all(admin.parent().unwrap()).unwrap();
+        std::fs::write(&admin, "x").unwrap();
+        let opts = ResetOptions {
+            skip_phases: vec!["remove-etcd-member".into(), "cleanup-node".into()],
+            ..Default::default()
+        };
+        let rep = run(&host, "/etc/kubernetes/pki", "/var/lib/etcd", &opts).unwrap();
+        assert!(rep.done.is_empty() && rep.failed.is_empty(), "{rep:?}");
+        assert!(admin.exists());
+        // Only cleanup-node skipped: remove-etcd-member runs (no etcd manifest here).
+        let opts = ResetOptions {
+            skip_phases: vec!["cleanup-node".into()],
+            ..Default::default()
+        };
+        let rep = run(&host, "/etc/kubernetes/pki", "/var/lib/etcd", &opts).unwrap();
+        assert_eq!(rep.done, vec!["remove-etcd-member".to_string()]);
+        assert!(admin.exists());
+    }
+
+    #[test]
+    fn cri_socket_is_the_socket_containers_are_removed_from() {
+        let script = |s: Option<&str>| {
+            steps("/p", "/e", s)
+                .into_iter()
+                .find(|s| s.name == "stop-containers")
+                .unwrap()
+                .script
+        };
+        assert!(script(None).contains("s='/run/containerd/containerd.sock'"));
+        assert!(
+            script(Some("unix:///run/k3s/containerd.sock"))
+                .contains("s='/run/k3s/containerd.sock'")
+        );
+    }
 }

@@ -88,6 +88,37 @@ impl Certificate {
         key: &PrivateKey,
         issuer: Option<(&Certificate, &PrivateKey)>,
     ) -> Result<Certificate, PkiError> {
+        let params = Self::params(req)?;
+        let crypto = |e: rcgen::Error| PkiError::Crypto(format!("signing {}: {e}", req.cn));
+        let cert = match issuer {
+            None => params.self_signed(key.pair()).map_err(crypto)?,
+            Some((ca, ca_key)) => {
+                let issuer = Issuer::from_ca_cert_der(&ca.der.clone().into(), ca_key.pair())
+                    .map_err(crypto)?;
+                params.signed_by(key.pair(), &issuer).map_err(crypto)?
+            }
+        };
+        Certificate::from_der(cert.der().to_vec()).map_err(PkiError::Crypto)
+    }
+
+    /// A PEM `CERTIFICATE REQUEST` for `key` with the subject and SANs of `req`, for an
+    /// external CA to sign (`certs renew --csr-only`).
+    pub fn request_pem(req: &CertRequest, key: &PrivateKey) -> Result<String, PkiError> {
+        let full = Self::params(req)?;
+        // A request carries names and usages; validity, serial and CA fields are the CA's.
+        let mut params = CertificateParams::default();
+        params.distinguished_name = full.distinguished_name;
+        params.subject_alt_names = full.subject_alt_names;
+        params.key_usages = full.key_usages;
+        params.extended_key_usages = full.extended_key_usages;
+        let csr = params
+            .serialize_request(key.pair())
+            .map_err(|e| PkiError::Crypto(format!("a request for {}: {e}", req.cn)))?;
+        csr.pem()
+            .map_err(|e| PkiError::Crypto(format!("a request for {}: {e}", req.cn)))
+    }
+
+    fn params(req: &CertRequest) -> Result<CertificateParams, PkiError> {
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         // Go writes O before CN; a second O needs rcgen's custom type (rcgen issue #81).
@@ -131,16 +162,7 @@ impl Certificate {
                 Usage::ClientAuth => ExtendedKeyUsagePurpose::ClientAuth,
             })
             .collect();
-        let crypto = |e: rcgen::Error| PkiError::Crypto(format!("signing {}: {e}", req.cn));
-        let cert = match issuer {
-            None => params.self_signed(key.pair()).map_err(crypto)?,
-            Some((ca, ca_key)) => {
-                let issuer = Issuer::from_ca_cert_der(&ca.der.clone().into(), ca_key.pair())
-                    .map_err(crypto)?;
-                params.signed_by(key.pair(), &issuer).map_err(crypto)?
-            }
-        };
-        Certificate::from_der(cert.der().to_vec()).map_err(PkiError::Crypto)
+        Ok(params)
     }
 
     /// Parses the first certificate of a PEM file.

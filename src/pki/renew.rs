@@ -99,3 +99,63 @@ pub fn renewable_names() -> Vec<&'static str> {
     v.sort();
     v
 }
+
+/// `certs renew --csr-only`: instead of renewing, writes `<base>.csr` (same subject, SANs
+/// and usages as `old`) and its new key `<base>.key` into `csr_dir` for an external CA to
+/// sign, as kubeadm does. In the cert dir the new key replaces the old one, so the signed
+/// certificate has to be put beside it before the component restarts. Returns the CSR path.
+pub fn write_request(
+    host: &dyn Host,
+    csr_dir: &Path,
+    base: &str,
+    old: &Certificate,
+    algorithm: crate::config::EncryptionAlgorithm,
+) -> Result<std::path::PathBuf, PkiError> {
+    let now = OffsetDateTime::now_utc();
+    let req = renewal_request(old, Duration::from_secs(0), now);
+    let key = PrivateKey::generate(algorithm)?;
+    let pem = Certificate::request_pem(&req, &key)?;
+    let csr_path = csr_dir.join(format!("{base}.csr"));
+    host.write_file(
+        &csr_dir.join(format!("{base}.key")),
+        key.to_pem().as_bytes(),
+        crate::host::WriteOptions::PRIVATE,
+    )?;
+    host.write_file(&csr_path, pem.as_bytes(), crate::host::WriteOptions::PUBLIC)?;
+    Ok(csr_path)
+}
+
+/// The existing certificate of a table entry, for `--csr-only`: the certificate and the
+/// algorithm of its key.
+pub fn existing(
+    host: &dyn Host,
+    cert_dir: &Path,
+    name: &str,
+) -> Result<
+    (
+        &'static str,
+        Certificate,
+        crate::config::EncryptionAlgorithm,
+    ),
+    PkiError,
+> {
+    let spec = spec::find(name)
+        .filter(|s| !s.is_ca())
+        .ok_or_else(|| PkiError::UnknownCert {
+            name: name.into(),
+            known: renewable_names().join(", "),
+        })?;
+    let cp = cert_path(cert_dir, spec.base);
+    let invalid = |reason: String| PkiError::Invalid {
+        path: cp.clone(),
+        reason,
+        advice: LEAF_ADVICE,
+    };
+    let old = match read_cert(host, &cp)? {
+        FileState::Ok(c) => c,
+        FileState::Absent => return Err(invalid("there is no certificate to renew".into())),
+        FileState::Corrupt(r) => return Err(invalid(r)),
+    };
+    let algorithm = super::keys::algorithm_of_spki(&old.spki).map_err(invalid)?;
+    Ok((spec.base, old, algorithm))
+}

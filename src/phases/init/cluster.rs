@@ -41,6 +41,19 @@ pub fn client_at(ctx: &InitContext, file: &str, server: Option<&str>) -> anyhow:
     Ok(ApiClient::from_kubeconfig(&kc)?.retrying(crate::apiclient::API_CALL_RETRY))
 }
 
+/// A client from a kubeconfig file anywhere on the node (the phases' `--kubeconfig`).
+pub fn client_from_path(
+    host: &dyn crate::host::Host,
+    path: &std::path::Path,
+) -> anyhow::Result<ApiClient> {
+    let bytes = host
+        .read_file(path)?
+        .with_context(|| format!("{} (--kubeconfig) does not exist", path.display()))?;
+    let kc = KubeConfig::parse(&String::from_utf8_lossy(&bytes))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(ApiClient::from_kubeconfig(&kc)?)
+}
+
 /// The admin client, after making sure `kubeadm:cluster-admins` is bound: with admin.conf
 /// if that already works, else created through super-admin.conf (kubeadm's
 /// `EnsureAdminClusterRoleBinding`).
