@@ -296,6 +296,8 @@ const CASES: &[Case] = &[
       &["cluster.yaml:5", "spec.ssh.port", "a port number 1-65535"]),
     c("inventory ssh user empty", &[("cluster.yaml", inv!("  ssh: {user: \"\"}\n  hosts:\n    - {name: a, address: 10.0.0.1, role: control-plane}\n"))], IMG, 1,
       &["spec.ssh.user", "must not be empty"]),
+    c("inventory host ssh user empty", &[("cluster.yaml", inv!("  hosts:\n    - {name: a, address: 10.0.0.1, role: control-plane, ssh: {user: \"\"}}\n"))], IMG, 1,
+      &["cluster.yaml:6", "spec.hosts[0].ssh.user", "must not be empty"]),
     c("inventory ssh unknown", &[("cluster.yaml", inv!("  ssh: {password: hunter2}\n  hosts:\n    - {name: a, address: 10.0.0.1, role: control-plane}\n"))], IMG, 1,
       &["spec.ssh.password", "unknown field", "keyPath"]),
     c("inventory bastion address", &[("cluster.yaml", inv!("  ssh: {bastion: {port: 22}}\n  hosts:\n    - {name: a, address: 10.0.0.1, role: control-plane}\n"))], IMG, 1,

@@ -666,6 +666,14 @@ fn validate(doc: &Document, raw: ClusterDoc) -> Result<Cluster, ConfigError> {
                 format!("{:?} is listed twice", h.name),
             );
         }
+        if h.ssh.as_ref().is_some_and(|s| empty_user(&s.user)) {
+            err(
+                at.clone(),
+                &format!("spec.hosts[{i}].ssh.user"),
+                "must not be empty: give the login user, or leave user out for spec.ssh.user"
+                    .into(),
+            );
+        }
         let (user, port, key_path) = match h.ssh {
             Some(s) => (
                 s.user.unwrap_or_else(|| ssh.user.clone()),
