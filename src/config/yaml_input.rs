@@ -129,6 +129,11 @@ fn problem(text: &str, path: &str, err: &serde_saphyr::Error) -> YamlProblem {
                 .and_then(|rest| rest.strip_prefix("line "))
                 .and_then(|rest| rest.split_once(": ").map(|(_, m)| m.to_string()))
                 .unwrap_or(first);
+            // The parser repeats the position at the end; the caller already gives it.
+            let stripped = match stripped.rfind(" at line ") {
+                Some(i) if stripped[i..].contains(", column ") => stripped[..i].to_string(),
+                _ => stripped,
+            };
             format!("invalid YAML: {stripped}")
         }
     };
