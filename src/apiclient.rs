@@ -135,14 +135,26 @@ impl ApiClient {
     ) -> Result<ApiClient, ApiError> {
         let cluster = kc
             .current_cluster()
-            .ok_or_else(|| ApiError::Credentials("the kubeconfig has no current cluster".into()))?;
+            .ok_or_else(|| {
+                ApiError::Credentials(
+                    "the kubeconfig has no current cluster: current-context must name a context whose cluster is listed under clusters".into(),
+                )
+            })?;
         let ca = B64
             .decode(&cluster.certificate_authority_data)
-            .map_err(|e| ApiError::Credentials(format!("certificate-authority-data: {e}")))?;
+            .map_err(|e| {
+                ApiError::Credentials(format!(
+                    "certificate-authority-data is not base64 ({e}); expected the cluster's CA certificate (PEM), base64-encoded"
+                ))
+            })?;
         let mut b = builder(&Trust::Ca(&ca), timeout)?;
         let user = kc
             .current_user()
-            .ok_or_else(|| ApiError::Credentials("the kubeconfig has no current user".into()))?;
+            .ok_or_else(|| {
+                ApiError::Credentials(
+                    "the kubeconfig has no current user: current-context must name a context whose user is listed under users".into(),
+                )
+            })?;
         let mut auth = Auth::None;
         let mut who = "system:anonymous".to_string();
         if !user.client_certificate_data.is_empty() {

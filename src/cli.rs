@@ -204,6 +204,17 @@ pub struct UploadCertsFlags {
     pub skip_certificate_key_print: bool,
 }
 
+impl UploadCertsFlags {
+    /// Refuses a malformed `--certificate-key` before anything runs (without echoing it:
+    /// it is a secret).
+    fn check(&self) -> anyhow::Result<()> {
+        if let Some(k) = &self.certificate_key {
+            crate::copycerts::parse_certificate_key(k).context("--certificate-key")?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum InitSubcommand {
     /// Run one phase of init on its own.
@@ -432,7 +443,7 @@ pub struct JoinArgs {
     #[arg(long, value_name = "IP")]
     pub apiserver_advertise_address: Option<String>,
     /// With --control-plane: the port this API server binds to (default 6443).
-    #[arg(long, value_name = "PORT")]
+    #[arg(long, value_name = "PORT", value_parser = config::parse_port)]
     pub apiserver_bind_port: Option<u16>,
     /// Preflight checks whose errors become warnings (names as reported, or `all`).
     #[arg(long, value_delimiter = ',')]
@@ -525,7 +536,7 @@ pub struct InitFlags {
     #[arg(long, value_name = "IP")]
     pub apiserver_advertise_address: Option<String>,
     /// Port the API server binds to (default 6443).
-    #[arg(long, value_name = "PORT")]
+    #[arg(long, value_name = "PORT", value_parser = config::parse_port)]
     pub apiserver_bind_port: Option<u16>,
     /// A stable address for the control plane: host or host:port (a load balancer or DNS name).
     #[arg(long, value_name = "HOST[:PORT]")]
@@ -851,6 +862,7 @@ fn run_init_phase(host: &dyn Host, phase: InitPhase) -> anyhow::Result<()> {
                 return Ok(());
             }
             let cfg = flags.init.load()?;
+            upload.check()?;
             let ctx = cluster_ctx(&cfg, host, &flags);
             let client = phase_client(&ctx, &admin)?;
             let key = init_phases::upload_certs(&ctx, &client, upload.certificate_key.as_deref())?;
@@ -1105,7 +1117,9 @@ fn api_client(host: &dyn Host, api: &ApiFlags) -> anyhow::Result<(ApiClient, Kub
     })?;
     let kc = KubeConfig::parse(&String::from_utf8_lossy(&bytes))
         .map_err(|e| anyhow::anyhow!("{}: {e}", api.kubeconfig.display()))?;
-    Ok((ApiClient::from_kubeconfig(&kc)?, kc))
+    let client = ApiClient::from_kubeconfig(&kc)
+        .with_context(|| format!("kubeconfig {}", api.kubeconfig.display()))?;
+    Ok((client, kc))
 }
 
 /// `kubeboot join <endpoint> --token T --discovery-token-ca-cert-hash H` for a kubeconfig's cluster.
@@ -1260,13 +1274,23 @@ fn run_token(host: &dyn Host, cmd: TokenCommand) -> anyhow::Result<()> {
             Ok(())
         }
         TokenCommand::Delete { tokens, api } => {
-            let (client, _) = api_client(host, &api)?;
+            // Every argument is checked before the first token is deleted.
+            let mut ids = Vec::new();
             for t in &tokens {
                 let id = t.split('.').next().unwrap_or_default();
+                let ok = if t.contains('.') {
+                    BootstrapToken::parse(t).is_ok()
+                } else {
+                    BootstrapToken::is_valid_id(id)
+                };
                 anyhow::ensure!(
-                    BootstrapToken::is_valid_id(id),
-                    "{t:?} is neither a token id ([a-z0-9]{{6}}) nor a token"
+                    ok,
+                    "{t:?} is neither a token id ([a-z0-9]{{6}}) nor a token (6 characters of [a-z0-9], a dot, then 16)"
                 );
+                ids.push(id);
+            }
+            let (client, _) = api_client(host, &api)?;
+            for id in ids {
                 if crate::token::delete(&client, id)? {
                     println!("bootstrap token {id:?} deleted");
                 } else {
@@ -1403,8 +1427,8 @@ pub struct RenderArgs {
     #[arg(long)]
     flannel_iface: Option<String>,
     /// containerd major version of the node (1 or 2).
-    #[arg(long, default_value_t = 1)]
-    containerd_major: u32,
+    #[arg(long, default_value_t = 1, value_parser = config::whole_number_in(1, 2))]
+    containerd_major: u64,
 }
 
 /// Placeholder facts for `config print init-defaults`, as kubeadm prints them.
@@ -1527,7 +1551,7 @@ fn run_render(args: RenderArgs) -> anyhow::Result<()> {
     let opts = RenderOptions {
         templates,
         flannel_iface: args.flannel_iface,
-        containerd_major: args.containerd_major,
+        containerd_major: args.containerd_major as u32,
         ..RenderOptions::default()
     }
     .detect(&cfg, &node)?;
@@ -1592,6 +1616,8 @@ fn run_init(host: &dyn Host, a: InitRunArgs) -> anyhow::Result<()> {
         o.token = a.token.token.clone();
         o.token_ttl = a.token.token_ttl;
     })?;
+    // Every input is checked before the first phase changes anything.
+    a.upload.check()?;
     let ctx = InitContext {
         cfg: &cfg,
         host,

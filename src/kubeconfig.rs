@@ -149,12 +149,9 @@ impl KubeConfig {
 
     /// Parses a kubeconfig file's text.
     pub fn parse(text: &str) -> Result<Self, String> {
-        serde_saphyr::from_str(text).map_err(|e| {
-            e.to_string()
-                .lines()
-                .next()
-                .unwrap_or("invalid YAML")
-                .to_string()
+        crate::config::yaml_input::from_str(text).map_err(|p| match p.location {
+            Some((line, column)) => format!("line {line}, column {column}: {p}"),
+            None => p.to_string(),
         })
     }
 

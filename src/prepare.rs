@@ -29,8 +29,8 @@ pub struct PrepareArgs {
     #[arg(long)]
     pub plan: bool,
     /// Hosts worked on at once.
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub concurrency: u32,
+    #[arg(long, default_value_t = 30, value_parser = crate::config::whole_number_in(1, 1000))]
+    pub concurrency: u64,
     /// Output: text (live rows on a terminal, plain lines otherwise) or json (one event per line).
     #[arg(short, long, value_enum, default_value_t = PrepareOutput::Text)]
     pub output: PrepareOutput,
@@ -38,7 +38,7 @@ pub struct PrepareArgs {
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
     /// SSH port [default: the inventory's, else 22].
-    #[arg(long, value_name = "PORT")]
+    #[arg(long, value_name = "PORT", value_parser = crate::config::parse_port)]
     pub port: Option<u16>,
     /// Private key file (repeatable) [default: the inventory's keyPath, the ssh-agent, ~/.ssh/id_*]; passphrase in KUBEBOOT_SSH_KEY_PASSPHRASE.
     #[arg(short = 'i', long = "ssh-key", value_name = "FILE")]
@@ -56,7 +56,7 @@ pub struct PrepareArgs {
     #[arg(long, value_name = "HOST")]
     pub bastion: Option<String>,
     /// Seconds allowed for connecting and logging in to a host.
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = crate::config::whole_number_in(1, 3600))]
     pub connect_timeout: u64,
     /// Kubernetes version [default: the inventory's, else v1.34.2].
     #[arg(long, value_name = "VERSION")]
@@ -85,20 +85,50 @@ pub enum PrepareOutput {
     Json,
 }
 
-fn parse_bastion(s: &str, default_user: &str) -> Bastion {
+fn parse_bastion(s: &str, default_user: &str) -> anyhow::Result<Bastion> {
     let (user, rest) = match s.split_once('@') {
         Some((u, r)) => (u.to_string(), r),
         None => (default_user.to_string(), s),
     };
     let (address, port) = match rest.rsplit_once(':') {
-        Some((h, p)) if p.parse::<u16>().is_ok() => (h.to_string(), p.parse().unwrap()),
-        _ => (rest.to_string(), 22),
+        // An IPv6 address without a port.
+        Some((h, _)) if h.contains(':') && !h.starts_with('[') => (rest.to_string(), 22),
+        Some((h, p)) => {
+            let port = crate::config::parse_port(p)
+                .map_err(|e| anyhow::anyhow!("--bastion {s:?}: {e}"))?;
+            (h.trim_matches(['[', ']']).to_string(), port)
+        }
+        None => (rest.to_string(), 22),
     };
-    Bastion {
+    if address.is_empty() || user.is_empty() {
+        anyhow::bail!("--bastion {s:?}: expected [USER@]HOST[:PORT]");
+    }
+    Ok(Bastion {
         address,
         port,
         user,
+    })
+}
+
+/// Everything the flags name on this machine must be there before any host is touched:
+/// a missing archive found after half the hosts were prepared would leave them half done.
+fn check_local_inputs(args: &PrepareArgs, cluster: &Cluster) -> anyhow::Result<()> {
+    if args.user.as_deref().is_some_and(|u| u.trim().is_empty()) {
+        anyhow::bail!("--user must not be empty: give the SSH login user, or leave it out");
     }
+    let archives = cluster.image_archives.iter().map(|a| &a.artifact);
+    for a in cluster.artifacts.values().chain(archives) {
+        if let cluster::ArtifactSource::Path(p) = &a.source
+            && !p.is_file()
+        {
+            anyhow::bail!(
+                "{}: {} is not a file on this machine; put the file there or point the artifact elsewhere (nothing was changed on any host)",
+                a.name,
+                p.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The inventory and SSH settings the flags describe (shared by `prepare` and `up`).
@@ -163,13 +193,14 @@ pub fn resolve(args: &PrepareArgs) -> anyhow::Result<(Cluster, SshConfig)> {
         ssh.known_hosts = Some(k.clone());
     }
     if let Some(b) = &args.bastion {
-        ssh.bastion = Some(parse_bastion(b, &ssh.user));
+        ssh.bastion = Some(parse_bastion(b, &ssh.user)?);
     }
     ssh.accept_new_host_keys = args.accept_new_host_keys;
     ssh.use_agent = !args.no_agent;
     ssh.connect_timeout = Duration::from_secs(args.connect_timeout.max(1));
     ssh.key_passphrase = std::env::var("KUBEBOOT_SSH_KEY_PASSPHRASE").ok();
     ssh.sudo_password = std::env::var("KUBEBOOT_SUDO_PASSWORD").ok();
+    check_local_inputs(args, &cluster)?;
     Ok((cluster, ssh))
 }
 

@@ -25,7 +25,7 @@
 
 use super::documents::{self, Document, TypeMeta};
 use super::version::{DEFAULT_KUBERNETES_VERSION, KubeVersion};
-use super::{ConfigError, FieldError, yaml_error};
+use super::{ConfigError, FieldError, parse_doc};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -114,6 +114,7 @@ struct CniSpec {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct SshSpec {
     user: Option<String>,
+    #[serde(default, deserialize_with = "super::yaml_input::port")]
     port: Option<u16>,
     key_path: Option<String>,
     known_hosts_path: Option<String>,
@@ -124,6 +125,7 @@ struct SshSpec {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct BastionSpec {
     address: String,
+    #[serde(default, deserialize_with = "super::yaml_input::port")]
     port: Option<u16>,
     user: Option<String>,
 }
@@ -147,6 +149,7 @@ struct HostSpec {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct HostSshSpec {
     user: Option<String>,
+    #[serde(default, deserialize_with = "super::yaml_input::port")]
     port: Option<u16>,
     key_path: Option<String>,
 }
@@ -395,7 +398,7 @@ impl Cluster {
                 kind: "Cluster".into(),
             });
         }
-        let meta: TypeMeta = serde_saphyr::from_str(&doc.text).map_err(|e| yaml_error(doc, e))?;
+        let meta: TypeMeta = parse_doc(doc)?;
         if meta.api_version != API_VERSION || meta.kind != "Cluster" {
             return Err(ConfigError::Invalid(vec![FieldError {
                 origin: origin(doc, &["kind"]),
@@ -406,7 +409,7 @@ impl Cluster {
                 ),
             }]));
         }
-        let raw: ClusterDoc = serde_saphyr::from_str(&doc.text).map_err(|e| yaml_error(doc, e))?;
+        let raw: ClusterDoc = parse_doc(doc)?;
         validate(doc, raw)
     }
 
@@ -518,6 +521,16 @@ fn pinned_source(
     err: &mut dyn FnMut(String, &str, String),
 ) -> (Option<ArtifactSource>, Option<String>) {
     let source = match (url, path) {
+        (Some(u), None) if !(u.starts_with("http://") || u.starts_with("https://")) => {
+            err(
+                at.to_string(),
+                &format!("{field}.url"),
+                format!(
+                    "{u:?} is not an http:// or https:// URL; for a file on this machine write path: instead"
+                ),
+            );
+            None
+        }
         (Some(u), None) => Some(source_of(&u)),
         (None, Some(p)) => Some(ArtifactSource::Path(PathBuf::from(p))),
         _ => {
@@ -575,6 +588,14 @@ fn validate(doc: &Document, raw: ClusterDoc) -> Result<Cluster, ConfigError> {
             None
         }
     };
+    let empty_user = |u: &Option<String>| u.as_deref().is_some_and(|u| u.trim().is_empty());
+    if empty_user(&spec.ssh.user) {
+        err(
+            origin(doc, &["spec", "ssh", "user"]),
+            "spec.ssh.user",
+            "must not be empty: give the login user, or leave user out for root".into(),
+        );
+    }
     let bastion = spec.ssh.bastion.map(|b| {
         (
             b.address,
@@ -620,6 +641,16 @@ fn validate(doc: &Document, raw: ClusterDoc) -> Result<Cluster, ConfigError> {
                 &format!("spec.hosts[{i}].name"),
                 "must not be empty".into(),
             );
+        } else if !super::network::is_dns1123_subdomain(&h.name) {
+            // The name becomes the node's name in the cluster.
+            err(
+                at.clone(),
+                &format!("spec.hosts[{i}].name"),
+                format!(
+                    "{:?} is not a valid node name: use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit",
+                    h.name
+                ),
+            );
         }
         if h.address.trim().is_empty() {
             err(
@@ -633,6 +664,14 @@ fn validate(doc: &Document, raw: ClusterDoc) -> Result<Cluster, ConfigError> {
                 at.clone(),
                 &format!("spec.hosts[{i}].name"),
                 format!("{:?} is listed twice", h.name),
+            );
+        }
+        if h.ssh.as_ref().is_some_and(|s| empty_user(&s.user)) {
+            err(
+                at.clone(),
+                &format!("spec.hosts[{i}].ssh.user"),
+                "must not be empty: give the login user, or leave user out for spec.ssh.user"
+                    .into(),
             );
         }
         let (user, port, key_path) = match h.ssh {

@@ -4,13 +4,22 @@
 use std::fmt;
 use std::time::Duration;
 
+/// What every duration error says is expected.
+const EXPECTED: &str =
+    "expected a duration such as 24h0m0s, 90s or 500ms (units h, m, s, ms, us, ns)";
+
 /// A duration written the way Go's `time.Duration` prints and parses it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct GoDuration(pub Duration);
 
 impl GoDuration {
     /// Parses `1h30m`, `24h0m0s`, `500ms`, `0` (units ns, us, µs, ms, s, m, h; decimals allowed).
+    /// Every error says what a duration looks like.
     pub fn parse(s: &str) -> Result<Self, String> {
+        Self::parse_inner(s).map_err(|e| format!("{e}; {EXPECTED}"))
+    }
+
+    fn parse_inner(s: &str) -> Result<Self, String> {
         let t = s.trim();
         if t.is_empty() {
             return Err("empty duration".into());
@@ -27,9 +36,9 @@ impl GoDuration {
         while !rest.is_empty() {
             let num_len = rest
                 .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-                .ok_or_else(|| format!("missing unit in duration {s:?} (use h, m, s, ms)"))?;
+                .ok_or_else(|| format!("duration {s:?} has no unit"))?;
             if num_len == 0 {
-                return Err(format!("invalid duration {s:?}: expected a number"));
+                return Err(format!("{s:?} is not a duration"));
             }
             let num: f64 = rest[..num_len]
                 .parse()
@@ -48,9 +57,7 @@ impl GoDuration {
                 "m" => 60.0,
                 "h" => 3600.0,
                 _ => {
-                    return Err(format!(
-                        "unknown unit {unit:?} in duration {s:?} (use h, m, s, ms)"
-                    ));
+                    return Err(format!("unknown unit {unit:?} in duration {s:?}"));
                 }
             };
             total += num * secs;

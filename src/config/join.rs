@@ -94,7 +94,17 @@ impl JoinConfig {
         }
         let (doc, mut join) = match files.join {
             Some((d, j)) => (Some(d), j),
-            None => (None, JoinConfiguration::default()),
+            None => {
+                if let Some(p) = path {
+                    // kubeadm too: a join config without the join kind is a wrong file.
+                    return Err(ConfigError::Invalid(vec![FieldError {
+                        origin: p.display().to_string(),
+                        field: "kind".into(),
+                        message: "no JoinConfiguration document: `join --config` reads a kubeadm.k8s.io/v1beta4 JoinConfiguration".into(),
+                    }]));
+                }
+                (None, JoinConfiguration::default())
+            }
         };
         let mut errors = Vec::new();
         let mut problem = |field: &str, flag: Option<&str>, message: String| {

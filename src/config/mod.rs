@@ -9,6 +9,7 @@ pub mod join;
 mod network;
 pub mod v1beta4;
 pub mod version;
+pub mod yaml_input;
 
 use documents::{Document, TypeMeta};
 use duration::GoDuration;
@@ -30,6 +31,8 @@ pub const DEFAULT_DNS_DOMAIN: &str = "cluster.local";
 pub const DEFAULT_CERT_DIR: &str = "/etc/kubernetes/pki";
 /// Default directory of kubeconfig files on a node.
 pub const DEFAULT_KUBECONFIG_DIR: &str = "/etc/kubernetes";
+/// The taint effects Kubernetes knows.
+const TAINT_EFFECTS: [&str; 3] = ["NoSchedule", "PreferNoSchedule", "NoExecute"];
 /// Default API server port.
 pub const DEFAULT_BIND_PORT: u16 = 6443;
 /// Default cluster name (kubeconfig cluster entry and `--cluster-name`).
@@ -322,43 +325,21 @@ struct ConfigFiles {
     kube_proxy: Option<serde_json::Value>,
 }
 
-fn yaml_error(doc: &Document, err: serde_saphyr::Error) -> ConfigError {
-    let (line, column) = err
-        .location()
-        .map(|l| (doc.first_line + l.line() as usize - 1, l.column() as usize))
-        .unwrap_or((doc.first_line, 1));
-    // The crate's Display is `error: line L column C: message` plus a source snippet,
-    // with the line counted within the document; keep only the message.
-    let full = err.to_string();
-    let first = full.lines().next().unwrap_or("invalid YAML");
-    let message = first
-        .strip_prefix("error: ")
-        .and_then(|rest| rest.strip_prefix("line "))
-        .and_then(|rest| rest.split_once(": ").map(|(_, m)| m))
-        .unwrap_or(first)
-        .to_string();
-    // Name the field when the message does not (wrong types say only what was expected).
-    let key = doc
-        .text
-        .lines()
-        .nth(line - doc.first_line)
-        .and_then(|l| l.trim_start().trim_start_matches("- ").split_once(':'))
-        .map(|(k, _)| k.trim().to_string())
-        .filter(|k| !k.is_empty() && !k.contains(' '));
-    let message = match key {
-        Some(k) if !message.contains('`') => format!("field `{k}`: {message}"),
-        _ => message,
-    };
-    ConfigError::Yaml {
-        path: doc.file.clone(),
-        line,
-        column,
-        message,
-    }
-}
-
-fn parse_doc<T: serde::de::DeserializeOwned>(doc: &Document) -> Result<T, ConfigError> {
-    serde_saphyr::from_str(&doc.text).map_err(|e| yaml_error(doc, e))
+/// Parses one document of a config file into `T`. Errors name `file:line:column`, the
+/// field path as written and what is expected there (see [`yaml_input`]).
+pub(crate) fn parse_doc<T: serde::de::DeserializeOwned>(doc: &Document) -> Result<T, ConfigError> {
+    yaml_input::from_str(&doc.text).map_err(|problem| {
+        let (line, column) = problem
+            .location
+            .map(|(l, c)| (doc.first_line + l - 1, c))
+            .unwrap_or((doc.first_line, 1));
+        ConfigError::Yaml {
+            path: doc.file.clone(),
+            line,
+            column,
+            message: problem.to_string(),
+        }
+    })
 }
 
 impl ConfigFiles {
@@ -464,6 +445,28 @@ impl Problems<'_> {
             field: field.to_string(),
             message: message.into(),
         });
+    }
+}
+
+/// A port given on the command line (`--apiserver-bind-port`, `--port`): the error says
+/// a port number is expected, not which integer type failed to parse.
+pub fn parse_port(s: &str) -> Result<u16, String> {
+    match s.trim().parse::<u64>() {
+        Ok(p) if (1..=65535).contains(&p) => Ok(p as u16),
+        _ => Err(format!(
+            "{s:?} is not a port; expected a port number 1-65535"
+        )),
+    }
+}
+
+/// A whole number in `lo..=hi` given on the command line, with the range in words.
+pub fn whole_number_in(
+    lo: u64,
+    hi: u64,
+) -> impl Fn(&str) -> Result<u64, String> + Clone + Send + Sync + 'static {
+    move |s: &str| match s.trim().parse::<u64>() {
+        Ok(n) if (lo..=hi).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?}: expected a whole number from {lo} to {hi}")),
     }
 }
 
@@ -660,6 +663,20 @@ fn resolve_init(
     }
 
     // Validation: collect every problem, then fail once with all of them.
+    for (i, t) in init.node_registration.taints.iter().flatten().enumerate() {
+        if !TAINT_EFFECTS.contains(&t.effect.as_str()) {
+            p.push(
+                Kind::Init,
+                &format!("nodeRegistration.taints[{i}].effect"),
+                None,
+                format!(
+                    "{:?} is not a taint effect; use {}",
+                    t.effect,
+                    TAINT_EFFECTS.join(", ")
+                ),
+            );
+        }
+    }
     let node_name = init.node_registration.name.clone().unwrap_or_default();
     if node_name.is_empty() {
         p.push(

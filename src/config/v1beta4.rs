@@ -262,7 +262,11 @@ pub struct NodeRegistration {
 pub struct ApiEndpoint {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advertise_address: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::yaml_input::port"
+    )]
     pub bind_port: Option<u16>,
 }
 

@@ -32,6 +32,9 @@ pub enum HostKeyVerdict {
 pub struct KnownHosts {
     pub path: PathBuf,
     entries: Vec<Entry>,
+    /// Lines that are not known_hosts entries (skipped, as OpenSSH does), so a refusal
+    /// can point at a mangled line that may have been meant for the host.
+    pub unreadable: Vec<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -74,6 +77,7 @@ impl KnownHosts {
             Err(e) => return Err(e),
         };
         let mut entries = Vec::new();
+        let mut unreadable = Vec::new();
         for (i, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -89,13 +93,18 @@ impl KnownHosts {
                 }
                 first = match fields.next() {
                     Some(f) => f,
-                    None => continue,
+                    None => {
+                        unreadable.push(i + 1);
+                        continue;
+                    }
                 };
             }
             let (Some(_kind), Some(b64)) = (fields.next(), fields.next()) else {
+                unreadable.push(i + 1);
                 continue;
             };
             let Ok(key) = russh::keys::parse_public_key_base64(b64) else {
+                unreadable.push(i + 1);
                 continue;
             };
             entries.push(Entry {
@@ -108,6 +117,7 @@ impl KnownHosts {
         Ok(KnownHosts {
             path: path.to_path_buf(),
             entries,
+            unreadable,
         })
     }
 

@@ -167,8 +167,19 @@ impl client::Handler for Client {
                 }
             }
             HostKeyVerdict::Unknown => {
+                let unreadable = match known.unreadable.as_slice() {
+                    [] => String::new(),
+                    lines => format!(
+                        " ({file} has lines that are not known_hosts entries and were skipped: {}; an entry is HOSTS KEYTYPE BASE64-KEY)",
+                        lines
+                            .iter()
+                            .map(|l| format!("line {l}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
                 self.set(KeyOutcome::Refused(format!(
-                    "host key of {name} is unknown: the server offers {algo} {fp}, and {file} has no entry for {name}. Check the fingerprint on the host (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), then add it to {file} (ssh-keyscan) or run again with --accept-new-host-keys"
+                    "host key of {name} is unknown: the server offers {algo} {fp}, and {file} has no entry for {name}{unreadable}. Check the fingerprint on the host (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), then add it to {file} (ssh-keyscan) or run again with --accept-new-host-keys"
                 )));
                 Ok(false)
             }

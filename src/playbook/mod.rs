@@ -237,6 +237,15 @@ impl Playbook {
     /// exists there, else the embedded one.
     pub fn load(name: &str, dir: Option<&Path>) -> Result<Playbook, PlaybookError> {
         if let Some(dir) = dir {
+            if !dir.is_dir() {
+                // A typo in --playbook-dir must not silently run the embedded playbook.
+                return Err(PlaybookError {
+                    origin: dir.display().to_string(),
+                    step: None,
+                    field: None,
+                    message: "--playbook-dir: no such directory; give a directory holding playbooks named NAME.yaml".into(),
+                });
+            }
             let p = dir.join(format!("{name}.yaml"));
             if p.exists() {
                 let text = std::fs::read_to_string(&p).map_err(|e| PlaybookError {

@@ -311,14 +311,18 @@ pub(super) fn parse(origin: &str, text: &str) -> Result<Playbook, PlaybookError>
                     origin: lines.at(at.and_then(|l| lines.key_in_item(l, "notify")).or(at)),
                     step: Some(s.name.clone()),
                     field: Some("notify".into()),
-                    message: format!(
-                        "no handler named {n:?}; handlers: {}",
-                        handlers
-                            .iter()
-                            .map(|h| h.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
+                    message: if handlers.is_empty() {
+                        format!("no handler named {n:?}; the playbook has no handlers")
+                    } else {
+                        format!(
+                            "no handler named {n:?}; handlers: {}",
+                            handlers
+                                .iter()
+                                .map(|h| h.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    },
                 });
             }
         }
@@ -448,7 +452,7 @@ fn parse_steps(lines: &Lines, section: &str, items: &[Value]) -> Result<Vec<Step
                     Some(f) => format!("{kind_key}.{f}"),
                     None => kind_key.to_string(),
                 }),
-                message,
+                message: crate::config::yaml_input::plain_serde_message(&message),
             }
         };
         let field_err = |field: &str, message: String| PlaybookError {
@@ -668,7 +672,10 @@ mod tests {
         );
         assert_eq!(e.step.as_deref(), Some("cfg"));
         assert_eq!(e.field.as_deref(), Some("file.path"), "{e}");
-        assert!(e.message.contains("missing field"), "{e}");
+        assert!(
+            e.message.contains("required field `path` is missing"),
+            "{e}"
+        );
         assert_eq!(e.origin, "pb.yaml:4", "{e}");
 
         let e = err(
