@@ -94,6 +94,22 @@ pub struct InitCommand {
     pub run: InitRunArgs,
 }
 
+/// `-o json`: JSON events on stdout instead of text lines (see [`crate::output`]).
+#[derive(Debug, Args, Clone)]
+pub struct OutputFlag {
+    /// Output format: kubeadm-style text lines, or one JSON event per line (the events
+    /// `prepare` and `up` emit).
+    #[arg(short, long, value_enum, default_value_t = crate::prepare::PrepareOutput::Text)]
+    pub output: crate::prepare::PrepareOutput,
+}
+
+impl OutputFlag {
+    /// Switches the process's output channel to JSON when asked.
+    pub fn apply(&self) {
+        crate::output::set_json(self.output == crate::prepare::PrepareOutput::Json);
+    }
+}
+
 /// Flags of a whole `kubeboot init`.
 #[derive(Debug, Args, Clone)]
 pub struct InitRunArgs {
@@ -125,6 +141,8 @@ pub struct InitRunArgs {
     pub token: InitTokenFlags,
     #[command(flatten)]
     pub cri: CriSocketFlag,
+    #[command(flatten)]
+    pub out: OutputFlag,
 }
 
 /// kubeadm's `init` flags for the first bootstrap token (`bootstrapTokens[0]`).
@@ -384,6 +402,8 @@ pub struct ResetArgs {
     /// [default: /run/containerd/containerd.sock].
     #[arg(long, value_name = "URL")]
     pub cri_socket: Option<String>,
+    #[command(flatten)]
+    pub out: OutputFlag,
 }
 
 /// `kubeboot join`.
@@ -448,6 +468,8 @@ pub struct JoinArgs {
     /// Preflight checks whose errors become warnings (names as reported, or `all`).
     #[arg(long, value_delimiter = ',')]
     pub ignore_preflight_errors: Vec<String>,
+    #[command(flatten)]
+    pub out: OutputFlag,
 }
 
 /// `kubeboot token`.
@@ -1564,6 +1586,7 @@ fn run_render(args: RenderArgs) -> anyhow::Result<()> {
 }
 
 fn run_join(host: &dyn Host, a: JoinArgs) -> anyhow::Result<()> {
+    a.out.apply();
     let o = config::join::JoinOverrides {
         endpoint: a.endpoint,
         token: a.token,
@@ -1591,6 +1614,16 @@ fn run_join(host: &dyn Host, a: JoinArgs) -> anyhow::Result<()> {
         cni: None,
     };
     let joined = crate::phases::join::run(&ctx)?;
+    if crate::output::json() {
+        crate::output::done(serde_json::json!({
+            "command": "join",
+            "node": joined.node_name,
+            "server": joined.server,
+            "controlPlane": cfg.control_plane.is_some(),
+            "elapsedMs": joined.took.as_millis(),
+        }));
+        return Ok(());
+    }
     if cfg.control_plane.is_some() {
         println!(
             "\nThis node ({}) has joined the cluster at {} as a control plane in {:.1}s:\n* The shared certificates are in place and this node's own were signed by the cluster's CAs.\n* A new etcd member was added to the local etcd cluster and promoted to a voting member.\n* A new control plane instance was created: its API server answers and the node is labelled and tainted as a control plane.\n\nTo start administering your cluster from this node, run as a regular user:\n\n  mkdir -p $HOME/.kube\n  sudo cp -i /etc/kubernetes/admin.conf $HOME/.kube/config\n  sudo chown $(id -u):$(id -g) $HOME/.kube/config\n\nRun 'kubectl get nodes' to see this node join the cluster.",
@@ -1610,6 +1643,7 @@ fn run_join(host: &dyn Host, a: JoinArgs) -> anyhow::Result<()> {
 }
 
 fn run_init(host: &dyn Host, a: InitRunArgs) -> anyhow::Result<()> {
+    a.out.apply();
     let cfg = a.flags.load_edit(|o| {
         o.image_repository = a.images.image_repository.clone();
         o.cri_socket = a.cri.cri_socket.clone();
@@ -1668,6 +1702,20 @@ fn run_init(host: &dyn Host, a: InitRunArgs) -> anyhow::Result<()> {
     let mut outcome = init_phases::run_all(&ctx, &run)?;
     if a.token.skip_token_print {
         outcome.join = outcome.join.as_deref().map(withhold_token);
+    }
+    if crate::output::json() {
+        // No secret in JSON: the token's id, the CA's hash and whether a certificate key
+        // was made; `token create --print-join-command` prints a whole join command.
+        crate::output::done(serde_json::json!({
+            "command": "init",
+            "node": cfg.node_name,
+            "endpoint": outcome.endpoint,
+            "tokenId": outcome.token_id,
+            "caCertHash": outcome.ca_cert_hash,
+            "certificatesUploaded": outcome.certificate_key.is_some(),
+            "adminKubeconfig": "/etc/kubernetes/admin.conf",
+        }));
+        return Ok(());
     }
     println!("\nYour Kubernetes control-plane has initialized successfully!\n");
     println!(
@@ -1768,6 +1816,7 @@ fn reset_preflight(host: &dyn Host, ignore: &[String]) -> anyhow::Result<()> {
 }
 
 fn run_reset(host: &dyn Host, a: ResetArgs) -> anyhow::Result<()> {
+    a.out.apply();
     if !a.skips_preflight() {
         confirm(
             a.force,
@@ -1785,6 +1834,14 @@ fn run_reset(host: &dyn Host, a: ResetArgs) -> anyhow::Result<()> {
         a.deep,
         &a.options(),
     )?;
+    if crate::output::json() {
+        crate::output::done(serde_json::json!({
+            "command": "reset",
+            "steps": rep.done,
+            "deep": a.deep,
+        }));
+        return Ok(());
+    }
     println!(
         "[reset] Done: {} steps{}",
         rep.done.len(),
@@ -1798,6 +1855,7 @@ fn run_reset(host: &dyn Host, a: ResetArgs) -> anyhow::Result<()> {
 }
 
 fn run_reset_remote(a: ResetArgs) -> anyhow::Result<()> {
+    a.out.apply();
     let file = a.file.clone().expect("checked");
     let cluster = config::cluster::Cluster::load(&file)?;
     let mut ssh = crate::orchestrate::ssh_config_of(&cluster);
@@ -1831,27 +1889,24 @@ fn run_reset_remote(a: ResetArgs) -> anyhow::Result<()> {
         crate::phases::reset::reset_host(&host, &a.cert_dir, &a.etcd_data_dir, a.deep, &opts)?;
         Ok(())
     };
-    let results: Vec<(String, anyhow::Result<()>)> = std::thread::scope(|s| {
-        let handles: Vec<_> = hosts
-            .iter()
-            .map(|h| {
-                let reset_one = &reset_one;
-                s.spawn(move || (h.name.clone(), reset_one(h)))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("reset thread"))
-            .collect()
+    let results = crate::orchestrate::fan_out(&hosts, crate::prepare::DEFAULT_CONCURRENCY, |h| {
+        (h.name.clone(), reset_one(h))
     });
     let mut failed = Vec::new();
     for (name, r) in &results {
-        match r {
-            Ok(()) => println!("{name}: reset{}", if a.deep { " (deep)" } else { "" }),
-            Err(e) => {
-                println!("{name}: FAILED: {e:#}");
-                failed.push(name.as_str());
+        if crate::output::json() {
+            crate::output::emit(serde_json::json!({
+                "event": "host-done", "host": name, "failed": r.is_err(),
+                "error": r.as_ref().err().map(|e| format!("{e:#}")),
+            }));
+        } else {
+            match r {
+                Ok(()) => println!("{name}: reset{}", if a.deep { " (deep)" } else { "" }),
+                Err(e) => println!("{name}: FAILED: {e:#}"),
             }
+        }
+        if r.is_err() {
+            failed.push(name.as_str());
         }
     }
     anyhow::ensure!(failed.is_empty(), "reset failed on {}", failed.join(", "));

@@ -16,6 +16,7 @@ pub mod images;
 pub mod kubeconfig;
 pub mod lab;
 pub mod orchestrate;
+pub mod output;
 pub mod phases;
 pub mod pki;
 pub mod playbook;

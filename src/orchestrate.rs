@@ -101,26 +101,34 @@ pub fn run_on_hosts(
     obs: &dyn Observer,
 ) -> Vec<HostReport> {
     let vars = prepare_vars(cluster, store);
+    fan_out(&cluster.hosts, opts.concurrency, |h| {
+        one_host(h, ssh, playbook, &vars, store, opts.mode, obs)
+    })
+}
+
+/// Runs `f` for every item on at most `cap` threads at once (at least one), and returns
+/// the results in the items' order: the one way every multi-host command fans out.
+pub fn fan_out<T: Sync, R: Send>(items: &[T], cap: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let next = AtomicUsize::new(0);
-    let reports: Mutex<Vec<Option<HostReport>>> = Mutex::new(vec![None; cluster.hosts.len()]);
-    let workers = opts.concurrency.clamp(1, cluster.hosts.len().max(1));
+    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    let workers = cap.clamp(1, items.len().max(1));
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(h) = cluster.hosts.get(i) else { break };
-                    let r = one_host(h, ssh, playbook, &vars, store, opts.mode, obs);
-                    reports.lock().unwrap()[i] = Some(r);
+                    let Some(item) = items.get(i) else { break };
+                    let r = f(item);
+                    results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
                 }
             });
         }
     });
-    reports
+    results
         .into_inner()
-        .unwrap()
+        .unwrap_or_else(|e| e.into_inner())
         .into_iter()
-        .map(|r| r.expect("every host reported"))
+        .map(|r| r.expect("every item ran"))
         .collect()
 }
 
@@ -157,4 +165,24 @@ fn one_host(
     r.elapsed_ms = start.elapsed().as_millis();
     obs.on(&h.name, Event::Finished(&r));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fan_out_keeps_order_and_the_cap() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (now, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let items: Vec<u64> = (0..12).collect();
+        let out = super::fan_out(&items, 3, |i| {
+            let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(n, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(20 + (12 - i) * 2));
+            now.fetch_sub(1, Ordering::SeqCst);
+            i * 10
+        });
+        assert_eq!(out, items.iter().map(|i| i * 10).collect::<Vec<_>>());
+        assert_eq!(most.load(Ordering::SeqCst), 3);
+        assert!(super::fan_out(&Vec::<u8>::new(), 0, |_| 1).is_empty());
+    }
 }

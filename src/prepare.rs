@@ -29,7 +29,7 @@ pub struct PrepareArgs {
     #[arg(long)]
     pub plan: bool,
     /// Hosts worked on at once.
-    #[arg(long, default_value_t = 30, value_parser = crate::config::whole_number_in(1, 1000))]
+    #[arg(long, default_value_t = DEFAULT_CONCURRENCY as u64, value_parser = crate::config::whole_number_in(1, 1000))]
     pub concurrency: u64,
     /// Output: text (live rows on a terminal, plain lines otherwise) or json (one event per line).
     #[arg(short, long, value_enum, default_value_t = PrepareOutput::Text)]
@@ -77,6 +77,9 @@ pub struct PrepareArgs {
     #[arg(long, value_name = "DIR")]
     pub playbook_dir: Option<PathBuf>,
 }
+
+/// Hosts a multi-host command works on at once unless told otherwise.
+pub const DEFAULT_CONCURRENCY: usize = 30;
 
 /// Output of `prepare`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -139,8 +139,7 @@ pub struct JsonLines;
 impl JsonLines {
     /// Writes one event.
     pub fn emit(v: serde_json::Value) {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{v}");
+        crate::output::emit(v);
     }
 }
 

@@ -15,6 +15,7 @@ use crate::config::{InitConfig, InitOverrides, LocalFacts};
 use crate::host::{Host, RunOptions, SshConfig, SshHost, WriteOptions};
 use crate::kubeconfig::KubeConfig;
 use crate::orchestrate::ssh_config_for;
+use crate::output::say;
 use crate::phases::init::{self as init_phases, InitContext, InitRun};
 use crate::phases::{join as join_phases, label_host};
 use crate::prepare::{self, PrepareArgs};
@@ -341,12 +342,53 @@ struct JoinWith<'a> {
     cni: &'a str,
 }
 
+/// What `up` does with a further host, decided from the facts prepare gathered (one
+/// round trip per host) and the cluster: `--plan` prints these and the run acts on them,
+/// so the two cannot disagree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JoinDecision {
+    /// In the cluster already: nothing to do (no SSH connection either).
+    Joined,
+    /// To join; `resume`: its kubelet joined in an earlier run that stopped before the
+    /// control-plane phases finished (preflight would only see that run's files).
+    Join { resume: bool },
+    /// prepare failed or could not reach it.
+    NotPrepared,
+}
+
+/// A worker has joined once its kubelet has kubelet.conf; a control plane once it also
+/// has its etcd member's manifest and the Node carries the control-plane label (set by
+/// join's last phase).
+fn decide_join(
+    h: &ClusterHost,
+    report: Option<&crate::playbook::HostReport>,
+    admin: Option<&ApiClient>,
+) -> JoinDecision {
+    let Some(f) = report
+        .filter(|r| !r.failed())
+        .and_then(|r| r.facts.as_ref())
+    else {
+        return JoinDecision::NotPrepared;
+    };
+    let done = f.kubelet_conf
+        && (h.role == Role::Worker
+            || (f.etcd_manifest && admin.is_some_and(|a| marked_control_plane(a, &h.name))));
+    if done {
+        JoinDecision::Joined
+    } else {
+        JoinDecision::Join {
+            resume: f.kubelet_conf,
+        }
+    }
+}
+
 fn join_host(
     args: &UpArgs,
     cluster_ssh: &SshConfig,
     h: &ClusterHost,
     with: &JoinWith,
     how: JoinAs,
+    resume: bool,
 ) -> anyhow::Result<String> {
     let JoinWith {
         endpoint,
@@ -357,19 +399,7 @@ fn join_host(
     } = *with;
     let _label = label_host(&h.name);
     let host = connect(cluster_ssh, h)?;
-    let joined = host
-        .file_info(Path::new(join_phases::KUBELET_CONF))?
-        .is_some();
     let is_cp = matches!(how, JoinAs::ControlPlane { .. });
-    if joined
-        && (!is_cp
-            || (host
-                .file_info(Path::new("/etc/kubernetes/manifests/etcd.yaml"))?
-                .is_some()
-                && marked_control_plane(token.admin, &h.name)))
-    {
-        return Ok("already joined".into());
-    }
     if let JoinAs::ControlPlane { first, first_cfg } = &how {
         let files = crate::copycerts::read_shared(*first, first_cfg)
             .context("reading the shared certificates from the first control plane")?;
@@ -416,7 +446,7 @@ fn join_host(
         cfg: &cfg,
         host: &host,
         local: &InventoryFacts,
-        skip: if joined {
+        skip: if resume {
             // A control plane whose kubelet joined in an earlier run that stopped later.
             vec!["preflight".into()]
         } else {
@@ -499,10 +529,10 @@ fn conntrack_setting(cluster: &Cluster, reports: &[crate::playbook::HostReport])
     if limited.is_empty() {
         return None;
     }
-    println!(
+    say(&format!(
         "note: nf_conntrack_max cannot be written on {}: kube-proxy gets conntrack.maxPerCore 0 (leave the kernel's limit); set spec.kubeProxy.conntrackMaxPerCore to decide yourself",
         limited.join(", ")
-    );
+    ));
     Some(0)
 }
 
@@ -598,7 +628,8 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         .collect();
 
     // 1. Prepare every host in parallel.
-    println!("== prepare: {} hosts ==", cluster.hosts.len());
+    crate::output::set_json(args.prepare.output == crate::prepare::PrepareOutput::Json);
+    section(&format!("prepare: {} hosts", cluster.hosts.len()));
     let reports = prepare::prepare_hosts(&args.prepare, &cluster, &ssh)?;
     for (o, r) in outcomes.iter_mut().zip(&reports) {
         o.prepare = if r.failed() {
@@ -610,33 +641,28 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     let conntrack = conntrack_setting(&cluster, &reports);
     if args.prepare.plan {
-        println!("\n== plan: init and join ==");
-        // Read-only looks at each host, so the plan says what a run would really do.
-        let state = |h: &ClusterHost| -> Option<SshHost> { connect(&ssh, h).ok() };
-        let has = |host: &Option<SshHost>, path: &str| {
-            host.as_ref()
-                .and_then(|x| x.file_info(Path::new(path)).ok().flatten())
-                .is_some()
-        };
-        let cp_conn = state(cp);
+        section("plan: init and join");
+        // The first control plane's API server tells whether init is done; the other
+        // hosts are decided from prepare's facts, as the run decides them.
+        let cp_conn = connect(&ssh, cp).ok();
         let cp_admin = cp_conn.as_ref().and_then(|x| healthy_admin(x));
         let missing = cp_admin
             .as_ref()
             .map(|(_, admin)| init_missing(&cluster, admin))
             .unwrap_or_default();
         if cp_admin.is_some() && !missing.is_empty() {
-            println!(
+            say(&format!(
                 "{}: an earlier init stopped part of the way (the cluster lacks {}): would finish it",
                 cp.name,
                 missing.join(", ")
-            );
+            ));
         } else if cp_admin.is_some() {
-            println!(
+            say(&format!(
                 "{}: already initialized (its API server answers with admin.conf): init would be skipped",
                 cp.name
-            );
+            ));
         } else {
-            println!(
+            say(&format!(
                 "{}: would run `init` (every phase) for Kubernetes {} and fetch admin.conf to {}",
                 cp.name,
                 cluster.kubernetes_version,
@@ -644,37 +670,37 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
                     .clone()
                     .unwrap_or_else(|| default_kubeconfig_out(&cluster))
                     .display()
-            );
+            ));
         }
         let endpoint = join_endpoint(&cluster, cp);
-        for h in cps.iter().skip(1) {
-            let conn = state(h);
-            // As a run decides: a join that stopped before mark-control-plane is finished.
-            if has(&conn, join_phases::KUBELET_CONF)
-                && has(&conn, "/etc/kubernetes/manifests/etcd.yaml")
-                && cp_admin
-                    .as_ref()
-                    .is_some_and(|(_, admin)| marked_control_plane(admin, &h.name))
-            {
-                println!("{}: already joined as a control plane", h.name);
-                continue;
+        let admin = cp_admin.as_ref().map(|(_, a)| a);
+        for (h, r) in cluster
+            .hosts
+            .iter()
+            .zip(&reports)
+            .filter(|(h, _)| h.name != cp.name)
+        {
+            let as_cp = h.role == Role::ControlPlane;
+            match decide_join(h, Some(r), admin) {
+                JoinDecision::Joined if as_cp => {
+                    say(&format!("{}: already joined as a control plane", h.name))
+                }
+                JoinDecision::Joined => say(&format!("{}: already joined", h.name)),
+                JoinDecision::Join { .. } if as_cp => say(&format!(
+                    "{}: would join as a control plane through https://{endpoint}: the shared certificates copied over SSH from {}, its own certificates and kubeconfigs, the control-plane static Pods, an etcd member (added as a learner, promoted once in sync)",
+                    h.name, cp.name
+                )),
+                JoinDecision::Join { .. } => say(&format!(
+                    "{}: would join as a worker through https://{endpoint}",
+                    h.name
+                )),
+                JoinDecision::NotPrepared => say(&format!(
+                    "{}: would not join: prepare could not check it (see above)",
+                    h.name
+                )),
             }
-            println!(
-                "{}: would join as a control plane through https://{endpoint}: the shared certificates copied over SSH from {}, its own certificates and kubeconfigs, the control-plane static Pods, an etcd member (added as a learner, promoted once in sync)",
-                h.name, cp.name
-            );
         }
-        for h in cluster.hosts.iter().filter(|h| h.role == Role::Worker) {
-            if has(&state(h), join_phases::KUBELET_CONF) {
-                println!("{}: already joined", h.name);
-                continue;
-            }
-            println!(
-                "{}: would join as a worker through https://{endpoint}",
-                h.name
-            );
-        }
-        println!("(plan: nothing was changed)");
+        say("(plan: nothing was changed)");
         return Ok(());
     }
     let failed_prepare: Vec<&str> = reports
@@ -691,7 +717,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     }
 
     // 2. init on the first control plane.
-    println!("\n== init: {} ==", cp.name);
+    section(&format!("init: {}", cp.name));
     let t0 = Instant::now();
     let cp_host = connect(&ssh, cp)?;
     let (admin_kc, admin, fresh) =
@@ -727,20 +753,39 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         admin_kc.to_yaml().as_bytes(),
         WriteOptions::PRIVATE.in_dir_mode(0o700),
     )?;
-    println!("admin kubeconfig written to {}", out.display());
+    say(&format!("admin kubeconfig written to {}", out.display()));
 
     // 3. Further control planes one at a time, then the workers in parallel, with a
     //    fresh short-lived token deleted afterwards.
-    let joining_cps: Vec<&ClusterHost> = cps
-        .iter()
-        .skip(1)
-        .copied()
-        .filter(|h| !failed_prepare.contains(&h.name.as_str()))
-        .collect();
-    let workers: Vec<&ClusterHost> = cluster
+    let mut to_join: Vec<(&ClusterHost, bool)> = Vec::new();
+    for (h, r) in cluster
         .hosts
         .iter()
-        .filter(|h| h.role == Role::Worker && !failed_prepare.contains(&h.name.as_str()))
+        .zip(&reports)
+        .filter(|(h, _)| h.name != cp.name)
+    {
+        match decide_join(h, Some(r), Some(&admin)) {
+            JoinDecision::Joined => {
+                let o = outcomes
+                    .iter_mut()
+                    .find(|o| o.host == h.name)
+                    .expect("host");
+                o.result = "already joined".into();
+                o.ok = true;
+            }
+            JoinDecision::Join { resume } => to_join.push((h, resume)),
+            JoinDecision::NotPrepared => {}
+        }
+    }
+    let joining_cps: Vec<(&ClusterHost, bool)> = to_join
+        .iter()
+        .copied()
+        .filter(|(h, _)| h.role == Role::ControlPlane)
+        .collect();
+    let workers: Vec<(&ClusterHost, bool)> = to_join
+        .iter()
+        .copied()
+        .filter(|(h, _)| h.role == Role::Worker)
         .collect();
     if !workers.is_empty() || !joining_cps.is_empty() {
         // Made only when a host still has to join, so a re-run changes nothing.
@@ -772,19 +817,19 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
             };
         let mut cp_failed = false;
         if !joining_cps.is_empty() {
-            println!(
-                "\n== join: {} control plane{} (one at a time) ==",
+            section(&format!(
+                "join: {} control plane{} (one at a time)",
                 joining_cps.len(),
                 if joining_cps.len() == 1 { "" } else { "s" }
-            );
+            ));
         }
-        for h in &joining_cps {
+        for (h, resume) in &joining_cps {
             let t = Instant::now();
             let how = JoinAs::ControlPlane {
                 first: &cp_host,
                 first_cfg: &first_cfg,
             };
-            let r = join_host(&args, &ssh, h, &with, how);
+            let r = join_host(&args, &ssh, h, &with, how, *resume);
             cp_failed |= r.is_err();
             record(&mut outcomes, &h.name, r, t.elapsed().as_secs_f64());
             if cp_failed {
@@ -793,7 +838,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
             }
         }
         if cp_failed {
-            for h in &joining_cps {
+            for (h, _) in &joining_cps {
                 let o = outcomes
                     .iter_mut()
                     .find(|o| o.host == h.name)
@@ -804,24 +849,16 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
             }
         }
         if !workers.is_empty() {
-            println!("\n== join: {} workers ==", workers.len());
-            let results: Vec<(String, anyhow::Result<String>, f64)> = std::thread::scope(|s| {
-                let handles: Vec<_> = workers
-                    .iter()
-                    .map(|h| {
-                        let (args, ssh, with) = (&args, &ssh, &with);
-                        s.spawn(move || {
-                            let t = Instant::now();
-                            let r = join_host(args, ssh, h, with, JoinAs::Worker);
-                            (h.name.clone(), r, t.elapsed().as_secs_f64())
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("join thread"))
-                    .collect()
-            });
+            section(&format!("join: {} workers", workers.len()));
+            let results = crate::orchestrate::fan_out(
+                &workers,
+                args.prepare.concurrency as usize,
+                |(h, resume)| {
+                    let t = Instant::now();
+                    let r = join_host(&args, &ssh, h, &with, JoinAs::Worker, *resume);
+                    (h.name.clone(), r, t.elapsed().as_secs_f64())
+                },
+            );
             for (name, r, secs) in results {
                 record(&mut outcomes, &name, r, secs);
             }
@@ -836,7 +873,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         .collect();
     let mut problems: Vec<String> = Vec::new();
     if cluster.cni.name == "bridge" {
-        println!("\n== pod network (bridge): {} hosts ==", in_cluster.len());
+        section(&format!("pod network (bridge): {} hosts", in_cluster.len()));
         let t = Instant::now();
         match pod_network(
             &cluster,
@@ -845,13 +882,13 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
             &in_cluster,
             Duration::from_secs(120),
         ) {
-            Ok(n) => println!(
+            Ok(n) => say(&format!(
                 "pod network: {n} of {} hosts changed ({:.1}s)",
                 in_cluster.len(),
                 t.elapsed().as_secs_f64()
-            ),
+            )),
             Err(e) => {
-                println!("pod network FAILED: {e:#}");
+                say(&format!("pod network FAILED: {e:#}"));
                 problems.push(format!("the pod network: {}", first_line(&e)));
             }
         }
@@ -859,7 +896,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
 
     // 5. The cluster's health, within --wait.
     let names: Vec<String> = in_cluster.iter().map(|h| h.name.clone()).collect();
-    println!("\n== health (waiting up to {}s) ==", args.wait.as_secs());
+    section(&format!("health (waiting up to {}s)", args.wait.as_secs()));
     let t = Instant::now();
     // With `cni: none` the nodes become Ready only once the user installs a pod network:
     // report, do not wait or fail.
@@ -876,8 +913,8 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
             "elapsedMs": t.elapsed().as_millis(),
         }));
     } else {
-        print!("{}", health.render_text());
-        println!("({:.1}s)", t.elapsed().as_secs_f64());
+        say(health.render_text().trim_end());
+        say(&format!("({:.1}s)", t.elapsed().as_secs_f64()));
     }
     for o in outcomes.iter_mut() {
         if let Some(n) = health.nodes.iter().find(|n| n.name == o.host)
@@ -917,22 +954,37 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         );
     }
     if no_cni && !health.nodes_ready() {
-        println!(
+        say(&format!(
             "\nThe cluster is up; its nodes become Ready once you install a pod network (spec.cni.name is none). kubectl --kubeconfig {} get nodes",
             out.display()
-        );
+        ));
     } else if health.addons_ok() {
-        println!(
+        say(&format!(
             "\nThe cluster is up and healthy. kubectl --kubeconfig {} get nodes",
             out.display()
-        );
+        ));
     } else {
-        println!(
+        say(&format!(
             "\nThe cluster is up: every node is Ready; some addons are not available (see the health report above). kubectl --kubeconfig {} get nodes",
             out.display()
-        );
+        ));
     }
+    crate::output::done(serde_json::json!({
+        "command": "up",
+        "kubeconfig": out,
+        "nodesReady": health.nodes_ready(),
+        "addonsOk": health.addons_ok(),
+    }));
     Ok(())
+}
+
+/// A stage of `up` begins: a `== title ==` line, or a `stage` event in JSON.
+fn section(title: &str) {
+    if crate::output::json() {
+        crate::output::emit(serde_json::json!({"event": "stage", "stage": title}));
+    } else {
+        say(&format!("\n== {title} =="));
+    }
 }
 
 /// The phase an error stopped in and its root cause, on one line, for the summary.
@@ -950,21 +1002,33 @@ fn first_line(e: &anyhow::Error) -> String {
 }
 
 fn print_summary(outcomes: &[HostOutcome], started: Instant) {
+    if crate::output::json() {
+        crate::output::emit(serde_json::json!({
+            "event": "result",
+            "command": "up",
+            "hosts": outcomes.iter().map(|o| serde_json::json!({
+                "host": o.host, "role": o.role, "prepare": o.prepare, "ok": o.ok,
+                "result": o.result, "elapsedMs": (o.seconds * 1000.0) as u64,
+            })).collect::<Vec<_>>(),
+            "elapsedMs": started.elapsed().as_millis(),
+        }));
+        return;
+    }
     let w = outcomes
         .iter()
         .map(|o| o.host.len())
         .max()
         .unwrap_or(4)
         .max(4);
-    println!(
+    say(&format!(
         "\n{:w$}  {:13}  {:18}  {:>7}  RESULT",
         "HOST", "ROLE", "PREPARE", "TIME"
-    );
+    ));
     for o in outcomes {
-        println!(
+        say(&format!(
             "{:w$}  {:13}  {:18}  {:>6.1}s  {}",
             o.host, o.role, o.prepare, o.seconds, o.result
-        );
+        ));
     }
-    println!("total {:.1}s", started.elapsed().as_secs_f64());
+    say(&format!("total {:.1}s", started.elapsed().as_secs_f64()));
 }

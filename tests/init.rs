@@ -393,6 +393,60 @@ fn init_runs_every_phase_and_prints_the_join_command() {
         "kube-proxy came back: {err}"
     );
 
+    // -o json: every line is one JSON event; the phases report in order and the end
+    // says where to join, without the token's secret.
+    let out = init_with(&skip_cfg, &["-o", "json"]);
+    let log = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{log}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
+        .collect();
+    let phases: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "phase")
+        .map(|e| e["phase"].as_str().unwrap())
+        .fold(Vec::new(), |mut v, p| {
+            if v.last() != Some(&p) {
+                v.push(p);
+            }
+            v
+        });
+    assert_eq!(
+        phases,
+        [
+            "preflight",
+            "certs",
+            "kubeconfig",
+            "etcd",
+            "control-plane",
+            "kubelet-start",
+            "wait-control-plane",
+            "upload-config",
+            "kubelet",
+            "upload-certs",
+            "mark-control-plane",
+            "bootstrap-token",
+            "kubelet-finalize",
+            "addons",
+            "cni"
+        ],
+        "{log}"
+    );
+    let done = events.last().unwrap();
+    assert_eq!(done["event"], "done", "{log}");
+    assert_eq!(done["command"], "init");
+    assert_eq!(done["tokenId"], INIT_TOKEN.split('.').next().unwrap());
+    assert_eq!(done["caCertHash"], cp.ok(&["certs", "ca-hash"]).trim());
+    assert!(
+        !log.contains(INIT_TOKEN.split('.').nth(1).unwrap()),
+        "{log}"
+    );
+
     // A phase init does not have: refused before anything runs, naming file and line.
     let bad = with_skip("addon/kube-prox");
     let line = bad

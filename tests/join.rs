@@ -192,7 +192,8 @@ fn join_with_token_discovery() {
     };
     let fw = worker();
     let f = join_file("kubelet-start, kubelet-wait-bootstrap");
-    let out = join_cmd(fw.path(), &["--config", f.to_str().unwrap()])
+    // With -o json: every line of stdout is one JSON event, the skips and the end among them.
+    let out = join_cmd(fw.path(), &["--config", f.to_str().unwrap(), "-o", "json"])
         .output()
         .unwrap();
     let log = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -201,9 +202,25 @@ fn join_with_token_discovery() {
         "{log}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
+        .collect();
+    for p in ["kubelet-start", "kubelet-wait-bootstrap"] {
+        assert!(
+            events.contains(
+                &json!({"event": "phase", "phase": p, "message": "Skipped (--skip-phases)"})
+            ),
+            "{log}"
+        );
+    }
+    let done = events.last().unwrap();
+    assert_eq!(done["event"], "done", "{log}");
+    assert_eq!(done["command"], "join");
+    assert_eq!(done["node"], "worker-file");
+    assert_eq!(done["server"], format!("https://{endpoint}"));
     assert!(
-        log.contains("[kubelet-start] Skipped (--skip-phases)")
-            && log.contains("[kubelet-wait-bootstrap] Skipped (--skip-phases)"),
+        !log.contains(INIT_TOKEN.split('.').nth(1).unwrap()),
         "{log}"
     );
     assert!(

@@ -9,41 +9,9 @@ pub mod join_data;
 pub mod preflight;
 pub mod reset;
 
-use std::cell::RefCell;
-
-thread_local! {
-    /// The host the current thread works on, when several hosts run at once (`up`).
-    static HOST_LABEL: RefCell<Option<String>> = const { RefCell::new(None) };
-}
-
-/// Prefixes this thread's progress lines with `[host]` until the guard is dropped.
-pub fn label_host(host: &str) -> HostLabel {
-    HOST_LABEL.with(|l| *l.borrow_mut() = Some(host.to_string()));
-    HostLabel
-}
-
-/// Ends a [`label_host`] prefix.
-pub struct HostLabel;
-
-impl Drop for HostLabel {
-    fn drop(&mut self) {
-        HOST_LABEL.with(|l| *l.borrow_mut() = None);
-    }
-}
-
-/// One line of progress, printed like kubeadm (`[certs] Generating "ca" ...`), prefixed
-/// with the host when one is set for this thread.
-pub fn report(phase: &str, message: &str) {
-    let host = HOST_LABEL.with(|l| l.borrow().clone());
-    let mut out = std::io::stdout().lock();
-    for line in message.lines() {
-        use std::io::Write;
-        let _ = match &host {
-            Some(h) => writeln!(out, "[{h}] [{phase}] {line}"),
-            None => writeln!(out, "[{phase}] {line}"),
-        };
-    }
-}
+/// The output channel's progress line and host label, where the phases have always
+/// found them.
+pub use crate::output::{HostLabel, label_host, report};
 
 #[cfg(test)]
 mod tests {

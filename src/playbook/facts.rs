@@ -40,6 +40,12 @@ pub struct Facts {
     /// is read-only outside the initial network namespace). kube-proxy sets it at start
     /// and exits when it cannot, unless `conntrack.maxPerCore` is 0.
     pub conntrack_max_writable: bool,
+    /// Whether the host is in a cluster already: the kubelet's kubeconfig
+    /// (`/etc/kubernetes/kubelet.conf`, written when its TLS bootstrap finished) and a
+    /// local etcd's static Pod (`/etc/kubernetes/manifests/etcd.yaml`) exist. `up` decides
+    /// from these which hosts still join, the same way for `--plan` and the run.
+    pub kubelet_conf: bool,
+    pub etcd_manifest: bool,
 }
 
 /// The one command that prints all facts as `key=value` lines.
@@ -60,6 +66,9 @@ b=$(awk '/^CapBnd:/{print $2}' /proc/self/status 2>/dev/null)
 [ -n "$b" ] && echo "cap_sys_resource=$(( (0x$b >> 24) & 1 ))"
 f=/proc/sys/net/netfilter/nf_conntrack_max
 if [ -f $f ] && v=$(cat $f 2>/dev/null) && (echo "$v" > $f) 2>/dev/null; then echo conntrack_w=1; else echo conntrack_w=0; fi
+[ -f /etc/kubernetes/kubelet.conf ] && echo kubelet_conf=1
+[ -f /etc/kubernetes/manifests/etcd.yaml ] && echo etcd_manifest=1
+true
 "#;
 
 impl Facts {
@@ -123,6 +132,8 @@ impl Facts {
             // Unknown (no /proc/self/status) counts as present: the usual case.
             cap_sys_resource: get("cap_sys_resource") != "0",
             conntrack_max_writable: get("conntrack_w") != "0",
+            kubelet_conf: get("kubelet_conf") == "1",
+            etcd_manifest: get("etcd_manifest") == "1",
         }
     }
 }
@@ -151,6 +162,9 @@ mod tests {
         assert!(!f.cap_sys_resource && !f.conntrack_max_writable);
         let f = Facts::parse("cap_sys_resource=1\nconntrack_w=1\n");
         assert!(f.cap_sys_resource && f.conntrack_max_writable);
+        assert!(!f.kubelet_conf && !f.etcd_manifest);
+        let f = Facts::parse("kubelet_conf=1\netcd_manifest=1\n");
+        assert!(f.kubelet_conf && f.etcd_manifest);
     }
 
     #[test]

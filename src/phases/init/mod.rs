@@ -180,6 +180,11 @@ pub struct InitOutcome {
     pub join: Option<String>,
     /// The key of the uploaded certificates, for `join --control-plane --certificate-key`.
     pub certificate_key: Option<String>,
+    /// What the join command is made of, without the token's secret (for `-o json`):
+    /// the endpoint, the first token's id and the CA's hash.
+    pub endpoint: Option<String>,
+    pub token_id: Option<String>,
+    pub ca_cert_hash: Option<String>,
 }
 
 /// `upload-certs`: encrypts the shared certificates into the kubeadm-certs Secret with

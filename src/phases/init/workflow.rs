@@ -452,6 +452,9 @@ fn show_join_command(d: &mut InitData, _: &Part) -> anyhow::Result<()> {
     };
     let (ca, _) = pki::load_ca(d.ctx.host, &d.ctx.cfg.cert_dir, "ca")?;
     let endpoint = d.ctx.cfg.cluster_url();
+    d.outcome.endpoint = Some(endpoint.trim_start_matches("https://").to_string());
+    d.outcome.token_id = Some(token.token.id().to_string());
+    d.outcome.ca_cert_hash = Some(ca.spki_sha256());
     d.outcome.join = Some(format!(
         "kubeboot join {} --token {} --discovery-token-ca-cert-hash {}",
         endpoint.trim_start_matches("https://"),
