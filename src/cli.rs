@@ -392,8 +392,9 @@ pub struct ResetArgs {
     #[arg(long, value_name = "DIR", default_value = config::DEFAULT_ETCD_DATA_DIR)]
     pub etcd_data_dir: String,
     /// Phases to skip: preflight (the confirmation and the root check),
-    /// remove-etcd-member, cleanup-node (everything reset removes on the node).
-    #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(crate::phases::reset::PHASES))]
+    /// remove-etcd-member, cleanup-node (everything reset removes on the node) or one of
+    /// its steps (`cleanup-node/remove-iptables-rules`); `all` skips every phase.
+    #[arg(long, value_delimiter = ',')]
     pub skip_phases: Vec<String>,
     /// Preflight checks whose errors become warnings (IsPrivilegedUser, or `all`).
     #[arg(long, value_delimiter = ',')]
@@ -1785,7 +1786,9 @@ impl ResetArgs {
     }
 
     fn skips_preflight(&self) -> bool {
-        self.skip_phases.iter().any(|p| p == "preflight")
+        self.skip_phases
+            .iter()
+            .any(|p| p == "preflight" || p == "all")
     }
 }
 
@@ -1817,6 +1820,8 @@ fn reset_preflight(host: &dyn Host, ignore: &[String]) -> anyhow::Result<()> {
 
 fn run_reset(host: &dyn Host, a: ResetArgs) -> anyhow::Result<()> {
     a.out.apply();
+    // A skip that names no phase is refused before anything is asked or done.
+    crate::phases::reset::workflow().skips([("--skip-phases", &a.skip_phases[..])])?;
     if !a.skips_preflight() {
         confirm(
             a.force,
@@ -1856,6 +1861,8 @@ fn run_reset(host: &dyn Host, a: ResetArgs) -> anyhow::Result<()> {
 
 fn run_reset_remote(a: ResetArgs) -> anyhow::Result<()> {
     a.out.apply();
+    // A skip that names no phase is refused before anything is asked or done.
+    crate::phases::reset::workflow().skips([("--skip-phases", &a.skip_phases[..])])?;
     let file = a.file.clone().expect("checked");
     let cluster = config::cluster::Cluster::load(&file)?;
     let mut ssh = crate::orchestrate::ssh_config_of(&cluster);

@@ -250,6 +250,47 @@ fn up_rerun_changes_nothing_and_a_new_host_joins_alone() {
     );
     assert_eq!(lab.ssh_ok(2, JOINED_STATE), joined2, "node 2 changed");
 
+    // The same re-run with -o json: a pure stream of JSON events (prepare's per host,
+    // up's stages, the result table and the end), at most 3 SSH round trips per host.
+    let t = Instant::now();
+    let out = env.kubeboot(&[
+        "up",
+        "-f",
+        two.to_str().unwrap(),
+        "-o",
+        "json",
+        "--ignore-preflight-errors",
+        "ImagePull",
+        "--kubeconfig-out",
+        kubeconfig_out.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}", text(&out));
+    eprintln!(
+        "[figure] up -o json, re-run unchanged: {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
+        .collect();
+    let kinds: std::collections::BTreeSet<&str> =
+        events.iter().filter_map(|e| e["event"].as_str()).collect();
+    for k in ["stage", "host-done", "health", "result", "done"] {
+        assert!(kinds.contains(k), "no {k} event in:\n{stdout}");
+    }
+    for e in events.iter().filter(|e| e["event"] == "host-done") {
+        let trips = e["roundTrips"].as_u64().unwrap();
+        eprintln!(
+            "[figure] no-op re-run, {}: {trips} SSH round trips",
+            e["host"]
+        );
+        assert!(trips <= 3, "{e}");
+    }
+    let result = events.iter().find(|e| e["event"] == "result").unwrap();
+    assert_eq!(result["hosts"][1]["result"], "already joined", "{stdout}");
+    assert_eq!(events.last().unwrap()["event"], "done", "{stdout}");
+
     // The plan for the file with node 3 added says exactly that, and changes nothing.
     let plan = env.kubeboot(&["up", "-f", three.to_str().unwrap(), "--plan"]);
     let plan = text(&plan);

@@ -6,6 +6,7 @@
 
 use super::report;
 use crate::host::{Host, RunOptions};
+use crate::workflow::{Part, Phase, Workflow};
 use anyhow::Context;
 use std::path::Path;
 use std::time::Duration;
@@ -30,7 +31,7 @@ pub const FILES: &[&str] = &[
 
 /// kubeadm's reset phases (`--skip-phases`): `preflight` is the confirmation and the
 /// root check (in the command), `remove-etcd-member` leaves the etcd cluster,
-/// `cleanup-node` is every step of [`steps`].
+/// `cleanup-node` is every step of [`steps`] (see [`workflow`]).
 pub const PHASES: &[&str] = &["preflight", "remove-etcd-member", "cleanup-node"];
 
 /// How a reset runs.
@@ -169,40 +170,90 @@ pub fn remove_etcd_member(host: &dyn Host, cert_dir: &str) -> anyhow::Result<Str
     ))
 }
 
-/// Runs every step on `host`; `Err` only when the host cannot be reached at all.
-pub fn run(
-    host: &dyn Host,
-    cert_dir: &str,
-    etcd_data_dir: &str,
-    opts: &ResetOptions,
-) -> anyhow::Result<ResetReport> {
-    let mut rep = ResetReport::default();
-    let skip = |p: &str| opts.skip_phases.iter().any(|s| s == p);
-    // First, while etcd still runs: leave the etcd cluster.
-    match (!skip("remove-etcd-member")).then(|| remove_etcd_member(host, cert_dir)) {
-        None => report("reset", "remove-etcd-member: skipped (--skip-phases)"),
-        Some(Ok(what)) => {
-            report("reset", &format!("remove-etcd-member: {what}"));
-            rep.done.push("remove-etcd-member".into());
-        }
-        Some(Err(e)) => {
-            // Best effort, as in kubeadm: say what the user has to do by hand.
-            report(
-                "reset",
-                &format!(
-                    "remove-etcd-member: WARNING: {e:#}; if this node was an etcd member of a cluster that lives on, remove it there with `etcdctl member remove`"
-                ),
-            );
-        }
+/// What reset's phases share during one run.
+pub struct ResetData<'a> {
+    pub host: &'a dyn Host,
+    pub cert_dir: &'a str,
+    pub etcd_data_dir: &'a str,
+    pub opts: &'a ResetOptions,
+    pub rep: ResetReport,
+}
+
+fn cleanup_children() -> Vec<&'static str> {
+    steps("/", "/", None).iter().map(|s| s.name).collect()
+}
+
+/// reset's phases, kubeadm's names: `preflight` (the confirmation and the root check,
+/// which the command does before this runs, so here it has nothing left to do),
+/// `remove-etcd-member`, and `cleanup-node` with one sub-phase per step
+/// (`cleanup-node/remove-iptables-rules`).
+pub fn workflow<'a>() -> Workflow<ResetData<'a>> {
+    Workflow {
+        command: "reset",
+        phases: vec![
+            Phase::new(
+                "preflight",
+                "Run reset pre-flight checks",
+                |_, _| Ok(()),
+                |_, _| {
+                    Ok(vec![
+                        "Would ask for confirmation and check that reset runs as root".into(),
+                    ])
+                },
+            ),
+            Phase::new(
+                "remove-etcd-member",
+                "Remove a local etcd member",
+                remove_etcd_member_phase,
+                |_, _| {
+                    Ok(vec![
+                        "Would remove this node's member from its etcd cluster".into(),
+                    ])
+                },
+            ),
+            Phase::new(
+                "cleanup-node",
+                "Run cleanup node",
+                cleanup_node,
+                |_, part| {
+                    Ok(cleanup_children()
+                        .into_iter()
+                        .filter(|c| part.has(c))
+                        .map(|c| format!("Would run {c}"))
+                        .collect())
+                },
+            )
+            .children(cleanup_children()),
+        ],
     }
-    let steps = if skip("cleanup-node") {
-        report("reset", "cleanup-node: skipped (--skip-phases)");
-        Vec::new()
-    } else {
-        steps(cert_dir, etcd_data_dir, opts.cri_socket.as_deref())
-    };
-    for step in steps {
-        let out = host.run(
+}
+
+fn remove_etcd_member_phase(d: &mut ResetData, _: &Part) -> anyhow::Result<()> {
+    // First, while etcd still runs. Best effort, as in kubeadm: say what the user has to
+    // do by hand.
+    match remove_etcd_member(d.host, d.cert_dir) {
+        Ok(what) => {
+            report("reset", &format!("remove-etcd-member: {what}"));
+            d.rep.done.push("remove-etcd-member".into());
+        }
+        Err(e) => report(
+            "reset",
+            &format!(
+                "remove-etcd-member: WARNING: {e:#}; if this node was an etcd member of a cluster that lives on, remove it there with `etcdctl member remove`"
+            ),
+        ),
+    }
+    Ok(())
+}
+
+/// Every chosen step, each on its own: a step that fails is recorded and the rest still
+/// run; `Err` only when the host cannot be reached before any step ran.
+fn cleanup_node(d: &mut ResetData, part: &Part) -> anyhow::Result<()> {
+    let chosen = steps(d.cert_dir, d.etcd_data_dir, d.opts.cri_socket.as_deref())
+        .into_iter()
+        .filter(|s| part.has(s.name));
+    for step in chosen {
+        let out = d.host.run(
             &step.script,
             &RunOptions {
                 stdin: None,
@@ -212,20 +263,45 @@ pub fn run(
         match out {
             Ok(o) if o.success() => {
                 report("reset", &format!("{}: done", step.name));
-                rep.done.push(step.name.into());
+                d.rep.done.push(step.name.into());
             }
             Ok(o) => {
                 let why = format!("exit {}: {}", o.status, o.stderr_text().trim());
                 report("reset", &format!("{}: FAILED ({why})", step.name));
-                rep.failed.push((step.name.into(), why));
+                d.rep.failed.push((step.name.into(), why));
             }
-            Err(e) if rep.done.is_empty() => return Err(e.into()),
+            Err(e) if d.rep.done.is_empty() => return Err(e.into()),
             Err(e) => {
                 report("reset", &format!("{}: FAILED ({e})", step.name));
-                rep.failed.push((step.name.into(), e.to_string()));
+                d.rep.failed.push((step.name.into(), e.to_string()));
             }
         }
     }
+    Ok(())
+}
+
+/// Runs every phase of reset that is not skipped (checked against the phase list);
+/// `Err` only when the host cannot be reached at all or a skip names no phase.
+pub fn run(
+    host: &dyn Host,
+    cert_dir: &str,
+    etcd_data_dir: &str,
+    opts: &ResetOptions,
+) -> anyhow::Result<ResetReport> {
+    let wf = workflow();
+    let skips = wf.skips([("--skip-phases", &opts.skip_phases[..])])?;
+    let mut data = ResetData {
+        host,
+        cert_dir,
+        etcd_data_dir,
+        opts,
+        rep: ResetReport::default(),
+    };
+    wf.run(&mut data, &skips, |p| {
+        if p != "preflight" {
+            report("reset", &format!("{p}: skipped (--skip-phases)"))
+        }
+    })?;
     // Leftovers a user should know about, as kubeadm says.
     if host.file_info(Path::new("/root/.kube/config"))?.is_some() {
         report(
@@ -233,7 +309,7 @@ pub fn run(
             "/root/.kube/config was left in place; remove it if it points at this cluster",
         );
     }
-    Ok(rep)
+    Ok(data.rep)
 }
 
 /// `reset --deep`: put the host back as it was before `kubeboot prepare`, from the record
@@ -343,6 +419,45 @@ mod tests {
         let rep = run(&host, "/etc/kubernetes/pki", "/var/lib/etcd", &opts).unwrap();
         assert!(rep.done.is_empty() && rep.failed.is_empty(), "{rep:?}");
         assert!(admin.exists());
+        // Skipping steps of cleanup-node leaves the others: asked of the plan, since the
+        // steps themselves would act on this machine.
+        let skips = workflow()
+            .skips([(
+                "--skip-phases",
+                &[
+                    "cleanup-node/stop-kubelet".to_string(),
+                    "remove-etcd-member".into(),
+                ][..],
+            )])
+            .unwrap();
+        let opts = ResetOptions::default();
+        let data = ResetData {
+            host: &host,
+            cert_dir: "/p",
+            etcd_data_dir: "/e",
+            opts: &opts,
+            rep: ResetReport::default(),
+        };
+        let plan = workflow().plan(&data, &skips).unwrap();
+        let text = crate::workflow::render_plan(&plan);
+        assert!(text.contains("[remove-etcd-member] skipped"), "{text}");
+        assert!(!text.contains("stop-kubelet"), "{text}");
+        assert!(
+            text.contains("[cleanup-node] Would run stop-containers\n"),
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("[cleanup-node] Would run").count(),
+            10,
+            "{text}"
+        );
+        // A name that is no phase of reset is refused before anything runs.
+        let opts = ResetOptions {
+            skip_phases: vec!["cleanup-node/remove-everything".into()],
+            ..Default::default()
+        };
+        let err = run(&host, "/p", "/e", &opts).unwrap_err().to_string();
+        assert!(err.contains("is not a phase of reset"), "{err}");
         // Only cleanup-node skipped: remove-etcd-member runs (no etcd manifest here).
         let opts = ResetOptions {
             skip_phases: vec!["cleanup-node".into()],
