@@ -801,6 +801,25 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn run_init_phase(host: &dyn Host, phase: InitPhase) -> anyhow::Result<()> {
+    use init_phases::workflow::{InitData, run_phase};
+    // Each arm turns its flags into the configuration and the run's choices, then runs
+    // the phase from the same list a whole init uses.
+    let mut run = init_phases::InitRun {
+        containerd: crate::images::Containerd::from_env(),
+        ..Default::default()
+    };
+    let one = |ctx: &InitContext,
+               run: &init_phases::InitRun,
+               name: &str,
+               which: Option<&str>,
+               client: Option<ApiClient>| {
+        let mut data = InitData::new(ctx, run);
+        if let Some(c) = client {
+            data = data.with_client(c);
+        }
+        run_phase(&mut data, name, which)?;
+        Ok::<_, anyhow::Error>(data.outcome)
+    };
     match phase {
         InitPhase::Certs {
             which,
@@ -814,7 +833,7 @@ fn run_init_phase(host: &dyn Host, phase: InitPhase) -> anyhow::Result<()> {
                 kubeconfig_dir: config::DEFAULT_KUBECONFIG_DIR.into(),
                 cert_options: CertOptions { force },
             };
-            init_phases::certs(&ctx, &which)
+            one(&ctx, &run, "certs", Some(&which), None)?;
         }
         InitPhase::Kubeconfig {
             which,
@@ -828,7 +847,7 @@ fn run_init_phase(host: &dyn Host, phase: InitPhase) -> anyhow::Result<()> {
                 kubeconfig_dir,
                 cert_options: CertOptions::default(),
             };
-            init_phases::kubeconfig(&ctx, &which)
+            one(&ctx, &run, "kubeconfig", Some(&which), None)?;
         }
         InitPhase::Preflight {
             flags,
@@ -840,40 +859,52 @@ fn run_init_phase(host: &dyn Host, phase: InitPhase) -> anyhow::Result<()> {
                 o.image_repository = images.image_repository.clone();
                 o.cri_socket = cri.cri_socket.clone();
             })?;
-            init_phases::preflight(
-                &file_ctx(&cfg, host),
-                &ignore_preflight_errors,
-                &crate::images::Containerd::from_env(),
-                crate::render::images::default_cni(&cfg),
-            )
+            run.ignore_preflight_errors = ignore_preflight_errors;
+            one(&file_ctx(&cfg, host), &run, "preflight", None, None)?;
         }
         InitPhase::KubeletStart { flags, images, cri } => {
             let cfg = flags.load_edit(|o| {
                 o.image_repository = images.image_repository.clone();
                 o.cri_socket = cri.cri_socket.clone();
             })?;
-            init_phases::kubelet_start(&file_ctx(&cfg, host))
+            one(&file_ctx(&cfg, host), &run, "kubelet-start", None, None)?;
         }
         InitPhase::KubeletFinalize(f) => {
             let cfg = f.init.load()?;
-            init_phases::kubelet_finalize(&cluster_ctx(&cfg, host, &f))
+            one(
+                &cluster_ctx(&cfg, host, &f),
+                &run,
+                "kubelet-finalize",
+                None,
+                None,
+            )?;
         }
         InitPhase::WaitControlPlane(f) => {
             let cfg = f.init.load()?;
-            init_phases::cluster::wait_control_plane(&cluster_ctx(&cfg, host, &f))
+            one(
+                &cluster_ctx(&cfg, host, &f),
+                &run,
+                "wait-control-plane",
+                None,
+                None,
+            )?;
         }
         InitPhase::MarkControlPlane { flags, node_wait } => {
             let cfg = flags.init.load()?;
-            let ctx = cluster_ctx(&cfg, host, &flags);
-            let client = init_phases::cluster::admin_client(&ctx)?;
-            init_phases::cluster::mark_control_plane(&ctx, &client, node_wait)
+            run.node_wait = node_wait;
+            one(
+                &cluster_ctx(&cfg, host, &flags),
+                &run,
+                "mark-control-plane",
+                None,
+                None,
+            )?;
         }
         InitPhase::BootstrapToken { flags, admin } => {
             let cfg = flags.init.load()?;
             let ctx = cluster_ctx(&cfg, host, &flags);
             let client = phase_client(&ctx, &admin)?;
-            init_phases::cluster::bootstrap_token(&ctx, &client)?;
-            Ok(())
+            one(&ctx, &run, "bootstrap-token", None, Some(client))?;
         }
         InitPhase::UploadCerts {
             flags,
@@ -881,22 +912,25 @@ fn run_init_phase(host: &dyn Host, phase: InitPhase) -> anyhow::Result<()> {
             admin,
         } => {
             if !upload.upload_certs {
-                println!("[upload-certs] Skipping phase. Please see --upload-certs");
+                crate::output::report("upload-certs", "Skipping phase. Please see --upload-certs");
                 return Ok(());
             }
             let cfg = flags.init.load()?;
             upload.check()?;
             let ctx = cluster_ctx(&cfg, host, &flags);
             let client = phase_client(&ctx, &admin)?;
-            let key = init_phases::upload_certs(&ctx, &client, upload.certificate_key.as_deref())?;
-            if !upload.skip_certificate_key_print {
+            run.upload_certs = true;
+            run.certificate_key = upload.certificate_key.clone();
+            let out = one(&ctx, &run, "upload-certs", None, Some(client))?;
+            if let Some(key) = out.certificate_key
+                && !upload.skip_certificate_key_print
+            {
                 println!("[upload-certs] Using certificate key:\n{key}");
             }
-            Ok(())
         }
         InitPhase::Etcd { flags, images, .. } => {
             let cfg = flags.load_with(&images)?;
-            init_phases::etcd(&file_ctx(&cfg, host))
+            one(&file_ctx(&cfg, host), &run, "etcd", None, None)?;
         }
         InitPhase::ControlPlane {
             which,
@@ -910,7 +944,13 @@ fn run_init_phase(host: &dyn Host, phase: InitPhase) -> anyhow::Result<()> {
                 o.controller_manager_extra_args = extra.controller_manager_extra_args.clone();
                 o.scheduler_extra_args = extra.scheduler_extra_args.clone();
             })?;
-            init_phases::control_plane(&file_ctx(&cfg, host), &which)
+            one(
+                &file_ctx(&cfg, host),
+                &run,
+                "control-plane",
+                Some(&which),
+                None,
+            )?;
         }
         InitPhase::UploadConfig {
             which,
@@ -920,8 +960,7 @@ fn run_init_phase(host: &dyn Host, phase: InitPhase) -> anyhow::Result<()> {
             let cfg = flags.init.load()?;
             let ctx = cluster_ctx(&cfg, host, &flags);
             let client = phase_client(&ctx, &admin)?;
-            let kubelet = init_phases::cluster::kubelet_config_yaml(&ctx)?;
-            init_phases::cluster::upload_config(&ctx, &client, &which, &kubelet)
+            one(&ctx, &run, "upload-config", Some(&which), Some(client))?;
         }
         InitPhase::Addon {
             which,
@@ -932,18 +971,18 @@ fn run_init_phase(host: &dyn Host, phase: InitPhase) -> anyhow::Result<()> {
             let cfg = flags.init.load_with(&images)?;
             let ctx = cluster_ctx(&cfg, host, &flags);
             let client = phase_client(&ctx, &admin)?;
-            init_phases::cluster::addon(&ctx, &client, &which)
+            one(&ctx, &run, "addon", Some(&which), Some(client))?;
         }
         InitPhase::Cni {
             flags,
             flannel_iface,
         } => {
             let cfg = flags.init.load()?;
-            let ctx = cluster_ctx(&cfg, host, &flags);
-            let client = init_phases::cluster::admin_client(&ctx)?;
-            init_phases::cluster::cni(&ctx, &client, flannel_iface)
+            run.flannel_iface = flannel_iface;
+            one(&cluster_ctx(&cfg, host, &flags), &run, "cni", None, None)?;
         }
     }
+    Ok(())
 }
 
 /// The client a cluster phase uses: `--kubeconfig` as given, else admin.conf (with its

@@ -33,6 +33,13 @@ impl<'a> InitData<'a> {
         }
     }
 
+    /// With the API client the phases use instead of admin.conf's (`init phase X
+    /// --kubeconfig FILE`).
+    pub fn with_client(mut self, client: ApiClient) -> Self {
+        self.client = Some(client);
+        self
+    }
+
     /// The admin client, built once for all phases that talk to the API server.
     fn client(&mut self) -> anyhow::Result<&ApiClient> {
         use anyhow::Context;
@@ -462,4 +469,18 @@ fn show_join_command(d: &mut InitData, _: &Part) -> anyhow::Result<()> {
         ca.spki_sha256()
     ));
     Ok(())
+}
+
+/// `init phase NAME [SUB]`: one phase (`addon`) or sub-phase (`addon/kube-proxy`) alone,
+/// from the same list a whole init runs; `all` as the sub-phase means the whole phase.
+pub fn run_phase<'a>(
+    data: &mut InitData<'a>,
+    phase: &str,
+    sub: Option<&str>,
+) -> anyhow::Result<()> {
+    let name = match sub {
+        None | Some("all") => phase.to_string(),
+        Some(s) => format!("{phase}/{s}"),
+    };
+    workflow().run_one(data, &name)
 }
