@@ -75,7 +75,8 @@ pub fn ssh_config_for(base: &SshConfig, host: &ClusterHost) -> SshConfig {
     cfg
 }
 
-/// The shared SSH settings of an inventory; flags may override them afterwards.
+/// The shared SSH settings of an inventory, with the passphrase and sudo password from
+/// the environment (read here only); flags may override the rest afterwards.
 pub fn ssh_config_of(cluster: &Cluster) -> SshConfig {
     SshConfig {
         user: cluster.ssh.user.clone(),
@@ -87,6 +88,9 @@ pub fn ssh_config_of(cluster: &Cluster) -> SshConfig {
             port: *p,
             user: u.clone(),
         }),
+        // Secrets come from the environment only, never from flags or files.
+        key_passphrase: std::env::var("KUBEBOOT_SSH_KEY_PASSPHRASE").ok(),
+        sudo_password: std::env::var("KUBEBOOT_SUDO_PASSWORD").ok(),
         ..SshConfig::default()
     }
 }

@@ -201,8 +201,6 @@ pub fn resolve(args: &PrepareArgs) -> anyhow::Result<(Cluster, SshConfig)> {
     ssh.accept_new_host_keys = args.accept_new_host_keys;
     ssh.use_agent = !args.no_agent;
     ssh.connect_timeout = Duration::from_secs(args.connect_timeout.max(1));
-    ssh.key_passphrase = std::env::var("KUBEBOOT_SSH_KEY_PASSPHRASE").ok();
-    ssh.sudo_password = std::env::var("KUBEBOOT_SUDO_PASSWORD").ok();
     check_local_inputs(args, &cluster)?;
     Ok((cluster, ssh))
 }

@@ -155,8 +155,6 @@ pub fn run_reset_remote(a: ResetArgs) -> anyhow::Result<()> {
     let cluster = config::cluster::Cluster::load(&file)?;
     let mut ssh = crate::orchestrate::ssh_config_of(&cluster);
     ssh.accept_new_host_keys = a.accept_new_host_keys;
-    ssh.key_passphrase = std::env::var("KUBEBOOT_SSH_KEY_PASSPHRASE").ok();
-    ssh.sudo_password = std::env::var("KUBEBOOT_SUDO_PASSWORD").ok();
     for h in &a.hosts {
         anyhow::ensure!(
             cluster.hosts.iter().any(|c| &c.name == h),
