@@ -48,6 +48,15 @@ fn up_on_three_lab_nodes_stops_where_it_must_then_reset_and_reset_deep() {
         "{plan}"
     );
     assert_eq!(lab.ssh_ok(2, STATE), before, "up --plan changed node2");
+    // init's phases say what they would do on node 1, through the same workflow.
+    for line in [
+        "[certs] Would generate the ca certificate and key at /etc/kubernetes/pki/ca.crt",
+        "[kubeconfig] Would write the kubeconfig file /etc/kubernetes/admin.conf",
+        "[control-plane] Would write the static Pod manifest for \"kube-apiserver\"",
+        "[addon] Would apply the CoreDNS addon",
+    ] {
+        assert!(plan.contains(line), "{line} missing from:\n{plan}");
+    }
     lab.ssh_ok(
         1,
         "test ! -e /etc/kubernetes && test ! -e /var/lib/kubeboot",

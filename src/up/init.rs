@@ -83,32 +83,8 @@ pub(super) fn init_control_plane(
         );
     }
     let cfg = init_config(cluster, cp, args.control_plane_timeout, conntrack)?;
-    let rerun = host
-        .file_info(Path::new("/etc/kubernetes/pki/ca.crt"))?
-        .is_some();
-    let mut skip = Vec::new();
-    if rerun {
-        // A previous run got part of the way: the phases are idempotent, preflight would
-        // only complain about the files that run wrote.
-        skip.push("preflight".to_string());
-    }
-    if cluster.cni.name != "flannel" {
-        // none: the user's own; bridge: written by up once the Node has its podCIDR.
-        skip.push("cni".to_string());
-    }
-    let ctx = InitContext {
-        cfg: &cfg,
-        host,
-        kubeconfig_dir: crate::config::DEFAULT_KUBECONFIG_DIR.into(),
-        cert_options: Default::default(),
-    };
-    let run = InitRun {
-        skip_phases: skip,
-        ignore_preflight_errors: args.ignore_preflight_errors.clone(),
-        flannel_iface: cluster.cni.iface.clone(),
-        node_wait: args.control_plane_timeout,
-        ..Default::default()
-    };
+    let ctx = init_context(&cfg, host);
+    let run = init_run(args, cluster, host)?;
     if let Err(e) = init_phases::run_all(&ctx, &run) {
         let diag = kubelet_diagnostics(host);
         crate::phases::report(
@@ -123,6 +99,52 @@ pub(super) fn init_control_plane(
     let kc = KubeConfig::parse(&String::from_utf8_lossy(&bytes)).map_err(anyhow::Error::msg)?;
     let client = ApiClient::from_kubeconfig(&kc)?.retrying(crate::apiclient::API_CALL_RETRY);
     Ok((kc, client, true))
+}
+
+fn init_context<'a>(cfg: &'a InitConfig, host: &'a SshHost) -> InitContext<'a> {
+    InitContext {
+        cfg,
+        host,
+        kubeconfig_dir: crate::config::DEFAULT_KUBECONFIG_DIR.into(),
+        cert_options: Default::default(),
+    }
+}
+
+/// How init runs on the first control plane: which phases `up` skips and why.
+fn init_run(args: &UpArgs, cluster: &Cluster, host: &SshHost) -> anyhow::Result<InitRun> {
+    let mut skip = Vec::new();
+    if host
+        .file_info(Path::new("/etc/kubernetes/pki/ca.crt"))?
+        .is_some()
+    {
+        // A previous run got part of the way: the phases are idempotent, preflight would
+        // only complain about the files that run wrote.
+        skip.push("preflight".to_string());
+    }
+    if cluster.cni.name != "flannel" {
+        // none: the user's own; bridge: written by up once the Node has its podCIDR.
+        skip.push("cni".to_string());
+    }
+    Ok(InitRun {
+        skip_phases: skip,
+        ignore_preflight_errors: args.ignore_preflight_errors.clone(),
+        flannel_iface: cluster.cni.iface.clone(),
+        node_wait: args.control_plane_timeout,
+        ..Default::default()
+    })
+}
+
+/// What init's phases say they would do on the first control plane (`up --plan`): the
+/// same workflow, configuration and skips the run uses.
+pub(super) fn init_plan(
+    args: &UpArgs,
+    cluster: &Cluster,
+    host: &SshHost,
+    cp: &ClusterHost,
+    conntrack: Option<u32>,
+) -> anyhow::Result<String> {
+    let cfg = init_config(cluster, cp, args.control_plane_timeout, conntrack)?;
+    init_phases::plan(&init_context(&cfg, host), &init_run(args, cluster, host)?)
 }
 
 /// kube-proxy's `conntrack.maxPerCore`: the inventory's, else 0 when a host cannot

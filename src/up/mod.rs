@@ -100,7 +100,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     stage_prepare(&mut up)?;
     let conntrack = init::conntrack_setting(&cluster, &up.reports);
     if args.prepare.plan {
-        return stage_plan(&up);
+        return stage_plan(&up, conntrack);
     }
     if up.reports.iter().any(|r| r.host == cp.name && r.failed()) {
         return Err(up.stop(anyhow::anyhow!(
@@ -141,7 +141,7 @@ fn stage_prepare(up: &mut Up) -> anyhow::Result<()> {
 }
 
 /// `--plan`: what init and the joins would do, from the same decisions a run takes.
-fn stage_plan(up: &Up) -> anyhow::Result<()> {
+fn stage_plan(up: &Up, conntrack: Option<u32>) -> anyhow::Result<()> {
     let (cluster, cp) = (up.cluster, up.cp);
     section("plan: init and join");
     // The first control plane's API server tells whether init is done; the other hosts
@@ -152,6 +152,7 @@ fn stage_plan(up: &Up) -> anyhow::Result<()> {
         .as_ref()
         .map(|(_, admin)| decide::init_missing(cluster, admin))
         .unwrap_or_default();
+    let init_runs = cp_admin.is_none() || !missing.is_empty();
     if cp_admin.is_some() && !missing.is_empty() {
         say(&format!(
             "{}: an earlier init stopped part of the way (the cluster lacks {}): would finish it",
@@ -175,7 +176,16 @@ fn stage_plan(up: &Up) -> anyhow::Result<()> {
                 .display()
         ));
     }
-    let endpoint = join::join_endpoint(cluster, cp);
+    // What each of init's phases says it would do there (the host as it is now).
+    if let (true, Some(host)) = (init_runs, &cp_conn) {
+        match init::init_plan(up.args, cluster, host, cp, conntrack) {
+            Ok(lines) => lines
+                .lines()
+                .for_each(|l| say(&format!("{}: {l}", cp.name))),
+            Err(e) => say(&format!("{}: init's phases cannot say yet: {e:#}", cp.name)),
+        }
+    }
+    let endpoint = join::join_endpoint(cluster, up.cp);
     let admin = cp_admin.as_ref().map(|(_, a)| a);
     for (h, r) in up.others() {
         let as_cp = h.role == Role::ControlPlane;
