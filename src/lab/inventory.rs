@@ -38,6 +38,38 @@ pub struct InventorySpec {
     pub ssh: InventorySsh,
     /// The hosts, first one the control plane.
     pub hosts: Vec<InventoryHost>,
+    /// Kubelet flags for lab nodes: they share this machine's disk, so its free space
+    /// (not theirs) would drive the kubelet's image garbage collection and eviction; a
+    /// machine with 15% free would lose the images imported for the cluster. The lab
+    /// turns both off but for a nearly full disk (see [`lab_kubelet_args`]).
+    #[serde(rename = "kubeletExtraArgs", default, skip_serializing_if = "Vec::is_empty")]
+    pub kubelet_extra_args: Vec<InventoryArg>,
+}
+
+/// One `name: value` kubelet flag of the inventory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InventoryArg {
+    pub name: String,
+    pub value: String,
+}
+
+/// The kubelet flags lab nodes get: image GC only on a full disk, eviction only below 1%
+/// free disk or 100 MiB free memory.
+pub fn lab_kubelet_args() -> Vec<InventoryArg> {
+    [
+        ("image-gc-high-threshold", "100"),
+        ("image-gc-low-threshold", "99"),
+        (
+            "eviction-hard",
+            "imagefs.available<1%,nodefs.available<1%,memory.available<100Mi",
+        ),
+    ]
+    .into_iter()
+    .map(|(n, v)| InventoryArg {
+        name: n.into(),
+        value: v.into(),
+    })
+    .collect()
 }
 
 /// `spec.ssh` of the inventory.
@@ -89,6 +121,7 @@ impl ClusterInventory {
                     known_hosts_path: known_hosts.display().to_string(),
                 },
                 hosts,
+                kubelet_extra_args: lab_kubelet_args(),
             },
         }
     }
@@ -145,6 +178,8 @@ mod tests {
             "role: control-plane",
             "role: worker",
             "10.213.0.12",
+            "kubeletExtraArgs:",
+            "name: eviction-hard",
         ] {
             assert!(yaml.contains(needle), "{needle:?} missing in:\n{yaml}");
         }
