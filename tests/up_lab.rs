@@ -17,7 +17,8 @@ use std::time::Instant;
 const STATE: &str = "dpkg-query -W -f '${Package}\\n' | sort | md5sum; \
     for f in /etc/modules-load.d/k8s.conf /etc/sysctl.d/k8s.conf /etc/containerd/config.toml /usr/bin/kubelet /usr/bin/kubectl /etc/systemd/system/kubelet.service /etc/systemd/system/kubelet.service.d/10-kubeadm.conf; do [ -e $f ] && echo \"present $f\"; done; \
     sysctl -n net.ipv4.ip_forward; grep swap /etc/fstab; ls /opt/cni/bin 2>/dev/null | wc -l; \
-    systemctl is-enabled kubelet 2>&1; systemctl is-enabled containerd 2>&1; true";
+    systemctl is-enabled kubelet 2>&1; systemctl is-enabled containerd 2>&1; \
+    echo \"hosts block: $(grep -c '^# BEGIN kubeboot hosts' /etc/hosts)\"; true";
 
 #[test]
 fn up_on_three_lab_nodes_stops_where_it_must_then_reset_and_reset_deep() {

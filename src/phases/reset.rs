@@ -336,6 +336,10 @@ while read -r f; do
   if [ -e "$d/files$f" ]; then cp -a "$d/files$f" "$f"; else rm -f "$f"; fi
 done < "$d/paths"
 rmdir /etc/systemd/system/kubelet.service.d 2>/dev/null
+# The inventory's hosts block prepare keeps in /etc/hosts (the rest of the file is kept).
+if grep -q '^# BEGIN kubeboot hosts' /etc/hosts 2>/dev/null; then
+  t=$(mktemp /etc/.hosts.kubeboot.XXXXXX) && sed '/^# BEGIN kubeboot hosts/,/^# END kubeboot hosts/d' /etc/hosts > "$t" && chmod 644 "$t" && cat "$t" > /etc/hosts; rm -f "$t"
+fi
 # The static Pod directory prepare creates for an artifact kubelet (empty after reset).
 [ -e "$d/had-manifests-dir" ] || rmdir /etc/kubernetes/manifests /etc/kubernetes 2>/dev/null
 for l in /opt/cni/bin/*; do [ -e "$l" ] || [ -L "$l" ] || continue; grep -qx "${l##*/}" "$d/cni-bin" || rm -f "$l"; done
