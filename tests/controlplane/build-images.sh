@@ -38,6 +38,11 @@
 # stdout carries ONLY these lines, so `eval "$(build-images.sh)"` works:
 #   KUBEBOOT_IMAGES_DIR=...
 #   KUBEBOOT_IMAGE_REPO=...
+#   KUBEBOOT_TEST_ETCD_SID=...     sid's etcd 3.5 binary, for tests/etcd.rs
+#   KUBEBOOT_TEST_CONTAINERD2=...  sid's containerd 2.x binary, for tests/containerd.rs
+# The last two are real peers for kubeboot's tests, in no image: unpacked once per .deb
+# under $KUBEBOOT_CACHE/peers/<package>-<sha256 prefix of the .deb>/ (bookworm's libc runs
+# them).
 # Progress goes to stderr. Idempotent (a cache hit only prints the lines), safe to run
 # concurrently (flock). The machine's apt configuration is never changed: the .debs come
 # through private sources.lists, lists and cache dirs inside the cache.
@@ -57,8 +62,9 @@ BUSYBOX_TAG=${KUBEBOOT_LAB_BUSYBOX_TAG:-}
 BOOKWORM_DEBS=(libc6 iptables libxtables12 libip4tc2 libip6tc2 libnftnl11 libmnl0
   libnetfilter-conntrack3 libnfnetlink0 conntrack libnetfilter-cthelper0
   libnetfilter-cttimeout1 libnetfilter-queue1 busybox-static)
-# sid: a current etcd 3.5 (serves /livez and /readyz, which kubeboot's manifests probe).
-SID_DEBS=(etcd-server)
+# sid: a current etcd 3.5 (serves /livez and /readyz, which kubeboot's manifests probe);
+# containerd 2.x only for the tests (see "real peers" below).
+SID_DEBS=(etcd-server containerd)
 # Fixed timestamp of every file and of the images' `created`.
 EPOCH=0
 
@@ -159,6 +165,28 @@ deb_of() { # suite package -> path of its .deb
 }
 deb_version() { dpkg-deb -f "$1" Version; }
 
+# ---- real peers for the tests (in no image) --------------------------------------------
+peer_bin() { # package binary "expected --version text" -> path of the unpacked binary
+  local deb dir tmp v
+  deb=$(deb_of sid "$1")
+  dir=$CACHE_ROOT/peers/$1-$(sha256sum "$deb" | cut -c1-16)
+  if [[ ! -x $dir/$2 ]]; then
+    mkdir -p "$CACHE_ROOT/peers"
+    tmp=$(mktemp -d "$CACHE_ROOT/peers/.tmp.XXXXXX")
+    dpkg-deb -x "$deb" "$tmp/deb"
+    [[ -x $tmp/deb/usr/bin/$2 ]] || die "$(basename "$deb") has no /usr/bin/$2"
+    install -m 0755 "$tmp/deb/usr/bin/$2" "$tmp/$2"
+    rm -rf "$tmp/deb"
+    v=$("$tmp/$2" --version 2>&1) || die "$2 from $(basename "$deb") does not run here: $v"
+    [[ $v == *"$3"* ]] || die "$2 from $(basename "$deb") is not the expected one: $v"
+    log "peer: $(head -n1 <<<"$v") (Debian sid $1 $(deb_version "$deb"))"
+    mv -T "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp" # a concurrent run may have won
+  fi
+  echo "$dir/$2"
+}
+ETCD_SID=$(peer_bin etcd-server etcd 'etcd Version: 3.5.')
+CONTAINERD2=$(peer_bin containerd containerd 'containerd/v2 2.')
+
 if [[ -z $BUSYBOX_TAG ]]; then
   # 1:1.35.0-4+deb12u1+b1 -> 1.35.0
   BUSYBOX_TAG=$(deb_version "$(deb_of bookworm busybox-static)" | sed -E 's/^[0-9]+://; s/-[^-]*$//')
@@ -192,6 +220,8 @@ OUT=$CACHE/$KEY
 emit() {
   echo "KUBEBOOT_IMAGES_DIR=$OUT"
   echo "KUBEBOOT_IMAGE_REPO=$REPO"
+  echo "KUBEBOOT_TEST_ETCD_SID=$ETCD_SID"
+  echo "KUBEBOOT_TEST_CONTAINERD2=$CONTAINERD2"
 }
 
 if [[ -f $OUT/.complete ]]; then
