@@ -173,6 +173,7 @@ peer_bin() { # package binary "expected --version text" -> path of the unpacked 
   if [[ ! -x $dir/$2 ]]; then
     mkdir -p "$CACHE_ROOT/peers"
     tmp=$(mktemp -d "$CACHE_ROOT/peers/.tmp.XXXXXX")
+    chmod 0755 "$tmp"
     dpkg-deb -x "$deb" "$tmp/deb"
     [[ -x $tmp/deb/usr/bin/$2 ]] || die "$(basename "$deb") has no /usr/bin/$2"
     install -m 0755 "$tmp/deb/usr/bin/$2" "$tmp/$2"
