@@ -42,7 +42,7 @@
 #   KUBEBOOT_TEST_CONTAINERD2=...  sid's containerd 2.x binary, for tests/containerd.rs
 # The last two are real peers for kubeboot's tests, in no image: unpacked once per .deb
 # under $KUBEBOOT_CACHE/peers/<package>-<sha256 prefix of the .deb>/ (bookworm's libc runs
-# them).
+# them); containerd's .deb is downloaded into $KUBEBOOT_CACHE/images/debs/sid-peers.
 # Progress goes to stderr. Idempotent (a cache hit only prints the lines), safe to run
 # concurrently (flock). The machine's apt configuration is never changed: the .debs come
 # through private sources.lists, lists and cache dirs inside the cache.
@@ -62,9 +62,11 @@ BUSYBOX_TAG=${KUBEBOOT_LAB_BUSYBOX_TAG:-}
 BOOKWORM_DEBS=(libc6 iptables libxtables12 libip4tc2 libip6tc2 libnftnl11 libmnl0
   libnetfilter-conntrack3 libnfnetlink0 conntrack libnetfilter-cthelper0
   libnetfilter-cttimeout1 libnetfilter-queue1 busybox-static)
-# sid: a current etcd 3.5 (serves /livez and /readyz, which kubeboot's manifests probe);
-# containerd 2.x only for the tests (see "real peers" below).
-SID_DEBS=(etcd-server containerd)
+# sid: a current etcd 3.5 (serves /livez and /readyz, which kubeboot's manifests probe).
+SID_DEBS=(etcd-server)
+# sid, in no image: containerd 2.x, a real peer for the tests (see "real peers" below). Its
+# own download dir (sid-peers), so the images' inputs and their cache key stay as they are.
+PEER_DEBS=(containerd)
 # Fixed timestamp of every file and of the images' `created`.
 EPOCH=0
 
@@ -166,27 +168,37 @@ deb_of() { # suite package -> path of its .deb
 deb_version() { dpkg-deb -f "$1" Version; }
 
 # ---- real peers for the tests (in no image) --------------------------------------------
-peer_bin() { # package binary "expected --version text" -> path of the unpacked binary
+if [[ -n ${KUBEBOOT_IMAGES_REFRESH:-} ]] || ! debs_done sid-peers "${PEER_DEBS[*]}"; then
+  exec 8>"$CACHE/.debs.lock"; flock 8
+  if [[ -n ${KUBEBOOT_IMAGES_REFRESH:-} ]] || ! debs_done sid-peers "${PEER_DEBS[*]}"; then
+    fetch_debs sid-peers sid "${PEER_DEBS[@]}"
+  fi
+  flock -u 8
+fi
+# Sets the variable $1 to the binary /usr/bin/$4 of the .deb of package $3 in $DEBS/$2,
+# unpacked once into $CACHE_ROOT/peers/<package>-<sha256 prefix of the .deb>/ after
+# checking that `--version` runs here and prints $5. (No $(...): errexit holds throughout.)
+peer_bin() { # variable suite package binary "expected --version text"
   local deb dir tmp v
-  deb=$(deb_of sid "$1")
-  dir=$CACHE_ROOT/peers/$1-$(sha256sum "$deb" | cut -c1-16)
-  if [[ ! -x $dir/$2 ]]; then
+  deb=$(deb_of "$2" "$3")
+  dir=$CACHE_ROOT/peers/$3-$(sha256sum "$deb" | cut -c1-16)
+  if [[ ! -x $dir/$4 ]]; then
     mkdir -p "$CACHE_ROOT/peers"
     tmp=$(mktemp -d "$CACHE_ROOT/peers/.tmp.XXXXXX")
     chmod 0755 "$tmp"
     dpkg-deb -x "$deb" "$tmp/deb"
-    [[ -x $tmp/deb/usr/bin/$2 ]] || die "$(basename "$deb") has no /usr/bin/$2"
-    install -m 0755 "$tmp/deb/usr/bin/$2" "$tmp/$2"
+    [[ -x $tmp/deb/usr/bin/$4 ]] || { rm -rf "$tmp"; die "$(basename "$deb") has no /usr/bin/$4"; }
+    install -m 0755 "$tmp/deb/usr/bin/$4" "$tmp/$4"
     rm -rf "$tmp/deb"
-    v=$("$tmp/$2" --version 2>&1) || die "$2 from $(basename "$deb") does not run here: $v"
-    [[ $v == *"$3"* ]] || die "$2 from $(basename "$deb") is not the expected one: $v"
-    log "peer: $(head -n1 <<<"$v") (Debian sid $1 $(deb_version "$deb"))"
+    v=$("$tmp/$4" --version 2>&1) || { rm -rf "$tmp"; die "$4 from $(basename "$deb") does not run here: $v"; }
+    [[ $v == *"$5"* ]] || { rm -rf "$tmp"; die "$4 from $(basename "$deb") is not the expected one: $v"; }
+    log "peer: $(head -n1 <<<"$v") (Debian sid $3 $(deb_version "$deb"))"
     mv -T "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp" # a concurrent run may have won
   fi
-  echo "$dir/$2"
+  printf -v "$1" '%s' "$dir/$4"
 }
-ETCD_SID=$(peer_bin etcd-server etcd 'etcd Version: 3.5.')
-CONTAINERD2=$(peer_bin containerd containerd 'containerd/v2 2.')
+peer_bin ETCD_SID sid etcd-server etcd 'etcd Version: 3.5.'
+peer_bin CONTAINERD2 sid-peers containerd containerd 'containerd/v2 2.'
 
 if [[ -z $BUSYBOX_TAG ]]; then
   # 1:1.35.0-4+deb12u1+b1 -> 1.35.0
