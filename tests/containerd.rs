@@ -1,12 +1,15 @@
-//! The containerd 1.x configuration is accepted by a real containerd (Debian's 1.6,
-//! `apt-get install containerd`): `containerd --config <file> config dump` loads and merges
-//! it, and the dump shows the settings kubeboot needs. The 2.x (schema 3) file cannot be
-//! checked here, as no registry reachable from CI ships containerd 2.
+//! kubeboot's containerd configurations are accepted by real containerds:
+//! `containerd --config <file> config dump` loads and merges the file, and the dump shows
+//! the settings kubeboot needs. The 1.x (schema 2) file goes to Debian bookworm's 1.6
+//! (`apt-get install containerd`); the 2.x (schema 3) file to Debian sid's 2.x, which
+//! `tests/controlplane/build-images.sh` unpacks and `.ci/setup` names in
+//! `KUBEBOOT_TEST_CONTAINERD2`.
 
 mod common;
 
-use common::which;
+use common::{TEST_ENV, test_env_peer, which};
 use kubeboot::render::containerd;
+use std::path::Path;
 use std::process::Command;
 
 #[test]
@@ -122,4 +125,131 @@ fn restrict_oom_score_adj_reaches_containerd() {
         t.text()
     );
     assert!(t.text().contains("restrict_oom_score_adj = true"));
+}
+
+/// `containerd --config <text> config dump`: the merged configuration, or why containerd
+/// refused the file (its status and stderr; a warning on stderr counts as a refusal).
+fn config_dump(bin: &Path, text: &str) -> Result<String, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(bin)
+        .arg("--config")
+        .arg(&path)
+        .args(["config", "dump"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() && err.is_empty() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!("{}: {err}", out.status))
+    }
+}
+
+/// The value of `key` in table `table` of a `config dump` ("" is the top level), as
+/// containerd 2 writes it (go-toml: a `[table]` header line, then `key = value` lines).
+fn dumped<'a>(dump: &'a str, table: &str, key: &str) -> Option<&'a str> {
+    let mut current = "";
+    for line in dump.lines().map(str::trim) {
+        if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            current = header.trim_matches(['[', ']']);
+        } else if current == table
+            && let Some((k, v)) = line.split_once(" = ")
+            && k == key
+        {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// Every containerd 2.x configuration kubeboot renders (each supported Kubernetes minor,
+/// with and without `restrict_oom_score_adj`) loads in a real containerd 2.x, and the dump
+/// carries what kubeboot meant, each value in the table where containerd reads it.
+#[test]
+fn containerd_2x_accepts_the_rendered_config() {
+    let Some(bin) = test_env_peer("KUBEBOOT_TEST_CONTAINERD2") else {
+        eprintln!(
+            "SKIPPED: containerd 2.x not found (KUBEBOOT_TEST_CONTAINERD2, written to {TEST_ENV} by .ci/setup)"
+        );
+        return;
+    };
+    let version = Command::new(&bin).arg("--version").output().unwrap();
+    let version = String::from_utf8_lossy(&version.stdout);
+    assert!(
+        version.contains("containerd/v2 2."),
+        "KUBEBOOT_TEST_CONTAINERD2={} is not containerd 2.x: {version}",
+        bin.display()
+    );
+    eprintln!("{}: {}", bin.display(), version.trim());
+    const IMAGES: &str = "plugins.'io.containerd.cri.v1.images'";
+    const RUNTIME: &str = "plugins.'io.containerd.cri.v1.runtime'";
+    let runc = format!("{RUNTIME}.containerd.runtimes.runc");
+    let cni = format!("{RUNTIME}.cni");
+    // Where kubeboot puts CNI plugins (the prepare playbook links them into /opt/cni/bin,
+    // flannel copies its own there) and its bridge network's conflist.
+    let conf_dir = Path::new(kubeboot::podnet::CONFLIST).parent().unwrap();
+    let templates = kubeboot::render::Templates::embedded();
+    for minor in common::minors() {
+        let v = kubeboot::config::version::KubeVersion { minor, patch: 0 };
+        let pause = if minor >= 34 { "3.10.1" } else { "3.10" };
+        for restrict in [false, true] {
+            let f = containerd::config_with(&templates, 2, v, "registry.k8s.io", restrict).unwrap();
+            let text = f.text();
+            let case = format!("1.{minor}, restrict_oom_score_adj={restrict}");
+            // containerd 2 migrates older schemas silently, so the file itself says 3.
+            assert!(text.contains("\nversion = 3\n"), "{case}: {text}");
+            let dump = config_dump(&bin, text)
+                .unwrap_or_else(|e| panic!("{case}: containerd refused\n{text}\n{e}"));
+            let want = [
+                ("", "version", "3".to_string()),
+                ("", "disabled_plugins", "[]".into()),
+                (
+                    &format!("{IMAGES}.pinned_images"),
+                    "sandbox",
+                    format!("'registry.k8s.io/pause:{pause}'"),
+                ),
+                (RUNTIME, "restrict_oom_score_adj", restrict.to_string()),
+                (
+                    &format!("{RUNTIME}.containerd"),
+                    "default_runtime_name",
+                    "'runc'".into(),
+                ),
+                (&runc, "runtime_type", "'io.containerd.runc.v2'".into()),
+                (&format!("{runc}.options"), "SystemdCgroup", "true".into()),
+                (&cni, "conf_dir", format!("'{}'", conf_dir.display())),
+            ];
+            for (table, key, value) in want {
+                assert_eq!(
+                    dumped(&dump, table, key),
+                    Some(value.as_str()),
+                    "{case}: [{table}] {key}\n{dump}"
+                );
+            }
+            // `bin_dir`, when set, replaces the `bin_dirs` list.
+            let bin_dirs = match dumped(&dump, &cni, "bin_dir") {
+                Some("''") | None => dumped(&dump, &cni, "bin_dirs").unwrap_or_default(),
+                Some(one) => one,
+            };
+            assert!(
+                bin_dirs.contains("'/opt/cni/bin'"),
+                "{case}: CNI plugins are not looked up in /opt/cni/bin: {bin_dirs}\n{dump}"
+            );
+        }
+    }
+    // The check can fail: a broken file is refused, and so is a key in a table where
+    // containerd does not read it (containerd warns "Ignoring unknown key").
+    let broken = config_dump(&bin, "version = 3\n[plugins\n");
+    assert!(broken.is_err(), "{broken:?}");
+    let misplaced = config_dump(
+        &bin,
+        &format!("version = 3\n[{IMAGES}]\n  restrict_oom_score_adj = true\n"),
+    );
+    assert!(
+        misplaced
+            .as_ref()
+            .is_err_and(|e| e.contains("unknown key") && e.contains("restrict_oom_score_adj")),
+        "{misplaced:?}"
+    );
 }

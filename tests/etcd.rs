@@ -1,6 +1,9 @@
-//! A real etcd (Debian's etcd-server) serves with kubeboot's etcd server and peer
-//! certificates and `--client-cert-auth`; kubeboot's client certificates get in, and a
-//! client certificate from another CA is refused.
+//! A real etcd serves with kubeboot's etcd server and peer certificates and
+//! `--client-cert-auth`; kubeboot's client certificates get in, and a client certificate
+//! from another CA is refused. The same check runs against two etcds: Debian bookworm's
+//! etcd-server (3.4) and Debian sid's (3.5, what kubeadm's manifests run), which
+//! `tests/controlplane/build-images.sh` unpacks and `.ci/setup` names in
+//! `KUBEBOOT_TEST_ETCD_SID`.
 
 mod common;
 
@@ -52,9 +55,39 @@ fn etcdctl(pki: &Path, endpoint: &str, client: &str, args: &[&str]) -> (bool, St
     )
 }
 
+/// The first line of `etcd --version` (`etcd Version: 3.x.y`).
+fn etcd_version(etcd_bin: &Path) -> String {
+    let (ok_v, out, err) = exec(Command::new(etcd_bin).arg("--version"));
+    assert!(ok_v, "{} --version: {out}{err}", etcd_bin.display());
+    out.lines().next().unwrap_or_default().to_string()
+}
+
 #[test]
 fn etcd_serves_with_kubeboot_certs_and_checks_clients() {
     let etcd_bin = tool("etcd", "KUBEBOOT_TEST_ETCD", "apt-get install etcd-server");
+    eprintln!("{}: {}", etcd_bin.display(), etcd_version(&etcd_bin));
+    serves_with_kubeboot_certs_and_checks_clients(&etcd_bin);
+}
+
+#[test]
+fn etcd_35_serves_with_kubeboot_certs_and_checks_clients() {
+    let Some(etcd_bin) = test_env_peer("KUBEBOOT_TEST_ETCD_SID") else {
+        eprintln!(
+            "SKIPPED: Debian sid's etcd 3.5 not found (KUBEBOOT_TEST_ETCD_SID, written to {TEST_ENV} by .ci/setup)"
+        );
+        return;
+    };
+    let version = etcd_version(&etcd_bin);
+    assert!(
+        version.starts_with("etcd Version: 3.5."),
+        "KUBEBOOT_TEST_ETCD_SID={} is not etcd 3.5: {version}",
+        etcd_bin.display()
+    );
+    eprintln!("{}: {version}", etcd_bin.display());
+    serves_with_kubeboot_certs_and_checks_clients(&etcd_bin);
+}
+
+fn serves_with_kubeboot_certs_and_checks_clients(etcd_bin: &Path) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     // The node's address is loopback so etcd can bind it; its certs carry 127.0.0.1 anyway.

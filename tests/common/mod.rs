@@ -177,6 +177,22 @@ pub fn which(program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// The file kubeboot's `.ci/setup` writes: `NAME=value` lines naming the real peers it
+/// built or unpacked outside the repo (`set -a; . FILE; set +a` exports them).
+pub const TEST_ENV: &str = "/var/cache/kubeboot/test-env";
+
+/// A peer `.ci/setup` provides: `$var` if set, else the `var=` line of [`TEST_ENV`]; None
+/// when neither names an existing file (the caller skips with a SKIPPED message).
+pub fn test_env_peer(var: &str) -> Option<PathBuf> {
+    let path = std::env::var(var).ok().or_else(|| {
+        let text = std::fs::read_to_string(TEST_ENV).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(var)?.strip_prefix('=').map(String::from))
+    })?;
+    let path = PathBuf::from(path);
+    path.is_file().then_some(path)
+}
+
 /// An empty directory to use as a node root (no CA directories, so renders are fixed).
 pub fn empty_root() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()

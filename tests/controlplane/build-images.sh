@@ -38,6 +38,11 @@
 # stdout carries ONLY these lines, so `eval "$(build-images.sh)"` works:
 #   KUBEBOOT_IMAGES_DIR=...
 #   KUBEBOOT_IMAGE_REPO=...
+#   KUBEBOOT_TEST_ETCD_SID=...     sid's etcd 3.5 binary, for tests/etcd.rs
+#   KUBEBOOT_TEST_CONTAINERD2=...  sid's containerd 2.x binary, for tests/containerd.rs
+# The last two are real peers for kubeboot's tests, in no image: unpacked once per .deb
+# under $KUBEBOOT_CACHE/peers/<package>-<sha256 prefix of the .deb>/ (bookworm's libc runs
+# them); containerd's .deb is downloaded into $KUBEBOOT_CACHE/images/debs/sid-peers.
 # Progress goes to stderr. Idempotent (a cache hit only prints the lines), safe to run
 # concurrently (flock). The machine's apt configuration is never changed: the .debs come
 # through private sources.lists, lists and cache dirs inside the cache.
@@ -59,6 +64,9 @@ BOOKWORM_DEBS=(libc6 iptables libxtables12 libip4tc2 libip6tc2 libnftnl11 libmnl
   libnetfilter-cttimeout1 libnetfilter-queue1 busybox-static)
 # sid: a current etcd 3.5 (serves /livez and /readyz, which kubeboot's manifests probe).
 SID_DEBS=(etcd-server)
+# sid, in no image: containerd 2.x, a real peer for the tests (see "real peers" below). Its
+# own download dir (sid-peers), so the images' inputs and their cache key stay as they are.
+PEER_DEBS=(containerd)
 # Fixed timestamp of every file and of the images' `created`.
 EPOCH=0
 
@@ -159,6 +167,39 @@ deb_of() { # suite package -> path of its .deb
 }
 deb_version() { dpkg-deb -f "$1" Version; }
 
+# ---- real peers for the tests (in no image) --------------------------------------------
+if [[ -n ${KUBEBOOT_IMAGES_REFRESH:-} ]] || ! debs_done sid-peers "${PEER_DEBS[*]}"; then
+  exec 8>"$CACHE/.debs.lock"; flock 8
+  if [[ -n ${KUBEBOOT_IMAGES_REFRESH:-} ]] || ! debs_done sid-peers "${PEER_DEBS[*]}"; then
+    fetch_debs sid-peers sid "${PEER_DEBS[@]}"
+  fi
+  flock -u 8
+fi
+# Sets the variable $1 to the binary /usr/bin/$4 of the .deb of package $3 in $DEBS/$2,
+# unpacked once into $CACHE_ROOT/peers/<package>-<sha256 prefix of the .deb>/ after
+# checking that `--version` runs here and prints $5. (No $(...): errexit holds throughout.)
+peer_bin() { # variable suite package binary "expected --version text"
+  local deb dir tmp v
+  deb=$(deb_of "$2" "$3")
+  dir=$CACHE_ROOT/peers/$3-$(sha256sum "$deb" | cut -c1-16)
+  if [[ ! -x $dir/$4 ]]; then
+    mkdir -p "$CACHE_ROOT/peers"
+    tmp=$(mktemp -d "$CACHE_ROOT/peers/.tmp.XXXXXX")
+    chmod 0755 "$tmp"
+    dpkg-deb -x "$deb" "$tmp/deb"
+    [[ -x $tmp/deb/usr/bin/$4 ]] || { rm -rf "$tmp"; die "$(basename "$deb") has no /usr/bin/$4"; }
+    install -m 0755 "$tmp/deb/usr/bin/$4" "$tmp/$4"
+    rm -rf "$tmp/deb"
+    v=$("$tmp/$4" --version 2>&1) || { rm -rf "$tmp"; die "$4 from $(basename "$deb") does not run here: $v"; }
+    [[ $v == *"$5"* ]] || { rm -rf "$tmp"; die "$4 from $(basename "$deb") is not the expected one: $v"; }
+    log "peer: $(head -n1 <<<"$v") (Debian sid $3 $(deb_version "$deb"))"
+    mv -T "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp" # a concurrent run may have won
+  fi
+  printf -v "$1" '%s' "$dir/$4"
+}
+peer_bin ETCD_SID sid etcd-server etcd 'etcd Version: 3.5.'
+peer_bin CONTAINERD2 sid-peers containerd containerd 'containerd/v2 2.'
+
 if [[ -z $BUSYBOX_TAG ]]; then
   # 1:1.35.0-4+deb12u1+b1 -> 1.35.0
   BUSYBOX_TAG=$(deb_version "$(deb_of bookworm busybox-static)" | sed -E 's/^[0-9]+://; s/-[^-]*$//')
@@ -192,6 +233,8 @@ OUT=$CACHE/$KEY
 emit() {
   echo "KUBEBOOT_IMAGES_DIR=$OUT"
   echo "KUBEBOOT_IMAGE_REPO=$REPO"
+  echo "KUBEBOOT_TEST_ETCD_SID=$ETCD_SID"
+  echo "KUBEBOOT_TEST_CONTAINERD2=$CONTAINERD2"
 }
 
 if [[ -f $OUT/.complete ]]; then
