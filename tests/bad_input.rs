@@ -330,6 +330,8 @@ const CASES: &[Case] = &[
       &["spec.containerd.restrictOOMScoreAdj", "true or false", "maybe"]),
     c("inventory kubeletExtraArgs", &[("cluster.yaml", inv!("  kubeletExtraArgs: [{name: \"--v\", value: \"2\"}]\n  hosts:\n    - {name: a, address: 10.0.0.1, role: control-plane}\n"))], IMG, 1,
       &["spec.kubeletExtraArgs", "without dashes"]),
+    c("inventory key twice", &[("cluster.yaml", inv!("  kubeletExtraArgs: []\n  hosts:\n    - {name: a, address: 10.0.0.1, role: control-plane}\n  kubeletExtraArgs: []\n"))], IMG, 1,
+      &["cluster.yaml:", "spec.kubeletExtraArgs: given twice"]),
     c("inventory kind", &[("cluster.yaml", "apiVersion: kubeboot.io/v1alpha2\nkind: Cluster\nspec: {}\n")], IMG, 1,
       &["cluster.yaml:2", "kubeboot.io/v1alpha1", "v1alpha2"]),
     c("inventory no spec", &[("cluster.yaml", "apiVersion: kubeboot.io/v1alpha1\nkind: Cluster\n")], IMG, 1,

@@ -50,12 +50,13 @@ fn problem(text: &str, path: &str, err: &serde_saphyr::Error) -> YamlProblem {
         .location()
         .filter(|l| l.line() > 0)
         .map(|l| (l.line() as usize, l.column() as usize));
-    // serde_path_to_error writes `.` for the document root.
-    let mut path = if path == "." || path == "?" {
-        String::new()
-    } else {
-        path.to_string()
-    };
+    // serde_path_to_error writes `.` for the document root and `?` for a segment it
+    // could not see (a key it was reading when the mapping failed): leave both out.
+    let mut path = path
+        .split('.')
+        .filter(|s| !s.is_empty() && *s != "?")
+        .collect::<Vec<_>>()
+        .join(".");
     let join = |parent: &str, field: &str| {
         if parent.is_empty() {
             field.to_string()

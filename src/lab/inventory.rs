@@ -42,7 +42,11 @@ pub struct InventorySpec {
     /// (not theirs) would drive the kubelet's image garbage collection and eviction; a
     /// machine with 15% free would lose the images imported for the cluster. The lab
     /// turns both off but for a nearly full disk (see [`lab_kubelet_args`]).
-    #[serde(rename = "kubeletExtraArgs", default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "kubeletExtraArgs",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub kubelet_extra_args: Vec<InventoryArg>,
 }
 

@@ -435,10 +435,25 @@ pub fn lab_inventory_with_real_kubelet(lab_inventory: &Path, dir: &Path) -> Path
     };
     let (kubelet, kubectl) = (bin.join("kubelet"), bin.join("kubectl"));
     let text = std::fs::read_to_string(lab_inventory).expect("lab inventory");
+    // The v1.20 kubelet needs --container-runtime=remote: added to the lab's own kubelet
+    // flags (image GC and eviction for a shared disk), or as the list when it has none.
+    let runtime = "  - {name: container-runtime, value: remote}\n";
+    let text = if text.contains("\n  kubeletExtraArgs:\n") {
+        text.replacen(
+            "\n  kubeletExtraArgs:\n",
+            &format!("\n  kubeletExtraArgs:\n{runtime}"),
+            1,
+        )
+    } else {
+        format!(
+            "{}  kubeletExtraArgs:\n{runtime}",
+            text.trim_end().to_string() + "\n"
+        )
+    };
     let text = text.replacen(
         "spec:\n",
         &format!(
-            "spec:\n  kubernetesVersion: v1.31.0\n  kubeletExtraArgs:\n    - {{name: container-runtime, value: remote}}\n  artifacts:\n    kubelet: {{path: {}, sha256: {}}}\n    kubectl: {{path: {}, sha256: {}}}\n",
+            "spec:\n  kubernetesVersion: v1.31.0\n  artifacts:\n    kubelet: {{path: {}, sha256: {}}}\n    kubectl: {{path: {}, sha256: {}}}\n",
             kubelet.display(),
             sha256(&kubelet),
             kubectl.display(),
