@@ -164,20 +164,31 @@ fn kubeboot_against_a_real_control_plane() {
         format!("sha256:{}", sum.split_whitespace().next().unwrap())
     );
 
-    // token list shows it with TTL and usages.
+    // token list shows it with TTL and usages, its secret redacted.
     let list = cp.ok(&["token", "list"]);
     let row = list
         .lines()
-        .find(|l| l.starts_with(&token.to_string()))
+        .find(|l| l.starts_with(&format!("{}.<redacted> ", token.id())))
         .unwrap_or_else(|| panic!("{list}"));
     assert!(
         row.contains("23h") && row.contains("authentication,signing") && row.contains("test token"),
         "{row}"
     );
-    assert!(list.lines().any(|l| l.starts_with(INIT_TOKEN)), "{list}");
+    assert!(
+        list.lines().any(|l| l.starts_with("abcdef.<redacted> ")),
+        "{list}"
+    );
+    assert!(!list.contains(token.secret()), "{list}");
     let json: serde_json::Value =
         serde_json::from_str(&cp.ok(&["token", "list", "-o", "json"])).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 2);
+    assert!(
+        json.as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["id"] == token.id() && t["token"] == format!("{}.<redacted>", token.id())),
+        "{json}"
+    );
 
     // Its JWS appears, and disappears once the token is deleted.
     wait_until("JWS of the new token", Duration::from_secs(30), || {

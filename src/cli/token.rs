@@ -44,7 +44,8 @@ pub enum TokenCommand {
         #[command(flatten)]
         api: ApiFlags,
     },
-    /// List bootstrap tokens (kubeadm's columns, or JSON).
+    /// List bootstrap tokens (kubeadm's columns, or JSON); their secrets are not shown
+    /// (`<id>.<redacted>`).
     List {
         #[arg(short, long, value_enum, default_value_t = ReportFormat::Text)]
         output: ReportFormat,
@@ -188,7 +189,7 @@ pub fn run_token(host: &dyn Host, cmd: TokenCommand) -> anyhow::Result<()> {
                         .iter()
                         .map(|t| {
                             let r = t.row(now);
-                            serde_json::json!({"token": r[0], "ttl": r[1], "expires": t.expires.map(|_| r[2].clone()),
+                            serde_json::json!({"id": t.token.id(), "token": r[0], "ttl": r[1], "expires": t.expires.map(|_| r[2].clone()),
                                 "usages": t.usages, "description": t.description, "groups": t.groups})
                         })
                         .collect();
@@ -223,9 +224,15 @@ pub fn run_token(host: &dyn Host, cmd: TokenCommand) -> anyhow::Result<()> {
                 } else {
                     BootstrapToken::is_valid_id(id)
                 };
+                // Only the part before the dot is echoed: the rest may be a secret.
                 anyhow::ensure!(
                     ok,
-                    "{t:?} is neither a token id ([a-z0-9]{{6}}) nor a token (6 characters of [a-z0-9], a dot, then 16)"
+                    "{:?} is neither a token id ([a-z0-9]{{6}}) nor a token (6 characters of [a-z0-9], a dot, then 16)",
+                    if t.contains('.') {
+                        format!("{id}.<redacted>")
+                    } else {
+                        t.clone()
+                    }
                 );
                 ids.push(id);
             }

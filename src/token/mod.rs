@@ -106,6 +106,8 @@ impl TokenInfo {
     }
 
     /// kubeadm's `token list` row: TOKEN, TTL, EXPIRES, USAGES, DESCRIPTION, EXTRA GROUPS.
+    /// Unlike kubeadm, TOKEN is `<id>.<redacted>`: secrets never reach output meant for
+    /// reading or parsing (a token to join with comes from `token create`).
     pub fn row(&self, now: time::OffsetDateTime) -> Vec<String> {
         let (ttl, expires) = match self.expires {
             None => ("<forever>".to_string(), "<never>".to_string()),
@@ -124,7 +126,7 @@ impl TokenInfo {
         let mut usages = self.usages.clone();
         usages.sort();
         vec![
-            self.token.to_string(),
+            format!("{:?}", self.token),
             ttl,
             expires,
             usages.join(","),
@@ -205,6 +207,8 @@ mod secret_tests {
         assert_eq!(back.expires, info.expires);
         assert_eq!(back.groups, info.groups);
         let row = back.row(time::macros::datetime!(2030-01-01 03:04:05 UTC));
+        assert_eq!(row[0], "abcdef.<redacted>");
+        assert!(!row.concat().contains("0123456789abcdef"), "{row:?}");
         assert_eq!(row[1], "24h");
         assert_eq!(row[3], "authentication,signing");
     }
