@@ -10,7 +10,7 @@
 //! the control plane's Node, and a thread acting as the kubelet (test double) performs
 //! the worker's TLS bootstrap.
 //!
-//! The places where a secret may be printed are listed explicitly in [`Allowed`]; every
+//! The places where a secret may be printed are listed explicitly in [`ALLOWED_PLACES`]; every
 //! other line of every output, and every file under the nodes' roots, `$HOME` and
 //! `$TMPDIR` except those listed in [`SECRET_FILES`], is searched for every secret.
 //! `up` and `prepare` need lab nodes and are not run here.
@@ -48,10 +48,34 @@ const SECRET_FILES: &[(&str, &str)] = &[
     ),
 ];
 
-/// Places where a secret may be printed: the exact lines, each of which must appear in
-/// that output (so an allowance cannot outlive what it allows).
+/// The only places a secret may be printed, all on stdout, because the user asked for it
+/// and needs it (kubeadm prints the same): (command, what).
+const ALLOWED_PLACES: &[(&str, &str)] = &[
+    (
+        "init",
+        "the join commands at its end: the token, and with --upload-certs the certificate \
+         key (--skip-token-print and --skip-certificate-key-print withhold them)",
+    ),
+    (
+        "init phase upload-certs --upload-certs",
+        "the certificate key it generated, after \"Using certificate key:\" \
+         (--skip-certificate-key-print withholds it)",
+    ),
+    ("token create", "the token it created: its whole output"),
+    (
+        "token create --print-join-command",
+        "the join command: the token, and the --certificate-key given",
+    ),
+];
+
+/// Where one output may carry a secret: a place of [`ALLOWED_PLACES`] and the exact lines
+/// there, each of which must appear in that output (so an allowance cannot outlive what
+/// it allows).
 #[derive(Default, Clone)]
-struct Allowed(Vec<String>);
+struct Allowed {
+    place: Option<&'static str>,
+    lines: Vec<String>,
+}
 
 /// One command's output, kept to be searched once every secret of the run is known.
 struct Captured {
@@ -279,13 +303,9 @@ impl Run {
         c
     }
 
-    fn keep(
-        &mut self,
-        what: String,
-        out: std::process::Output,
-        ok: bool,
-        allowed: Allowed,
-    ) -> String {
+    /// Keeps a finished command's output (no secret allowed in it until
+    /// [`Run::allow_last`]); requires status `ok`; returns stdout.
+    fn keep(&mut self, what: String, out: std::process::Output, ok: bool) -> String {
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert_eq!(
@@ -298,22 +318,27 @@ impl Run {
             what,
             stdout: stdout.clone(),
             stderr,
-            allowed,
+            allowed: Allowed::default(),
         });
         stdout
     }
 
     /// Runs kubeboot `args` on `root`; requires status `ok`; returns stdout.
-    fn run(
-        &mut self,
-        root: &Path,
-        bin: &Path,
-        args: &[&str],
-        ok: bool,
-        allowed: Allowed,
-    ) -> String {
+    fn run(&mut self, root: &Path, bin: &Path, args: &[&str], ok: bool) -> String {
         let out = self.command(root, bin, args).output().unwrap();
-        self.keep(format!("kubeboot -vv {}", args.join(" ")), out, ok, allowed)
+        self.keep(format!("kubeboot -vv {}", args.join(" ")), out, ok)
+    }
+
+    /// Allows secrets in the last output: `lines` at `place` of [`ALLOWED_PLACES`].
+    fn allow_last(&mut self, place: &'static str, lines: Vec<String>) {
+        assert!(
+            ALLOWED_PLACES.iter().any(|(p, _)| *p == place),
+            "{place:?} is not in ALLOWED_PLACES"
+        );
+        self.captured.last_mut().unwrap().allowed = Allowed {
+            place: Some(place),
+            lines,
+        };
     }
 }
 
@@ -351,7 +376,6 @@ fn no_secret_in_output_logs_or_files() {
     let join_line = |token: &str| {
         format!("kubeboot join {endpoint} --token {token} --discovery-token-ca-cert-hash {hash}")
     };
-    let none = Allowed::default();
 
     // The kubelet's Node registration, done by the test (see the module doc).
     let super_admin = kubeboot::kubeconfig::KubeConfig::parse(
@@ -378,7 +402,6 @@ fn no_secret_in_output_logs_or_files() {
             "all",
         ],
         true,
-        none.clone(),
     );
     let init = [
         "init",
@@ -394,7 +417,6 @@ fn no_secret_in_output_logs_or_files() {
         &cp_bin,
         &[&init[..], &["--upload-certs"]].concat(),
         true,
-        none.clone(),
     );
     // The one place init prints secrets: the join commands at its end.
     let key = out
@@ -403,11 +425,14 @@ fn no_secret_in_output_logs_or_files() {
         .unwrap_or_else(|| panic!("no control-plane join command:\n{out}"))
         .to_string();
     secrets.add("certificate key of init --upload-certs", &key);
-    run.captured.last_mut().unwrap().allowed = Allowed(vec![
-        format!("{} \\", join_line(INIT_TOKEN)),
-        format!("--control-plane --certificate-key {key}"),
-        join_line(INIT_TOKEN),
-    ]);
+    run.allow_last(
+        "init",
+        vec![
+            format!("{} \\", join_line(INIT_TOKEN)),
+            format!("--control-plane --certificate-key {key}"),
+            join_line(INIT_TOKEN),
+        ],
+    );
     // --skip-token-print and --skip-certificate-key-print withhold both.
     let chosen = "c0ffee".repeat(10) + "0123";
     secrets.add("certificate key chosen for init", &chosen);
@@ -426,7 +451,6 @@ fn no_secret_in_output_logs_or_files() {
         ]
         .concat(),
         true,
-        none.clone(),
     );
     assert!(out.contains("--token <value withheld> "), "{out}");
     assert!(out.contains("--certificate-key <key>"), "{out}");
@@ -445,7 +469,6 @@ fn no_secret_in_output_logs_or_files() {
             &cfg,
         ],
         true,
-        none.clone(),
     );
     let key = out
         .lines()
@@ -455,7 +478,7 @@ fn no_secret_in_output_logs_or_files() {
         .trim()
         .to_string();
     secrets.add("certificate key of init phase upload-certs", &key);
-    run.captured.last_mut().unwrap().allowed = Allowed(vec![key.clone()]);
+    run.allow_last("init phase upload-certs --upload-certs", vec![key.clone()]);
     let chosen = "5ec2e7".repeat(10) + "4567";
     secrets.add("certificate key chosen for upload-certs", &chosen);
     run.run(
@@ -473,7 +496,6 @@ fn no_secret_in_output_logs_or_files() {
             "--skip-certificate-key-print",
         ],
         true,
-        none.clone(),
     );
 
     // token create: the token it printed is its output; --print-join-command prints the
@@ -483,18 +505,16 @@ fn no_secret_in_output_logs_or_files() {
         &cp_bin,
         &["token", "create", "--description", "secrets test"],
         true,
-        none.clone(),
     );
     let created = out.trim().to_string();
     kubeboot::token::BootstrapToken::parse(&created).unwrap_or_else(|_| panic!("{out}"));
     secrets.token(&created);
-    run.captured.last_mut().unwrap().allowed = Allowed(vec![created.clone()]);
+    run.allow_last("token create", vec![created.clone()]);
     let out = run.run(
         &root,
         &cp_bin,
         &["token", "create", "--print-join-command"],
         true,
-        none.clone(),
     );
     let printed = out
         .split_whitespace()
@@ -503,7 +523,10 @@ fn no_secret_in_output_logs_or_files() {
         .to_string();
     kubeboot::token::BootstrapToken::parse(&printed).unwrap_or_else(|_| panic!("{out}"));
     secrets.token(&printed);
-    run.captured.last_mut().unwrap().allowed = Allowed(vec![join_line(&printed)]);
+    run.allow_last(
+        "token create --print-join-command",
+        vec![join_line(&printed)],
+    );
     let out = run.run(
         &root,
         &cp_bin,
@@ -515,7 +538,6 @@ fn no_secret_in_output_logs_or_files() {
             &key,
         ],
         true,
-        none.clone(),
     );
     let printed = out
         .split_whitespace()
@@ -524,20 +546,17 @@ fn no_secret_in_output_logs_or_files() {
         .to_string();
     kubeboot::token::BootstrapToken::parse(&printed).unwrap_or_else(|_| panic!("{out}"));
     secrets.token(&printed);
-    run.captured.last_mut().unwrap().allowed = Allowed(vec![format!(
-        "{} --control-plane --certificate-key {key}",
-        join_line(&printed)
-    )]);
+    run.allow_last(
+        "token create --print-join-command",
+        vec![format!(
+            "{} --control-plane --certificate-key {key}",
+            join_line(&printed)
+        )],
+    );
 
     // token list, text and JSON: every token, none of their secrets.
-    let list = run.run(&root, &cp_bin, &["token", "list"], true, none.clone());
-    let json = run.run(
-        &root,
-        &cp_bin,
-        &["token", "list", "-o", "json"],
-        true,
-        none.clone(),
-    );
+    let list = run.run(&root, &cp_bin, &["token", "list"], true);
+    let json = run.run(&root, &cp_bin, &["token", "list", "-o", "json"], true);
     let json: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
     // Every token of the cluster, from the API (upload-certs makes its own).
     let admin = kubeboot::apiclient::ApiClient::from_kubeconfig(&super_admin).unwrap();
@@ -577,7 +596,7 @@ fn no_secret_in_output_logs_or_files() {
         "--kubeconfig",
         "/etc/kubernetes/token-user.conf",
     ];
-    run.run(&root, &cp_bin, &as_token, false, none.clone());
+    run.run(&root, &cp_bin, &as_token, false);
     assert!(
         run.captured
             .last()
@@ -596,7 +615,6 @@ fn no_secret_in_output_logs_or_files() {
         "KUBEBOOT_LOG=trace kubeboot token list as a token user".into(),
         out,
         false,
-        none.clone(),
     );
     assert!(
         run.captured.last().unwrap().stderr.contains("TRACE"),
@@ -609,22 +627,14 @@ fn no_secret_in_output_logs_or_files() {
         &cp_bin,
         &["token", "delete", "abcdef.0123456789ABCDEF"],
         false,
-        none.clone(),
     );
     secrets.add("secret of the mistyped token", "0123456789ABCDEF");
-    run.run(
-        &root,
-        &cp_bin,
-        &["token", "delete", &created],
-        true,
-        none.clone(),
-    );
+    run.run(&root, &cp_bin, &["token", "delete", &created], true);
     run.run(
         &root,
         &cp_bin,
         &["certs", "check-expiration", "-o", "json"],
         true,
-        none.clone(),
     );
 
     // join (worker), with the kubelet test double; then a join that discovery refuses.
@@ -652,7 +662,7 @@ fn no_secret_in_output_logs_or_files() {
         .unwrap();
     act_as_kubelet(w.path(), "worker-1");
     let out = child.wait_with_output().unwrap();
-    let stdout = run.keep("kubeboot -vv join (worker)".into(), out, true, none.clone());
+    let stdout = run.keep("kubeboot -vv join (worker)".into(), out, true);
     assert!(stdout.contains("has joined the cluster"), "{stdout}");
     let w2 = tempfile::tempdir().unwrap();
     let wrong = format!("sha256:{}", "0".repeat(64));
@@ -672,7 +682,6 @@ fn no_secret_in_output_logs_or_files() {
             "4s",
         ],
         false,
-        none.clone(),
     );
 
     // Every secret of the nodes, now that all are written.
@@ -696,9 +705,15 @@ fn no_secret_in_output_logs_or_files() {
         );
     }
 
+    for (place, _) in ALLOWED_PLACES {
+        assert!(
+            run.captured.iter().any(|c| c.allowed.place == Some(*place)),
+            "ALLOWED_PLACES lists {place:?}, which the test never runs"
+        );
+    }
     for c in &run.captured {
         let mut rest = c.stdout.clone();
-        for line in &c.allowed.0 {
+        for line in &c.allowed.lines {
             let kept = rest
                 .lines()
                 .filter(|l| l.trim() != line)
