@@ -502,27 +502,27 @@ mod tests {
 
     #[test]
     fn finds_mirror_in_deb822() {
-        let text = "Types: deb\n# http://snapshot.debian.org/archive/debian/20250520T000000Z\n\
-            URIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\n\
-            Types: deb\nURIs: http://deb.debian.org/debian-security\nSuites: bookworm-security\nComponents: main\n";
+        let text = "Types: deb\n# http://snapshot.example.org/archive/debian/20250520T000000Z\n\
+            URIs: http://apt.example.org/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\n\
+            Types: deb\nURIs: http://apt.example.org/debian-security\nSuites: bookworm-security\nComponents: main\n";
         let m = pick_mirror(&parse_deb822(text)).unwrap();
-        assert_eq!(m.archive, "http://deb.debian.org/debian");
+        assert_eq!(m.archive, "http://apt.example.org/debian");
         assert_eq!(
             m.security.as_deref(),
-            Some("http://deb.debian.org/debian-security")
+            Some("http://apt.example.org/debian-security")
         );
     }
 
     #[test]
     fn finds_mirror_in_one_line_format_and_skips_third_party() {
         let text = "deb [arch=amd64 signed-by=/k.gpg] https://download.example.com/linux bookworm stable\n\
-            deb http://ftp.de.debian.org/debian/ bookworm main contrib\n\
-            deb http://security.debian.org/debian-security bookworm-security main\n";
+            deb http://ftp.example.org/debian/ bookworm main contrib\n\
+            deb http://security.example.org/debian-security bookworm-security main\n";
         let m = pick_mirror(&parse_one_line(text)).unwrap();
-        assert_eq!(m.archive, "http://ftp.de.debian.org/debian");
+        assert_eq!(m.archive, "http://ftp.example.org/debian");
         assert_eq!(
             m.security.as_deref(),
-            Some("http://security.debian.org/debian-security")
+            Some("http://security.example.org/debian-security")
         );
         assert!(pick_mirror(&parse_one_line("# nothing\n")).is_none());
     }

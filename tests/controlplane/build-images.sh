@@ -96,14 +96,9 @@ for b in "${BINARIES[@]}"; do
 done
 
 # ---- the .debs: downloaded once into $DEBS/<suite>, listed in $DEBS/<suite>/.complete ----
-detect_mirror() {
-  # the Debian (non-security) mirror this machine already uses (as build-k8s.sh does)
-  local m
-  m=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null \
-      | sed 's/#.*//' | grep -oE '(https?|file):[^ ]*/debian/?( |$)' \
-      | grep -v security | head -n1 | tr -d ' ')
-  echo "${m%/}"
-}
+# debian_mirror: the Debian mirror this machine already uses, or $KUBEBOOT_DEBIAN_MIRROR
+# shellcheck source=tests/controlplane/debian-mirror.sh
+. "$HERE/debian-mirror.sh"
 
 debs_done() { # suite packages...
   local suite=$1; shift
@@ -113,8 +108,8 @@ debs_done() { # suite packages...
 fetch_debs() { # suite "suites for sources.list" packages...
   local suite=$1 suites=$2; shift 2
   local dir=$DEBS/$suite apt=$CACHE/apt-$suite
-  local mirror=${KUBEBOOT_DEBIAN_MIRROR:-$(detect_mirror)}
-  mirror=${mirror:-http://deb.debian.org/debian}
+  local mirror
+  mirror=$(debian_mirror 2>&1) || die "$mirror"
   local keyring=/usr/share/keyrings/debian-archive-keyring.gpg
   mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial"
   : > "$apt/sources.list"

@@ -137,16 +137,10 @@ DL=$CACHE/downloads
 APTDIR=$CACHE/apt
 mkdir -p "$DL" "$APTDIR/lists/partial" "$APTDIR/cache/archives/partial"
 
-detect_mirror() {
-  # the Debian (non-security) mirror this machine already uses
-  local m
-  m=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null \
-      | sed 's/#.*//' | grep -oE '(https?|file):[^ ]*/debian/?( |$)' \
-      | grep -v security | head -n1 | tr -d ' ')
-  echo "${m%/}"
-}
-MIRROR=${KUBEBOOT_DEBIAN_MIRROR:-$(detect_mirror)}
-MIRROR=${MIRROR:-http://deb.debian.org/debian}
+# the Debian mirror this machine already uses, or $KUBEBOOT_DEBIAN_MIRROR
+# shellcheck source=tests/controlplane/debian-mirror.sh
+. "$(dirname "${BASH_SOURCE[0]}")/debian-mirror.sh"
+MIRROR=$(debian_mirror 2>&1) || die "$MIRROR"
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 cat > "$APTDIR/sources.list" <<EOF
 deb-src [signed-by=$KEYRING] $MIRROR bookworm main
