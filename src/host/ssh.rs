@@ -24,8 +24,9 @@ use tokio::io::AsyncWriteExt;
 /// Exit status the helper scripts use for "no such file".
 const ABSENT: i32 = 100;
 
-/// How to reach and log in to hosts. Shared by every host of a run.
-#[derive(Debug, Clone)]
+/// How to reach and log in to hosts. Shared by every host of a run. `Debug` redacts the
+/// key passphrase and the sudo password.
+#[derive(Clone)]
 pub struct SshConfig {
     /// Login user; anything but `root` runs commands through `sudo`.
     pub user: String,
@@ -68,6 +69,28 @@ impl Default for SshConfig {
             bastion: None,
             sudo_password: None,
         }
+    }
+}
+
+fn redacted(secret: &Option<String>) -> Option<&'static str> {
+    secret.as_ref().map(|_| "<redacted>")
+}
+
+impl std::fmt::Debug for SshConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SshConfig")
+            .field("user", &self.user)
+            .field("port", &self.port)
+            .field("identity_files", &self.identity_files)
+            .field("key_passphrase", &redacted(&self.key_passphrase))
+            .field("use_agent", &self.use_agent)
+            .field("known_hosts", &self.known_hosts)
+            .field("accept_new_host_keys", &self.accept_new_host_keys)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("keepalive_interval", &self.keepalive_interval)
+            .field("bastion", &self.bastion)
+            .field("sudo_password", &redacted(&self.sudo_password))
+            .finish()
     }
 }
 
@@ -211,12 +234,22 @@ impl Client {
     }
 }
 
-/// How commands get root.
-#[derive(Debug, Clone)]
+/// How commands get root. `Debug` redacts the password.
+#[derive(Clone)]
 enum Privilege {
     Root,
     Sudo,
     SudoPassword(String),
+}
+
+impl std::fmt::Debug for Privilege {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Privilege::Root => write!(f, "Root"),
+            Privilege::Sudo => write!(f, "Sudo"),
+            Privilege::SudoPassword(_) => write!(f, "SudoPassword(<redacted>)"),
+        }
+    }
 }
 
 /// A remote host reached over SSH.
@@ -819,4 +852,31 @@ pub fn write_script(path: &Path, opts: WriteOptions) -> String {
         m = opts.mode,
         p = shell_quote(&p),
     )
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_the_passphrase_and_the_sudo_password() {
+        let cfg = SshConfig {
+            key_passphrase: Some("pass-phrase-1".into()),
+            sudo_password: Some("sudo-pw-2".into()),
+            ..Default::default()
+        };
+        let text = format!(
+            "{cfg:?} {:?}",
+            Privilege::SudoPassword(cfg.sudo_password.clone().unwrap())
+        );
+        assert!(
+            !text.contains("pass-phrase-1") && !text.contains("sudo-pw-2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("key_passphrase: Some(\"<redacted>\")")
+                && text.contains("SudoPassword(<redacted>)"),
+            "{text}"
+        );
+    }
 }
