@@ -34,14 +34,14 @@
 #   until Ready       wait for every Node's podCIDR, write the bridge conflist and routes
 #                     on every node (one ssh each, in parallel), wait for every node Ready.
 # Adaptations the anchor needs here (kubeadm v1.20.2 from build-k8s.sh, the only kubeadm
-# this machine has), all measured:
+# this machine has):
 #   1. kubeadm 1.20 names control-plane images <repo>/<name>:<kubernetesVersion> and
 #      cannot override their tag, but the archives tag them v1.31.0 (the version kubeboot
 #      renders manifests for; the binaries inside are v1.20.2). The anchor deploys
 #      kubernetesVersion v1.20.2 (what the binaries are) and adds a v1.20.2 tag to the
-#      imported images (`ctr images tag`, counted in image import). With v1.31.0 instead,
-#      kubeadm 1.20's init writes the kubelet-config-1.31 ConfigMap but its join looks
-#      for kubelet-config-<kubelet's minor> = 1.20 and fails.
+#      imported images (`ctr images tag`, counted in image import). (With v1.31.0,
+#      kubeadm 1.20's init would write a kubelet-config-1.31 ConfigMap while its join
+#      looks for kubelet-config-<the kubelet's minor>, 1.20.)
 #   2. etcd's tag (3.5.24-0) and the sandbox image (pause:3.10) through the config:
 #      `etcd.local.imageTag`, and containerd's sandbox image (kubelet 1.20 with a remote
 #      runtime takes the sandbox image from containerd).
@@ -186,7 +186,7 @@ EOF
 
 prep_node() { # i
   local ip; ip=$(ip_a "$1")
-  on "$ip" true
+  on "$ip" true </dev/null
   scp -q "${SSHO[@]}" "$W/files/config.toml" "$W/files/kubelet.service" "$W/files/10-kubeadm.conf" \
     "$W/files/k8s.conf" "$B/kubelet" "$B/kubectl" "$B/kubeadm" "root@$ip:/tmp/"
   on "$ip" bash -s <<EOF
@@ -220,13 +220,13 @@ EOF
 
 import_node() { # i
   local ip file _sum ref; ip=$(ip_a "$1")
-  while read -r file _sum ref; do
+  while read -r file _sum ref <&3; do
     case $file in kube-apiserver.*|kube-controller-manager.*|kube-scheduler.*|etcd.*) [ "$1" = 1 ] || continue ;; esac
     on "$ip" ctr -n k8s.io images import - < "$IMG/$file" >/dev/null
     case $file in kube-*)
-      on "$ip" ctr -n k8s.io images tag --force "$ref" "${ref%:*}:v1.20.2" >/dev/null ;;
+      on "$ip" ctr -n k8s.io images tag --force "$ref" "${ref%:*}:v1.20.2" </dev/null >/dev/null ;;
     esac
-  done < "$IMG/images.txt"
+  done 3< "$IMG/images.txt"
 }
 
 # Runs "$1 i" for every node index in $2.. in parallel; fails if any fails.
@@ -240,7 +240,7 @@ parallel() {
 
 join_node() { # i
   on "$(ip_a "$1")" kubeadm join "$CP:6443" --token "$TOKEN" --discovery-token-ca-cert-hash "$HASH" \
-    --cri-socket /run/containerd/containerd.sock --skip-phases=preflight
+    --cri-socket /run/containerd/containerd.sock --skip-phases=preflight </dev/null
 }
 
 podnet_node() { # i: conflist over the node's podCIDR and routes to the others (src/podnet.rs)
@@ -287,10 +287,10 @@ a1=$(now)
 parallel import_node $(seq 1 "$N") || exit 1
 a2=$(now)
 scp -q "${SSHO[@]}" "$W/kubeadm.yaml" "root@$CP:/tmp/kubeadm.yaml"
-if ! on "$CP" kubeadm init --config /tmp/kubeadm.yaml --skip-phases=preflight > "$W/an-init.log" 2>&1; then
+if ! on "$CP" kubeadm init --config /tmp/kubeadm.yaml --skip-phases=preflight </dev/null > "$W/an-init.log" 2>&1; then
   echo "kubeadm init failed; see $KEEP/an-init.log" >&2; tail -20 "$W/an-init.log" >&2; exit 1
 fi
-on "$CP" cat /etc/kubernetes/admin.conf > "$AK"
+on "$CP" cat /etc/kubernetes/admin.conf </dev/null > "$AK"
 a3=$(now)
 TOKEN=$(grep -o -- '--token [a-z0-9.]*' "$W/an-init.log" | head -n1 | cut -d' ' -f2)
 HASH=$(grep -o -- 'sha256:[0-9a-f]*' "$W/an-init.log" | head -n1)
@@ -325,7 +325,7 @@ import json, re, sys
 w, n = sys.argv[1], int(sys.argv[2])
 
 def kb(name):
-    marks, steps, done = {}, {}, {}
+    marks, seq, images, hostdone = {}, {}, set(), {}
     for line in open(f"{w}/{name}.log"):
         ts, _, rest = line.partition(" ")
         ts = float(ts)
@@ -336,21 +336,23 @@ def kb(name):
             marks.setdefault(rest[3:].split(":")[0].split(" (")[0], ts)
         elif rest.startswith("{"):
             e = json.loads(rest)
-            if e.get("event") == "step-started":
-                steps.setdefault(e["host"], {})[json.dumps(e["step"])] = ts
-            elif e.get("event") == "step":
-                s = e["step"]
-                if s.get("kind") == "image_archive" or "image archive" in s.get("name", ""):
-                    st = steps.get(e["host"], {})
-                    # step-started carries the step's name (or the step object)
-                    t0 = next((v for k, v in st.items() if s["name"] in k), None)
-                    if t0 is not None:
-                        done.setdefault(e["host"], []).append((t0, ts))
-            elif e.get("event") == "host-done":
+            ev = e.get("event")
+            if ev == "step-started":
+                seq.setdefault(e["host"], []).append((ts, e["step"]))
+            elif ev == "step" and e["step"].get("kind") == "image_archive":
+                images.add(e["step"]["name"])
+            elif ev == "host-done":
                 marks.setdefault("rt", {})[e["host"]] = e.get("roundTrips")
+                hostdone[e["host"]] = ts
+    # Image import on a host: from the start of its first image-archive step to the start
+    # of the step after its last one (steps report their end only with their batch);
+    # the phase's figure is the longest host's.
     imp = 0.0
-    for spans in done.values():  # image import: the longest host's first import start to last end
-        imp = max(imp, max(b for _, b in spans) - min(a for a, _ in spans))
+    for h, steps in seq.items():
+        idx = [i for i, (_, s) in enumerate(steps) if s in images]
+        if idx:
+            end = steps[idx[-1] + 1][0] if idx[-1] + 1 < len(steps) else hostdone.get(h, steps[idx[-1]][0])
+            imp = max(imp, end - steps[idx[0]][0])
     m = marks
     def span(a, b):
         return m[b] - m[a] if a in m and b in m else None
