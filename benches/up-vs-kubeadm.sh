@@ -103,6 +103,11 @@ $K lab up --name $LA --subnet $NETA.0/24 --nodes "$N" --state-dir "$STATE" --apt
 
 # ---- kubeboot ------------------------------------------------------------------------
 sha() { sha256sum "$1" | cut -d' ' -f1; }
+# The lab nodes see this machine's disk, which may have less free space than the
+# kubelet's default eviction thresholds want (imagefs.available 15%): the kubelet would
+# then taint every node with disk-pressure and garbage-collect imported images. Both
+# clusters get the same low thresholds.
+EVICTION='imagefs.available<1%,nodefs.available<1%'
 INV=$W/cluster-kubeboot.yaml
 {
   sed -n '1,/^spec:/p' "$STATE/$LK/cluster.yaml"
@@ -112,6 +117,9 @@ INV=$W/cluster-kubeboot.yaml
   cni: {name: bridge}
   kubeletExtraArgs:
     - {name: container-runtime, value: remote}
+    - {name: eviction-hard, value: "$EVICTION"}
+    - {name: image-gc-high-threshold, value: "99"}
+    - {name: image-gc-low-threshold, value: "98"}
   artifacts:
     kubelet: {path: $B/kubelet, sha256: $(sha "$B/kubelet")}
     kubectl: {path: $B/kubectl, sha256: $(sha "$B/kubectl")}
@@ -123,6 +131,16 @@ EOF
   done < "$IMG/images.txt"
   sed '1,/^spec:/d' "$STATE/$LK/cluster.yaml"
 } > "$INV"
+ready_count() { # kubeconfig
+  "$KUBECTL" --kubeconfig "$1" get nodes --no-headers 2>/dev/null | awk '$2 == "Ready"' | wc -l
+}
+# Writes the time every node is Ready (kubeboot's `up` goes on with its health report).
+ready_watch() { # kubeconfig out-file
+  while :; do
+    if [ -s "$1" ] && [ "$(ready_count "$1")" = "$N" ]; then now > "$2"; return; fi
+    sleep 0.5
+  done
+}
 kb_up() { # log-name
   local rc
   echo "$(now) START" > "$W/$1.log"
@@ -136,7 +154,10 @@ kb_up() { # log-name
   return "$rc"
 }
 echo "kubeboot up ..."
-kb_up kb-full || { echo "kubeboot up failed; logs in $KEEP" >&2; exit 1; }
+ready_watch "$W/kubeboot.conf" "$W/kb-full.ready" & WATCH=$!
+kb_up kb-full || { echo "kubeboot up failed; logs in $KEEP" >&2; kill "$WATCH"; exit 1; }
+for _ in $(seq 1 100); do [ -s "$W/kb-full.ready" ] && break; sleep 0.2; done
+kill "$WATCH" 2>/dev/null || true
 echo "kubeboot up (no-op re-run) ..."
 kb_up kb-noop || { echo "kubeboot up (re-run) failed; logs in $KEEP" >&2; exit 1; }
 
@@ -155,7 +176,8 @@ mkdir -p "$W/files"
 for f in /etc/containerd/config.toml /etc/systemd/system/kubelet.service \
          /etc/systemd/system/kubelet.service.d/10-kubeadm.conf /etc/sysctl.d/k8s.conf \
          /etc/modules-load.d/k8s.conf; do
-  ssh "${KS[@]}" "root@$NETK.11" cat "$f" > "$W/files/$(basename "$f")"
+  case $f in /etc/sysctl.d/*) to=sysctl-k8s.conf ;; /etc/modules-load.d/*) to=modules-k8s.conf ;; *) to=$(basename "$f") ;; esac
+  ssh "${KS[@]}" "root@$NETK.11" cat "$f" < /dev/null > "$W/files/$to"
 done
 grep -q 'restrict_oom_score_adj = true' "$W/files/config.toml" ||
   echo "note: kubeboot's containerd config has no restrict_oom_score_adj = true" >&2
@@ -178,6 +200,9 @@ networking: {podSubnet: 10.244.0.0/16, serviceSubnet: 10.96.0.0/12}
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 cgroupDriver: systemd
+evictionHard: {$(echo "$EVICTION" | sed 's/</: /g; s/,/, /g')}
+imageGCHighThresholdPercent: 99
+imageGCLowThresholdPercent: 98
 ---
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
@@ -188,15 +213,15 @@ prep_node() { # i
   local ip; ip=$(ip_a "$1")
   on "$ip" true </dev/null
   scp -q "${SSHO[@]}" "$W/files/config.toml" "$W/files/kubelet.service" "$W/files/10-kubeadm.conf" \
-    "$W/files/k8s.conf" "$B/kubelet" "$B/kubectl" "$B/kubeadm" "root@$ip:/tmp/"
+    "$W/files/sysctl-k8s.conf" "$W/files/modules-k8s.conf" "$B/kubelet" "$B/kubectl" "$B/kubeadm" "root@$ip:/tmp/"
   on "$ip" bash -s <<EOF
 set -euo pipefail
 swapoff -a
 sed -i -E 's@^([[:space:]]*[^#[:space:]][^[:space:]]*[[:space:]]+[^[:space:]]+[[:space:]]+swap([[:space:]]|\$))@#\1@' /etc/fstab
-printf 'overlay\nbr_netfilter\n' > /etc/modules-load.d/k8s.conf
+install -m 644 /tmp/modules-k8s.conf /etc/modules-load.d/k8s.conf
 modprobe overlay 2>/dev/null || grep -qw overlay /proc/filesystems
 modprobe br_netfilter 2>/dev/null || [ -d /proc/sys/net/bridge ]
-install -m 644 /tmp/k8s.conf /etc/sysctl.d/k8s.conf
+install -m 644 /tmp/sysctl-k8s.conf /etc/sysctl.d/k8s.conf
 sysctl -q -p /etc/sysctl.d/k8s.conf
 printf '%s\n' '$HOSTS_BLOCK' >> /etc/hosts
 export DEBIAN_FRONTEND=noninteractive
@@ -212,7 +237,7 @@ install -m 755 /tmp/kubelet /tmp/kubectl /tmp/kubeadm /usr/bin/
 install -m 644 /tmp/kubelet.service /etc/systemd/system/kubelet.service
 install -D -m 644 /tmp/10-kubeadm.conf /etc/systemd/system/kubelet.service.d/10-kubeadm.conf
 mkdir -p -m 755 /etc/kubernetes/manifests
-rm -f /tmp/config.toml /tmp/kubelet.service /tmp/10-kubeadm.conf /tmp/k8s.conf /tmp/kubelet /tmp/kubectl /tmp/kubeadm
+rm -f /tmp/config.toml /tmp/kubelet.service /tmp/10-kubeadm.conf /tmp/sysctl-k8s.conf /tmp/modules-k8s.conf /tmp/kubelet /tmp/kubectl /tmp/kubeadm
 systemctl daemon-reload
 systemctl enable kubelet >/dev/null 2>&1
 EOF
@@ -307,7 +332,7 @@ done
 parallel podnet_node $(seq 1 "$N") || exit 1
 ready=0
 for _ in $(seq 1 1500); do
-  ready=$(kc get nodes --no-headers 2>/dev/null | awk '$2 == "Ready"' | wc -l)
+  ready=$(ready_count "$AK")
   [ "$ready" = "$N" ] && break
   sleep 0.2
 done
@@ -366,6 +391,13 @@ def kb(name):
         "until Ready": span(join_end, "end"),
         "total": span("start", "end"),
     }
+    try:
+        ready = float(open(f"{w}/{name}.ready").read())
+        ph["until Ready"] = ready - m[join_end]
+        ph["total"] = ready - m["start"]
+    except (OSError, ValueError, KeyError):
+        pass
+    ph["up exits"] = span("start", "end")
     rss = None
     for line in open(f"{w}/{name}.time"):
         if "Maximum resident set size" in line:
@@ -378,15 +410,17 @@ a = [float(x) for x in open(f"{w}/an-times.txt")]
 an = {
     "host preparation": a[1] - a[0], "image import": a[2] - a[1], "init": a[3] - a[2],
     "joins": a[4] - a[3], "until Ready": a[5] - a[4], "total": a[5] - a[0],
+    "up exits": None,
 }
 f = lambda v: "-" if v is None else f"{v:.1f}s"
 print()
 print(f"{'phase':18} {'kubeboot up':>12} {'kubeadm way':>12} {'kubeadm/kubeboot':>17} {'kubeboot re-run':>16}")
-for k in ["host preparation", "image import", "init", "joins", "until Ready", "total"]:
-    r = f"{an[k] / full[k]:.2f}x" if full[k] else "-"
+for k in ["host preparation", "image import", "init", "joins", "until Ready", "total", "up exits"]:
+    r = f"{an[k] / full[k]:.2f}x" if full[k] and an[k] is not None else "-"
     print(f"{k:18} {f(full[k]):>12} {f(an[k]):>12} {r:>17} {f(noop[k]):>16}")
 def rts(d): return ", ".join(f"{h.split('-')[-1]}={v}" for h, v in sorted(d.items()))
 print(f"kubeboot SSH round trips per host (prepare): full: {rts(rt_full)}; re-run: {rts(rt_noop)}")
+print("total: start to every node Ready; up exits: when `kubeboot up` returned (after its health report)")
 print(f"kubeboot peak memory (max RSS): full {rss_full:.1f} MiB, re-run {rss_noop:.1f} MiB")
 PY
 echo "nodes Ready: kubeboot $(grep -c ' Ready ' "$W/kb-nodes.txt" || true)/$N, kubeadm way $(grep -c ' Ready ' "$W/an-nodes.txt" || true)/$N; logs: $KEEP"
