@@ -51,8 +51,17 @@
 #      KubeProxyConfiguration `conntrack.maxPerCore: 0` (nf_conntrack_max is read-only in
 #      lab nodes); kubeboot sets both by itself.
 #   5. The kubeadm binary is uploaded too (kubeboot drives init/join from this machine).
+#   6. (Both clusters) kubelet eviction thresholds imagefs/nodefs.available<1% and image GC
+#      at 99/98%: the lab nodes see this machine's disk, and with less than 15% free the
+#      kubelet taints every node with disk-pressure and deletes imported images.
 # ssh uses one multiplexed connection per node (ControlMaster), as kubeboot keeps one
 # session per host.
+#
+# kubeboot's phases come from `up -o json`, every line timestamped on arrival: host
+# preparation and image import split the `prepare` section (import = the slowest host's
+# span of image-archive steps), init, joins, and "until Ready" = pod network until a
+# watcher here sees every node Ready (`up` then still prints its health report: the
+# "up exits" row). "total" is the start of the run until every node is Ready.
 #
 # Needs: root, what `kubeboot lab` needs, tinyproxy, /usr/bin/time, the caches of
 # tests/controlplane/build-k8s.sh and build-images.sh (built on first use, long).
