@@ -402,10 +402,7 @@ fn init_runs_every_phase_and_prints_the_join_command() {
         "{log}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let events: Vec<serde_json::Value> = log
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
-        .collect();
+    let events = common::json_events(&log);
     let phases: Vec<&str> = events
         .iter()
         .filter(|e| e["event"] == "phase")

@@ -202,10 +202,7 @@ fn join_with_token_discovery() {
         "{log}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let events: Vec<serde_json::Value> = log
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
-        .collect();
+    let events = common::json_events(&log);
     for p in ["kubelet-start", "kubelet-wait-bootstrap"] {
         assert!(
             events.contains(

@@ -17,6 +17,7 @@
 //! with the token `up` creates, their CSRs approved and signed by the controller-manager.
 
 mod cluster_support;
+mod common;
 mod lab_support;
 mod up_support;
 
@@ -270,10 +271,7 @@ fn up_rerun_changes_nothing_and_a_new_host_joins_alone() {
         "[figure] up -o json, re-run unchanged: {:.1}s",
         t.elapsed().as_secs_f64()
     );
-    let events: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
-        .collect();
+    let events = common::json_events(&stdout);
     let kinds: std::collections::BTreeSet<&str> =
         events.iter().filter_map(|e| e["event"].as_str()).collect();
     for k in ["stage", "host-done", "health", "result", "done"] {

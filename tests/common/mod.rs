@@ -226,3 +226,11 @@ pub fn cache_dir() -> PathBuf {
         .unwrap_or_else(std::env::temp_dir);
     base.join("kubeboot-test")
 }
+
+/// stdout of a `-o json` run as its events: every line must be one JSON object.
+pub fn json_events(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
+        .collect()
+}
