@@ -4,6 +4,9 @@
 use std::fmt;
 use std::time::Duration;
 
+/// The longest Go duration, in seconds (`i64::MAX` nanoseconds).
+const MAX_SECS: f64 = i64::MAX as f64 / 1e9;
+
 /// A duration written the way Go's `time.Duration` prints and parses it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct GoDuration(pub Duration);
@@ -55,8 +58,13 @@ impl GoDuration {
             };
             total += num * secs;
         }
-        if !total.is_finite() || total > 1e12 {
-            return Err(format!("duration {s:?} is too large"));
+        // Go's durations are int64 nanoseconds: about 292 years. Larger ones are refused
+        // by kubeadm too, and would overflow the dates computed from them (certificate
+        // expiry, token expiration).
+        if !total.is_finite() || total > MAX_SECS {
+            return Err(format!(
+                "duration {s:?} is too large: the longest is 2562047h (about 292 years)"
+            ));
         }
         Ok(GoDuration(Duration::from_secs_f64(total)))
     }
@@ -108,7 +116,8 @@ mod tests {
 
     #[test]
     fn rejects_nonsense() {
-        for bad in ["", "abc", "10", "10x", "-5m", "h", "1e400h"] {
+        assert!(GoDuration::parse("2562047h").is_ok());
+        for bad in ["", "abc", "10", "10x", "-5m", "h", "1e400h", "2562048h"] {
             assert!(GoDuration::parse(bad).is_err(), "{bad:?} should fail");
         }
     }
