@@ -85,6 +85,25 @@ impl JoinConfig {
         if let Some(p) = path {
             files = ConfigFiles::read(p)?;
         }
+        Self::resolve(files, o, local)
+    }
+
+    /// [`JoinConfig::load`] for config text already read; `path` names it in errors.
+    /// Public so the fuzz targets and their stable regression tests reach the same code.
+    pub fn parse(
+        path: &Path,
+        text: &str,
+        o: &JoinOverrides,
+        local: &dyn LocalFacts,
+    ) -> Result<JoinConfig, ConfigError> {
+        Self::resolve(ConfigFiles::parse(path, text)?, o, local)
+    }
+
+    fn resolve(
+        files: ConfigFiles,
+        o: &JoinOverrides,
+        local: &dyn LocalFacts,
+    ) -> Result<JoinConfig, ConfigError> {
         let (doc, mut join) = match files.join {
             Some((d, j)) => (Some(d), j),
             None => (None, JoinConfiguration::default()),
