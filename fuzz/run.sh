@@ -52,7 +52,9 @@ for t in "${targets[@]}"; do
 	cargo +nightly fuzz run "$t" "target/corpus/$t" "corpus/$t" -- \
 		-max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
 		-print_final_stats=1 -artifact_prefix="artifacts/$t/" >"$log" 2>&1 || true
-	took=$(($(date +%s) - start))
+	# libFuzzer's own run time (the wall time also counts a rebuild after source changes).
+	took=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)
+	[[ -n $took ]] || took=$(($(date +%s) - start))
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
 	[[ -n $execs ]] || execs=$(grep -o '^#[0-9]*' "$log" | tail -1 | tr -d '#')
 	corpus=$(grep -o 'corp: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
