@@ -272,8 +272,18 @@ pub fn download(
             TTL.whole_hours()
         )
     })?;
+    decode_secret(&secret, &shared_files(cfg), key)
+}
+
+/// The decrypted `files` (paths relative to the certificate directory) of a
+/// `kubeadm-certs` Secret object; every one must be there and decrypt with `key`.
+pub fn decode_secret(
+    secret: &serde_json::Value,
+    files: &[&str],
+    key: &[u8; 32],
+) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     let mut out = Vec::new();
-    for rel in shared_files(cfg) {
+    for rel in files {
         let name = secret_key(rel);
         let enc = secret["data"][&name].as_str().with_context(|| {
             format!("the {SECRET} Secret has no {name:?}: it was uploaded from an incomplete control plane")

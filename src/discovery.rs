@@ -223,6 +223,17 @@ mod tests {
     }
 
     #[test]
+    fn reads_kubeadm_cluster_info_with_null_lists() {
+        // client-go writes the empty lists of kubeadm's cluster-info as `null`.
+        let text = "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: UEVN\n    server: https://10.0.0.5:6443\n  name: \"\"\ncontexts: null\ncurrent-context: \"\"\nkind: Config\npreferences: {}\nusers: null\n";
+        let jws = sign(text, "abcdef", "0123456789abcdef");
+        let cm = serde_json::json!({"data": {"kubeconfig": text, "jws-kubeconfig-abcdef": jws}});
+        let kc = verified_kubeconfig(&cm, "abcdef", "0123456789abcdef").unwrap();
+        assert_eq!(kc.clusters[0].cluster.server, "https://10.0.0.5:6443");
+        assert!(kc.contexts.is_empty() && kc.users.is_empty());
+    }
+
+    #[test]
     fn pins() {
         assert!(parse_pin("sha256:ABCDEF").is_err());
         assert!(parse_pin(&format!("sha256:{}", "A".repeat(64))).is_ok());

@@ -17,18 +17,28 @@ use time::OffsetDateTime;
 pub struct KubeConfig {
     #[serde(rename = "apiVersion", default)]
     pub api_version: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub clusters: Vec<NamedCluster>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub contexts: Vec<NamedContext>,
     #[serde(rename = "current-context", default)]
     pub current_context: String,
     #[serde(default)]
     pub kind: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub preferences: serde_json::Map<String, serde_json::Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub users: Vec<NamedUser>,
+}
+
+/// client-go writes an empty list as `null`: kubeadm's cluster-info kubeconfig holds
+/// `contexts: null` and `users: null`. Read that as empty.
+fn null_as_empty<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

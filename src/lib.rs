@@ -10,6 +10,7 @@ pub mod config;
 pub mod copycerts;
 pub mod discovery;
 pub mod etcdclient;
+pub mod fuzzing;
 pub mod health;
 pub mod host;
 pub mod images;

@@ -7,6 +7,8 @@ use std::time::Duration;
 /// What every duration error says is expected.
 const EXPECTED: &str =
     "expected a duration such as 24h0m0s, 90s or 500ms (units h, m, s, ms, us, ns)";
+/// The longest Go duration, in seconds (`i64::MAX` nanoseconds).
+const MAX_SECS: f64 = i64::MAX as f64 / 1e9;
 
 /// A duration written the way Go's `time.Duration` prints and parses it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -62,8 +64,13 @@ impl GoDuration {
             };
             total += num * secs;
         }
-        if !total.is_finite() || total > 1e12 {
-            return Err(format!("duration {s:?} is too large"));
+        // Go's durations are int64 nanoseconds: about 292 years. Larger ones are refused
+        // by kubeadm too, and would overflow the dates computed from them (certificate
+        // expiry, token expiration).
+        if !total.is_finite() || total > MAX_SECS {
+            return Err(format!(
+                "duration {s:?} is too large: the longest is 2562047h (about 292 years)"
+            ));
         }
         Ok(GoDuration(Duration::from_secs_f64(total)))
     }
@@ -115,7 +122,8 @@ mod tests {
 
     #[test]
     fn rejects_nonsense() {
-        for bad in ["", "abc", "10", "10x", "-5m", "h", "1e400h"] {
+        assert!(GoDuration::parse("2562047h").is_ok());
+        for bad in ["", "abc", "10", "10x", "-5m", "h", "1e400h", "2562048h"] {
             assert!(GoDuration::parse(bad).is_err(), "{bad:?} should fail");
         }
     }

@@ -92,6 +92,26 @@ impl JoinConfig {
         if let Some(p) = path {
             files = ConfigFiles::read(p)?;
         }
+        Self::resolve(files, path, o, local)
+    }
+
+    /// [`JoinConfig::load`] for config text already read; `path` names it in errors.
+    /// Public so the fuzz targets and their stable regression tests reach the same code.
+    pub fn parse(
+        path: &Path,
+        text: &str,
+        o: &JoinOverrides,
+        local: &dyn LocalFacts,
+    ) -> Result<JoinConfig, ConfigError> {
+        Self::resolve(ConfigFiles::parse(path, text)?, Some(path), o, local)
+    }
+
+    fn resolve(
+        files: ConfigFiles,
+        path: Option<&Path>,
+        o: &JoinOverrides,
+        local: &dyn LocalFacts,
+    ) -> Result<JoinConfig, ConfigError> {
         let (doc, mut join) = match files.join {
             Some((d, j)) => (Some(d), j),
             None => {

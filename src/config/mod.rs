@@ -6,7 +6,7 @@ pub mod cluster;
 mod documents;
 pub mod duration;
 pub mod join;
-mod network;
+pub(crate) mod network;
 pub mod v1beta4;
 pub mod version;
 pub mod yaml_input;
@@ -256,6 +256,17 @@ impl InitConfig {
         let origin = PathBuf::from("ConfigMap kube-system/kubeadm-config");
         let files = ConfigFiles::parse(&origin, cluster_configuration_yaml)?;
         resolve_init(files, &InitOverrides::default(), local)
+    }
+
+    /// [`InitConfig::load`] for config text already read; `path` names it in errors.
+    /// Public so the fuzz targets and their stable regression tests reach the same code.
+    pub fn parse(
+        path: &Path,
+        text: &str,
+        overrides: &InitOverrides,
+        local: &dyn LocalFacts,
+    ) -> Result<InitConfig, ConfigError> {
+        resolve_init(ConfigFiles::parse(path, text)?, overrides, local)
     }
 
     /// The API server's in-cluster Service IP (first IP of the service CIDR).

@@ -76,6 +76,11 @@ impl KnownHosts {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(e),
         };
+        Ok(Self::parse(path, &text))
+    }
+
+    /// [`KnownHosts::load`] for text already read; `path` is where `append` writes.
+    pub fn parse(path: &Path, text: &str) -> KnownHosts {
         let mut entries = Vec::new();
         let mut unreadable = Vec::new();
         for (i, raw) in text.lines().enumerate() {
@@ -114,11 +119,11 @@ impl KnownHosts {
                 key,
             });
         }
-        Ok(KnownHosts {
+        KnownHosts {
             path: path.to_path_buf(),
             entries,
             unreadable,
-        })
+        }
     }
 
     /// Checks the key `host:port` presented.
@@ -248,15 +253,34 @@ fn hashed_matches(name: &str, hashed: &str) -> bool {
     mac.verify_slice(&hash).is_ok()
 }
 
-/// `*` and `?` glob, case-insensitive as OpenSSH host matching is.
+/// `*` and `?` glob, case-insensitive as OpenSSH host matching is. Iterative with one
+/// backtrack point, so a pattern of many `*` takes time linear in pattern times name (the
+/// recursive form took exponential time: a hang on a hostile known_hosts line).
 fn wildcard(pat: &[u8], s: &[u8]) -> bool {
-    match (pat.first(), s.first()) {
-        (None, None) => true,
-        (Some(b'*'), _) => wildcard(&pat[1..], s) || (!s.is_empty() && wildcard(pat, &s[1..])),
-        (Some(b'?'), Some(_)) => wildcard(&pat[1..], &s[1..]),
-        (Some(p), Some(c)) if p.eq_ignore_ascii_case(c) => wildcard(&pat[1..], &s[1..]),
-        _ => false,
+    let (mut p, mut i) = (0, 0);
+    // Where the last `*` was, and the name position it currently swallows up to.
+    let mut star: Option<(usize, usize)> = None;
+    while i < s.len() {
+        match pat.get(p) {
+            Some(b'*') => {
+                star = Some((p, i));
+                p += 1;
+            }
+            Some(c) if *c == b'?' || c.eq_ignore_ascii_case(&s[i]) => {
+                p += 1;
+                i += 1;
+            }
+            _ => match star {
+                Some((sp, si)) => {
+                    star = Some((sp, si + 1));
+                    p = sp + 1;
+                    i = si + 1;
+                }
+                None => return false,
+            },
+        }
     }
+    pat[p..].iter().all(|c| *c == b'*')
 }
 
 #[cfg(test)]
@@ -300,6 +324,33 @@ mod tests {
             k.check("10.0.0.3", 22, &key(ED)),
             HostKeyVerdict::Known { line: 4 }
         );
+    }
+
+    #[test]
+    fn glob_like_openssh_and_in_linear_time() {
+        for (pat, name, want) in [
+            ("*", "", true),
+            ("*", "abc", true),
+            ("a*c", "abc", true),
+            ("a*c", "abd", false),
+            ("?", "", false),
+            ("??", "ab", true),
+            ("10.1.*", "10.1.0.5", true),
+            ("*.EXAMPLE.com", "a.example.COM", true),
+            ("a*b*c", "aXbYbZc", true),
+            ("a*b*c", "acb", false),
+            ("**", "x", true),
+            ("x*", "", false),
+        ] {
+            assert_eq!(
+                wildcard(pat.as_bytes(), name.as_bytes()),
+                want,
+                "{pat} {name}"
+            );
+        }
+        // The recursive glob took exponential time on many stars (a hang).
+        let stars = "*".repeat(60) + "x";
+        assert!(!wildcard(stars.as_bytes(), b"node-1.example.com:2222"));
     }
 
     #[test]

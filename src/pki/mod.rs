@@ -3,7 +3,7 @@
 //! renewal ([`expiry`], [`renew`]). Files are read and written only through [`Host`].
 
 pub mod cert;
-mod der;
+pub(crate) mod der;
 pub mod ensure;
 pub mod expiry;
 pub mod keys;
