@@ -163,7 +163,8 @@ pub fn join_config(data: &[u8]) -> bool {
             unsafe_skip_ca_verification: true,
             ..Default::default()
         };
-        JoinConfig::parse(Path::new("flags"), "", &o, &Facts).expect("a valid join")
+        // Flags only, no file (a file must hold a JoinConfiguration).
+        JoinConfig::load(None, &o, &Facts).expect("a valid join")
     });
     let Ok(cfg) = join.node_config(text, &Facts) else {
         return joined;
