@@ -7,6 +7,7 @@
 //! kubelet (v1.20.2, built from Debian's source, uploaded as a pinned artifact) says.
 
 mod cluster_support;
+mod common;
 mod lab_support;
 
 use lab_support::{LabEnv, apt_proxy, lab_prerequisites, text};
@@ -144,8 +145,33 @@ fn up_on_three_lab_nodes_stops_where_it_must_then_reset_and_reset_deep() {
     );
 
     // reset node1: Kubernetes state gone, prepare's work kept.
-    let out = env.kubeboot(&["reset", "-f", inv_s, "--hosts", "kbup-node1", "--force"]);
+    // With -o json: the same events as prepare and init, one per line.
+    let out = env.kubeboot(&[
+        "reset",
+        "-f",
+        inv_s,
+        "--hosts",
+        "kbup-node1",
+        "--force",
+        "-o",
+        "json",
+    ]);
     assert!(out.status.success(), "{}", text(&out));
+    let events = common::json_events(&String::from_utf8_lossy(&out.stdout));
+    assert!(
+        events.iter().any(|e| e["event"] == "phase"
+            && e["host"] == "kbup-node1"
+            && e["phase"] == "reset"
+            && e["message"] == "remove-pki: done"),
+        "{events:#?}"
+    );
+    let done: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["event"] == "host-done")
+        .collect();
+    assert_eq!(done.len(), 1, "{events:#?}");
+    assert_eq!(done[0]["host"], "kbup-node1");
+    assert_eq!(done[0]["failed"], false);
     lab.ssh_ok(1, "test ! -e /etc/kubernetes/pki && test ! -e /etc/kubernetes/admin.conf && test ! -e /etc/kubernetes/manifests/kube-apiserver.yaml && test ! -e /var/lib/kubelet/config.yaml");
     let out = env.kubeboot(&["prepare", "-f", inv_s, "--plan"]);
     let plan = text(&out);
