@@ -462,6 +462,28 @@ pub fn embedded_certs(
     Ok(out)
 }
 
+/// A kubeadm kubeconfig file with its embedded client certificate and key, for renewal
+/// and `--csr-only`; errors say how to write the file again.
+fn read_client_pair(
+    host: &dyn Host,
+    path: &Path,
+) -> Result<(KubeConfig, Certificate, PrivateKey), PkiError> {
+    let invalid = |reason: &str| PkiError::Invalid {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+        advice: "run `kubeboot init phase kubeconfig` to write it again",
+    };
+    let bytes = host
+        .read_file(path)?
+        .ok_or_else(|| invalid("the file does not exist"))?;
+    let kc = KubeConfig::parse(&String::from_utf8_lossy(&bytes))
+        .map_err(|e| invalid(&format!("not a kubeconfig: {e}")))?;
+    let (cert, key) = kc
+        .client_pair()
+        .ok_or_else(|| invalid("it holds no embedded client certificate and key"))?;
+    Ok((kc, cert, key))
+}
+
 /// `certs renew <file>.conf`: re-signs the embedded client certificate with the CA on
 /// disk, keeping its subject, with a new key of the same algorithm.
 pub fn renew(
@@ -472,19 +494,7 @@ pub fn renew(
     validity: Duration,
 ) -> Result<Certificate, PkiError> {
     let path = dir.join(file);
-    let invalid = |reason: &str| PkiError::Invalid {
-        path: path.clone(),
-        reason: reason.into(),
-        advice: "run `kubeboot init phase kubeconfig` to write it again",
-    };
-    let bytes = host
-        .read_file(&path)?
-        .ok_or_else(|| invalid("the file does not exist"))?;
-    let mut kc = KubeConfig::parse(&String::from_utf8_lossy(&bytes))
-        .map_err(|e| invalid(&format!("not a kubeconfig: {e}")))?;
-    let (old, old_key) = kc
-        .client_pair()
-        .ok_or_else(|| invalid("it holds no embedded client certificate and key"))?;
+    let (mut kc, old, old_key) = read_client_pair(host, &path)?;
     let (cert, key) = pki::renew::resign(host, cert_dir, "ca", &old, &old_key, validity)?;
     let ctx_user = kc
         .contexts
@@ -509,19 +519,6 @@ pub fn write_request(
     file: &str,
     csr_dir: &Path,
 ) -> Result<PathBuf, PkiError> {
-    let path = dir.join(file);
-    let invalid = |reason: &str| PkiError::Invalid {
-        path: path.clone(),
-        reason: reason.into(),
-        advice: "run `kubeboot init phase kubeconfig` to write it again",
-    };
-    let bytes = host
-        .read_file(&path)?
-        .ok_or_else(|| invalid("the file does not exist"))?;
-    let kc = KubeConfig::parse(&String::from_utf8_lossy(&bytes))
-        .map_err(|e| invalid(&format!("not a kubeconfig: {e}")))?;
-    let (old, old_key) = kc
-        .client_pair()
-        .ok_or_else(|| invalid("it holds no embedded client certificate and key"))?;
+    let (_, old, old_key) = read_client_pair(host, &dir.join(file))?;
     pki::renew::write_request(host, csr_dir, file, &old, old_key.algorithm())
 }

@@ -59,6 +59,16 @@ pub fn split(file: &Path, text: &str) -> Vec<Document> {
 }
 
 impl Document {
+    /// `FILE:LINE: a.b` for the field at `path` (`FILE: a.b` when it is not written in
+    /// this document), for errors found after parsing.
+    pub fn origin_of(&self, path: &[&str]) -> String {
+        let file = self.file.display();
+        match self.line_of(path) {
+            Some(line) => format!("{file}:{line}: {}", path.join(".")),
+            None => format!("{file}: {}", path.join(".")),
+        }
+    }
+
     /// Line in the file of the key at `path` (e.g. `["networking", "podSubnet"]`), for
     /// block-style YAML. `None` when the field is not written in this document.
     pub fn line_of(&self, path: &[&str]) -> Option<usize> {

@@ -369,10 +369,7 @@ impl JoinConfig {
             return Err(ConfigError::Invalid(errors));
         }
         let t = join.timeouts.clone().unwrap_or_default();
-        let skip_phases_origin = doc.as_ref().map(|d| match d.line_of(&["skipPhases"]) {
-            Some(line) => format!("{}:{line}: skipPhases", d.file.display()),
-            None => format!("{}: skipPhases", d.file.display()),
-        });
+        let skip_phases_origin = doc.as_ref().map(|d| d.origin_of(&["skipPhases"]));
         Ok(JoinConfig {
             skip_phases_origin,
             discovery_timeout: o

@@ -933,10 +933,7 @@ fn resolve_init(
     if !p.errors.is_empty() {
         return Err(ConfigError::Invalid(p.errors));
     }
-    let skip_phases_origin = init_doc.as_ref().map(|d| match d.line_of(&["skipPhases"]) {
-        Some(line) => format!("{}:{line}: skipPhases", d.file.display()),
-        None => format!("{}: skipPhases", d.file.display()),
-    });
+    let skip_phases_origin = init_doc.as_ref().map(|d| d.origin_of(&["skipPhases"]));
     Ok(InitConfig {
         skip_phases_origin,
         node_name,

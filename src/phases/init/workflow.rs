@@ -188,12 +188,15 @@ pub fn workflow<'a>() -> Workflow<InitData<'a>> {
     }
 }
 
+/// The CNI whose images preflight checks: flannel's when the `cni` phase runs.
+fn preflight_cni(d: &InitData) -> Option<&'static str> {
+    d.cni_runs
+        .then(|| crate::render::images::default_cni(d.ctx.cfg))
+        .flatten()
+}
+
 fn preflight(d: &mut InitData, _: &Part) -> anyhow::Result<()> {
-    let cni = if d.cni_runs {
-        crate::render::images::default_cni(d.ctx.cfg)
-    } else {
-        None
-    };
+    let cni = preflight_cni(d);
     super::preflight(
         d.ctx,
         &d.run.ignore_preflight_errors,
@@ -203,11 +206,7 @@ fn preflight(d: &mut InitData, _: &Part) -> anyhow::Result<()> {
 }
 
 fn preflight_plan(d: &InitData, _: &Part) -> anyhow::Result<Vec<String>> {
-    let cni = if d.cni_runs {
-        crate::render::images::default_cni(d.ctx.cfg)
-    } else {
-        None
-    };
+    let cni = preflight_cni(d);
     let images = crate::render::images::for_node(d.ctx.cfg, cni, true)?;
     Ok(vec![format!(
         "Would run the pre-flight checks (ports, swap, kernel settings, container runtime) and make sure containerd has {} images",
