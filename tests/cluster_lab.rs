@@ -21,6 +21,7 @@
 mod cluster_support;
 mod lab_support;
 
+use cluster_support::{Kubectl, pod_ready};
 use lab_support::{LabEnv, apt_proxy, lab_prerequisites, text};
 use std::path::Path;
 use std::process::Command;
@@ -28,63 +29,6 @@ use std::time::{Duration, Instant};
 
 const LAB: &str = "kbpods";
 const SUBNET: &str = "10.213.61.0/24";
-
-struct Kubectl {
-    bin: std::path::PathBuf,
-    kubeconfig: std::path::PathBuf,
-}
-
-impl Kubectl {
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        Command::new(&self.bin)
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "kubectl {}: {}",
-            args.join(" "),
-            text(&out)
-        );
-        String::from_utf8_lossy(&out.stdout).to_string()
-    }
-
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        let mut a = args.to_vec();
-        a.extend(["-o", "json"]);
-        serde_json::from_str(&self.ok(&a)).unwrap()
-    }
-
-    /// Polls `what` until it returns Some or `limit` passes.
-    fn until<T>(&self, limit: Duration, what: &str, f: impl Fn(&Kubectl) -> Option<T>) -> T {
-        let start = Instant::now();
-        loop {
-            if let Some(v) = f(self) {
-                return v;
-            }
-            assert!(
-                start.elapsed() < limit,
-                "timed out after {limit:?} waiting for {what}:\n{}",
-                self.ok(&["get", "pods", "-A", "-o", "wide"])
-            );
-            std::thread::sleep(Duration::from_secs(2));
-        }
-    }
-}
-
-fn pod_ready(p: &serde_json::Value) -> bool {
-    p["status"]["phase"] == "Running"
-        && p["status"]["conditions"].as_array().is_some_and(|c| {
-            c.iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-        })
-}
 
 const WEB: &str = r#"apiVersion: apps/v1
 kind: Deployment
@@ -204,10 +148,7 @@ fn up_builds_a_cluster_that_runs_pods() {
     );
     // How often each control-plane container restarted (the figure behind a slow or
     // failed run) and, on failure, what the first control plane's kubelet said.
-    let k = Kubectl {
-        bin: cluster_support::bin_dir("KUBEBOOT_K8S_BIN").join("kubectl"),
-        kubeconfig: kc.clone(),
-    };
+    let k = Kubectl::new(&kc);
     let pods = text(&k.run(&["-n", "kube-system", "get", "pods", "-o", "wide"]));
     eprintln!("[diag] kube-system after the second up:\n{pods}");
     let diag = if out.status.success() {

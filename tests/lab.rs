@@ -257,6 +257,55 @@ fn lab_up_ssh_apt_down() {
     assert_eq!(out.lines().last(), Some("active"), "{out}");
     assert_eq!(lab.ssh_ok(2, "command -v containerd || echo none"), "none");
 
+    // Stop and start: a power cut ends every process of node1 at once (containerd too),
+    // node2 powers off in order; both boot again as the same machines (files, host keys,
+    // addresses: known_hosts still verifies them), and containerd comes back by itself.
+    lab.ssh_ok(1, "echo kept > /root/marker");
+    let containerd_before = lab.ssh_ok(1, "systemctl show -p MainPID --value containerd");
+    let out = env.kubeboot_ok(&["lab", "stop", "--name", LAB, "--kill", "node1"]);
+    assert!(out.contains("kbtest-node1: power cut"), "{out}");
+    let out = env.kubeboot_ok(&["lab", "stop", "--name", LAB, "2"]);
+    assert!(out.contains("kbtest-node2: powered off"), "{out}");
+    let json: serde_json::Value =
+        serde_json::from_str(&env.kubeboot_ok(&["lab", "status", "--name", LAB, "--json"]))
+            .unwrap();
+    for (i, running) in [(0, false), (1, false), (2, true)] {
+        assert_eq!(json["nodes"][i]["running"], running, "{json}");
+        assert_eq!(json["nodes"][i]["ssh_open"], running, "{json}");
+    }
+    assert!(
+        std::net::TcpStream::connect_timeout(
+            &"10.213.50.11:22".parse().unwrap(),
+            Duration::from_secs(2)
+        )
+        .is_err(),
+        "node1's sshd still answers after the power cut"
+    );
+    let out = env.kubeboot(&["lab", "stop", "--name", LAB, "node9"]);
+    assert!(
+        !out.status.success() && text(&out).contains("has no node \"node9\""),
+        "{}",
+        text(&out)
+    );
+    let out = env.kubeboot_ok(&["lab", "start", "--name", LAB]);
+    assert!(
+        out.contains("kbtest-node1: booted")
+            && out.contains("kbtest-node2: booted")
+            && out.contains("kbtest-node3: already running"),
+        "{out}"
+    );
+    assert_eq!(lab.ssh_ok(1, "cat /root/marker"), "kept");
+    let containerd_after = lab.ssh_ok(
+        1,
+        "for i in $(seq 1 50); do systemctl is-active -q containerd && break; sleep 0.2; done; \
+         systemctl show -p MainPID --value containerd",
+    );
+    assert!(
+        containerd_after != "0" && containerd_after != containerd_before,
+        "containerd before {containerd_before}, after {containerd_after}"
+    );
+    assert_eq!(lab.ssh_ok(2, "hostname"), "kbtest-node2");
+
     // Down removes everything, and again is a no-op.
     let (pids, cgroups) = lab.recorded();
     assert_eq!(pids.len(), 3);

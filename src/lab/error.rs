@@ -75,6 +75,15 @@ pub enum LabError {
         state: PathBuf,
     },
 
+    /// A node did not stop.
+    #[error("node {node} did not stop: {what}")]
+    Stuck {
+        /// The node's hostname.
+        node: String,
+        /// What is still there, and what to do.
+        what: String,
+    },
+
     /// A node name given to `lab ssh` matches no node.
     #[error("lab {lab:?} has no node {node:?}; its nodes are: {known}")]
     UnknownNode {

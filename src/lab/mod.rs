@@ -19,6 +19,7 @@ pub mod layout;
 pub mod mounts;
 pub mod net;
 pub mod node;
+pub mod power;
 pub mod prereq;
 pub mod process;
 pub mod ready;
@@ -78,6 +79,10 @@ pub enum LabCommand {
     Status(StatusArgs),
     /// Log in to a node (or run a command there) with the lab key.
     Ssh(SshArgs),
+    /// Power nodes off (in order, or with --kill by cutting the power); they keep their disks.
+    Stop(StopArgs),
+    /// Boot nodes that are off, as they were, and wait for SSH.
+    Start(StartArgs),
     /// Build the cached base image without starting a lab.
     Base(BaseArgs),
 }
@@ -162,6 +167,37 @@ pub struct SshArgs {
     pub command: Vec<String>,
 }
 
+/// `lab stop` options.
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    #[command(flatten)]
+    pub name: NameArgs,
+
+    /// Cut the power: SIGKILL every process of the node at once, nothing inside shuts
+    /// down (what a crashed or unplugged machine looks like to the others).
+    #[arg(long)]
+    pub kill: bool,
+
+    /// Nodes: hostname (kubeboot-node2), short name (node2), index (2) or address.
+    #[arg(required = true, value_name = "NODE")]
+    pub nodes: Vec<String>,
+}
+
+/// `lab start` options.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    #[command(flatten)]
+    pub name: NameArgs,
+
+    /// Seconds to wait for every node to answer SSH and finish booting.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub timeout: u64,
+
+    /// Nodes to boot (as for `lab stop`); every node that is off when none is named.
+    #[arg(value_name = "NODE")]
+    pub nodes: Vec<String>,
+}
+
 /// `lab base` options.
 #[derive(Debug, Args)]
 pub struct BaseArgs {
@@ -243,6 +279,39 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
                 ssh::command_for(&dir, node, &ssh_args.command),
                 ssh_args.print,
             )?;
+        }
+        LabCommand::Stop(stop) => {
+            let started = std::time::Instant::now();
+            for (host, outcome) in
+                power::stop(&stop.name.name, &args.state_dir, &stop.nodes, stop.kill)?
+            {
+                match outcome {
+                    power::PowerOutcome::WasStopped => println!("{host}: already off"),
+                    _ if stop.kill => println!("{host}: power cut (every process killed)"),
+                    _ => println!("{host}: powered off"),
+                }
+            }
+            println!("done in {:.1} s", started.elapsed().as_secs_f64());
+        }
+        LabCommand::Start(start) => {
+            let started = std::time::Instant::now();
+            let timeout = Duration::from_secs(start.timeout);
+            for (host, outcome) in
+                power::start(&start.name.name, &args.state_dir, &start.nodes, timeout)?
+            {
+                match outcome {
+                    power::PowerOutcome::Started(r) if r.failed_units.is_empty() => {
+                        println!("{host}: booted ({})", r.system_state)
+                    }
+                    power::PowerOutcome::Started(r) => println!(
+                        "{host}: booted ({}; failed units: {})",
+                        r.system_state,
+                        r.failed_units.join(", ")
+                    ),
+                    _ => println!("{host}: already running"),
+                }
+            }
+            println!("done in {:.1} s", started.elapsed().as_secs_f64());
         }
         LabCommand::Base(base_args) => {
             prereq::require_root()?;

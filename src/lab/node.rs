@@ -8,7 +8,6 @@
 //! the machine-global kernel tunables the kubelet sets (bind-mounted over /proc/sys by a
 //! oneshot unit at boot; the VM's own values are never touched).
 
-use std::fs::File;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -264,7 +263,12 @@ fn nspawn_args(node: &NodeLayout, common: &NodeCommon) -> Result<Vec<String>> {
 /// the returned child's PID is the nspawn's PID. Console output goes to the console log.
 pub fn boot(node: &NodeLayout, common: &NodeCommon, cgroups: &[PathBuf]) -> Result<Child> {
     let log_path = node.console_log();
-    let log = File::create(&log_path).map_err(|e| LabError::io(&log_path, e))?;
+    // Appended: a node booted again by `lab start` keeps the log of its earlier boots.
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| LabError::io(&log_path, e))?;
     let log_err = log.try_clone().map_err(|e| LabError::io(&log_path, e))?;
     let mut cmd = Command::new("sh");
     cmd.arg("-c")

@@ -14,7 +14,7 @@ use super::net::tcp_open;
 use super::ssh::ssh_command;
 
 /// How a node looked once it was ready.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Readiness {
     /// `running` or `degraded`.
     pub system_state: String,

@@ -28,6 +28,9 @@ pub struct LabState {
     pub artifacts: Option<PathBuf>,
     /// The nodes, in index order.
     pub nodes: Vec<NodeState>,
+    /// Extra systemd-nspawn arguments of every node (`lab start` boots with them again).
+    #[serde(default)]
+    pub nspawn_args: Vec<String>,
 }
 
 /// One node as recorded on disk.
@@ -147,10 +150,25 @@ mod tests {
             apt_proxy: None,
             artifacts: None,
             nodes: vec![],
+            nspawn_args: vec!["--property=CPUQuota=50%".into()],
         };
         state.save(&path).unwrap();
         let back = LabState::load(&path).unwrap().unwrap();
         assert_eq!(back.subnet, state.subnet);
+        assert_eq!(back.nspawn_args, state.nspawn_args);
+        // A state written before nspawn_args was recorded still loads.
+        let old = serde_json::to_string(&state)
+            .unwrap()
+            .replace(r#","nspawn_args":["--property=CPUQuota=50%"]"#, "");
+        assert!(!old.contains("nspawn_args"));
+        std::fs::write(&path, old).unwrap();
+        assert!(
+            LabState::load(&path)
+                .unwrap()
+                .unwrap()
+                .nspawn_args
+                .is_empty()
+        );
         std::fs::write(&path, "{").unwrap();
         assert!(matches!(
             LabState::load(&path),

@@ -137,6 +137,7 @@ pub fn up(opts: &UpOptions) -> Result<UpSummary> {
             .map(|u| u.replace("{bridge}", &layout.bridge_addr().to_string())),
         artifacts,
         nodes: Vec::new(),
+        nspawn_args: opts.nspawn_args.clone(),
     };
     state.save(&layout.state_file())?;
 

@@ -645,3 +645,79 @@ pub fn lab_inventory_working(lab_inventory: &Path, dir: &Path, withhold: &[&str]
     .unwrap();
     out
 }
+
+/// kubectl (the v1.20.2 build) with one kubeconfig.
+pub struct Kubectl {
+    pub bin: std::path::PathBuf,
+    pub kubeconfig: std::path::PathBuf,
+}
+
+impl Kubectl {
+    /// kubectl of the build cache with `kubeconfig`.
+    pub fn new(kubeconfig: &Path) -> Kubectl {
+        Kubectl {
+            bin: bin_dir("KUBEBOOT_K8S_BIN").join("kubectl"),
+            kubeconfig: kubeconfig.to_path_buf(),
+        }
+    }
+
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        Command::new(&self.bin)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "kubectl {}: {}",
+            args.join(" "),
+            output_text(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&a)).unwrap()
+    }
+
+    /// Polls `what` until it returns Some or `limit` passes.
+    pub fn until<T>(&self, limit: Duration, what: &str, f: impl Fn(&Kubectl) -> Option<T>) -> T {
+        let start = Instant::now();
+        loop {
+            if let Some(v) = f(self) {
+                return v;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "timed out after {limit:?} waiting for {what}:\n{}",
+                self.ok(&["get", "pods", "-A", "-o", "wide"])
+            );
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    }
+}
+
+/// Running with condition Ready.
+pub fn pod_ready(p: &serde_json::Value) -> bool {
+    p["status"]["phase"] == "Running"
+        && p["status"]["conditions"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+}
+
+/// stdout and stderr of a finished command, for messages.
+pub fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
