@@ -67,12 +67,14 @@ impl Haproxy {
             .output()
             .expect("haproxy (Debian package haproxy, installed by .ci/setup)");
         assert!(check.status.success(), "haproxy -c: {}", text(&check));
+        let log = std::fs::File::create(dir.path().join("haproxy.log")).unwrap();
         let child = Command::new("haproxy")
             .arg("-db")
             .arg("-f")
             .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
             .spawn()
             .unwrap();
         let start = Instant::now();
@@ -84,6 +86,18 @@ impl Haproxy {
             std::thread::sleep(Duration::from_millis(100));
         }
         Haproxy { child, _dir: dir }
+    }
+}
+
+impl Haproxy {
+    /// Panics, with HAProxy's log, unless it still runs.
+    fn check_alive(&mut self, when: &str) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!(
+                "haproxy exited ({status}) {when}; its log:\n{}",
+                std::fs::read_to_string(self._dir.path().join("haproxy.log")).unwrap_or_default()
+            );
+        }
     }
 }
 
@@ -293,7 +307,7 @@ fn ha_control_plane_survives_losing_a_node() {
     let n = |i: usize| format!("{LAB}-node{i}");
     let addr = |i: usize| lab.address(i).to_string();
     let cps: Vec<String> = (1..=3).map(addr).collect();
-    let _lb = Haproxy::start(&(1..=3).map(|i| (n(i), addr(i))).collect::<Vec<_>>());
+    let mut lb = Haproxy::start(&(1..=3).map(|i| (n(i), addr(i))).collect::<Vec<_>>());
     let up = |extra: &[&str]| {
         let mut args = vec![
             "up",
@@ -338,7 +352,16 @@ fn ha_control_plane_survives_losing_a_node() {
         "[figure] up, 3 control planes behind HAProxy and a worker, bare to every node Ready: {:.1}s",
         t0.elapsed().as_secs_f64()
     );
+    lb.check_alive("during the first up");
     assert!(out.status.success(), "up failed:\n{log}");
+    for phase in [
+        "[copy-certs]",
+        "[etcd] Adding a new etcd member as a learner",
+        "was promoted to a voting member",
+        "[mark-control-plane]",
+    ] {
+        assert!(log.contains(phase), "missing {phase:?} in:\n{log}");
+    }
     let rows = summary(&log);
     for i in 2..=3 {
         let r = row(&rows, &n(i), &log);
@@ -370,6 +393,19 @@ fn ha_control_plane_survives_losing_a_node() {
             "{name}: {node}"
         );
     }
+    let tokens = |k: &Kubectl| {
+        k.ok(&[
+            "-n",
+            "kube-system",
+            "get",
+            "secrets",
+            "--field-selector",
+            "type=bootstrap.kubernetes.io/token",
+            "-o",
+            "name",
+        ])
+    };
+    let tokens_after_up = tokens(&k);
     let etcd = Etcdctl::new(&lab);
     let members = etcd.members(&cps);
     assert_eq!(
@@ -400,6 +436,7 @@ fn ha_control_plane_survives_losing_a_node() {
     assert!(out.contains("power cut"), "{out}");
     std::thread::sleep(Duration::from_secs(40));
     let log_w = writer.finish();
+    lb.check_alive("while node 1 was down");
     let after: Vec<_> = log_w.iter().filter(|(t, _)| *t >= killed_at).collect();
     let outage = longest_outage(&log_w);
     eprintln!(
@@ -442,6 +479,7 @@ fn ha_control_plane_survives_losing_a_node() {
         "[figure] up after node 1 came back, to converged: {:.1}s",
         t0.elapsed().as_secs_f64()
     );
+    lb.check_alive("after node 1 came back");
     assert!(out.status.success(), "up after node 1 came back:\n{log}");
     let rows = summary(&log);
     assert_eq!(
@@ -453,6 +491,11 @@ fn ha_control_plane_survives_losing_a_node() {
         assert_eq!(row(&rows, &n(i), &log).result, "already joined", "{log}");
     }
     assert_eq!(etcd.members(&cps).len(), 3);
+    assert_eq!(
+        tokens(&k),
+        tokens_after_up,
+        "a re-run with nothing to join made a token"
+    );
 
     // 5. reset of control plane node 3: two healthy members, the cluster serves.
     let out = env.kubeboot(&["reset", "-f", inv_s, "--hosts", &n(3), "--force"]);
@@ -507,6 +550,8 @@ fn ha_control_plane_survives_losing_a_node() {
     child.kill().unwrap();
     child.wait().unwrap();
     eprintln!("up killed with node 3 an etcd member (learner: {was_learner})");
+    // The killed run's join token stays until it expires (30 minutes), as kubeadm's would.
+    let before_plan = tokens(&k);
     let out = up(&["--plan"]);
     let plan = text(&out);
     assert!(
@@ -514,6 +559,7 @@ fn ha_control_plane_survives_losing_a_node() {
             && plan.contains(&format!("{}: already joined", n(2))),
         "{plan}"
     );
+    assert_eq!(tokens(&k), before_plan, "the plan made a token");
     let t0 = Instant::now();
     let out = up(&[]);
     let log = text(&out);
@@ -521,6 +567,7 @@ fn ha_control_plane_survives_losing_a_node() {
         "[figure] up finishing node 3's interrupted control-plane join: {:.1}s",
         t0.elapsed().as_secs_f64()
     );
+    lb.check_alive("after the interrupted join");
     assert!(out.status.success(), "up after the killed one:\n{log}");
     assert!(
         log.contains("[etcd] This node is already an etcd member"),

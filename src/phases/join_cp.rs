@@ -157,9 +157,13 @@ fn check_cluster_ca(ca_pem: &[u8], d: &Discovered) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The client URLs of the cluster's etcd members: the annotation of the etcd mirror Pods
-/// (kubeadm's way); without any, the discovered API server's host on port 2379.
-pub fn etcd_endpoints(admin: &ApiClient, d: &Discovered) -> anyhow::Result<Vec<String>> {
+/// How long a joining control plane waits for the etcd mirror Pods to appear: right after
+/// `init` the first control plane's kubelet may not have posted them yet (kubeadm waits
+/// as long for them).
+const ETCD_PODS_WAIT: std::time::Duration = std::time::Duration::from_secs(90);
+
+/// The client URLs of the annotated etcd mirror Pods (empty when there are none yet).
+fn annotated_etcd_urls(admin: &ApiClient) -> anyhow::Result<Vec<String>> {
     let pods = admin.list(
         "/api/v1/namespaces/kube-system/pods",
         Some("labelSelector=component%3Detcd%2Ctier%3Dcontrol-plane"),
@@ -173,21 +177,52 @@ pub fn etcd_endpoints(admin: &ApiClient, d: &Discovered) -> anyhow::Result<Vec<S
         .collect();
     urls.sort();
     urls.dedup();
-    if urls.is_empty() {
-        let server = &d.cluster_info.clusters[0].cluster.server;
-        let host = server
-            .trim_start_matches("https://")
-            .rsplit_once(':')
-            .map(|(h, _)| h)
-            .unwrap_or(server);
-        let url = format!("https://{host}:{}", crate::render::etcd::CLIENT_PORT);
-        report(
-            "check-etcd",
-            &format!("No etcd Pods carry {ETCD_URL_ANNOTATION}; trying {url}"),
-        );
-        urls.push(url);
-    }
     Ok(urls)
+}
+
+/// The client URLs of the cluster's etcd members: the annotation of the etcd mirror Pods
+/// (kubeadm's way), waited for up to [`ETCD_PODS_WAIT`]. Without any by then, the
+/// discovered API server's host on port 2379: right for a single control plane whose
+/// endpoint is its own address, and named in the error otherwise (a load balancer in
+/// front of the API servers does not forward etcd's port).
+pub fn etcd_endpoints(admin: &ApiClient, d: &Discovered) -> anyhow::Result<Vec<String>> {
+    let deadline = std::time::Instant::now() + ETCD_PODS_WAIT;
+    let mut said = false;
+    loop {
+        let urls = annotated_etcd_urls(admin)?;
+        if !urls.is_empty() {
+            return Ok(urls);
+        }
+        if std::time::Instant::now() >= deadline {
+            break;
+        }
+        if !said {
+            report(
+                "check-etcd",
+                &format!(
+                    "Waiting up to {}s for the etcd Pods (the control planes' kubelets post them with {ETCD_URL_ANNOTATION})",
+                    ETCD_PODS_WAIT.as_secs()
+                ),
+            );
+            said = true;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    let server = &d.cluster_info.clusters[0].cluster.server;
+    let host = server
+        .trim_start_matches("https://")
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(server);
+    let url = format!("https://{host}:{}", crate::render::etcd::CLIENT_PORT);
+    report(
+        "check-etcd",
+        &format!(
+            "No etcd Pods carry {ETCD_URL_ANNOTATION} after {}s; trying {url}",
+            ETCD_PODS_WAIT.as_secs()
+        ),
+    );
+    Ok(vec![url])
 }
 
 /// `check-etcd`: the cluster's etcd answers with its member list; returns the client.
