@@ -163,7 +163,7 @@ fn check_cluster_ca(ca_pem: &[u8], d: &Discovered) -> anyhow::Result<()> {
 const ETCD_PODS_WAIT: std::time::Duration = std::time::Duration::from_secs(90);
 
 /// The client URLs of the annotated etcd mirror Pods (empty when there are none yet).
-fn annotated_etcd_urls(admin: &ApiClient) -> anyhow::Result<Vec<String>> {
+pub fn annotated_etcd_urls(admin: &ApiClient) -> anyhow::Result<Vec<String>> {
     let pods = admin.list(
         "/api/v1/namespaces/kube-system/pods",
         Some("labelSelector=component%3Detcd%2Ctier%3Dcontrol-plane"),

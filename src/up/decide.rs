@@ -80,13 +80,61 @@ pub(super) enum JoinDecision {
     NotPrepared,
 }
 
+/// The cluster as `up` sees it when deciding joins: the admin client, and (asked only
+/// when a further control plane otherwise looks joined) the names of etcd's voting
+/// members, read with the first control plane's etcd client certificates.
+pub(super) struct ClusterView<'a> {
+    admin: &'a ApiClient,
+    first: &'a dyn Host,
+    voters: std::sync::OnceLock<Option<Vec<String>>>,
+}
+
+impl<'a> ClusterView<'a> {
+    pub(super) fn new(admin: &'a ApiClient, first: &'a dyn Host) -> Self {
+        ClusterView {
+            admin,
+            first,
+            voters: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// etcd's voting members by name; `None` when etcd cannot be asked (then the
+    /// control-plane label alone decides, as before).
+    fn voters(&self) -> Option<&[String]> {
+        self.voters
+            .get_or_init(|| {
+                let urls = crate::phases::join_cp::annotated_etcd_urls(self.admin).ok()?;
+                if urls.is_empty() {
+                    return None;
+                }
+                let etcd = crate::etcdclient::EtcdClient::from_cert_dir(
+                    self.first,
+                    Path::new(crate::config::DEFAULT_CERT_DIR),
+                    urls,
+                )
+                .ok()?;
+                let members = etcd.member_list().ok()?;
+                Some(
+                    members
+                        .into_iter()
+                        .filter(|m| !m.is_learner && !m.name.is_empty())
+                        .map(|m| m.name)
+                        .collect(),
+                )
+            })
+            .as_deref()
+    }
+}
+
 /// A worker has joined once its kubelet has kubelet.conf; a control plane once it also
-/// has its etcd member's manifest and the Node carries the control-plane label (set by
-/// join's last phase).
+/// has its etcd member's manifest, the Node carries the control-plane label (set by
+/// join's last phase) and its etcd member votes. The label alone can mislead: a Node
+/// outlives `reset` with its labels, so a control plane reset and then re-joined by a run
+/// that stopped with its member still a learner would look done.
 pub(super) fn decide_join(
     h: &ClusterHost,
     report: Option<&crate::playbook::HostReport>,
-    admin: Option<&ApiClient>,
+    view: Option<&ClusterView>,
 ) -> JoinDecision {
     let Some(f) = report
         .filter(|r| !r.failed())
@@ -96,7 +144,11 @@ pub(super) fn decide_join(
     };
     let done = f.kubelet_conf
         && (h.role == Role::Worker
-            || (f.etcd_manifest && admin.is_some_and(|a| marked_control_plane(a, &h.name))));
+            || (f.etcd_manifest
+                && view.is_some_and(|v| {
+                    marked_control_plane(v.admin, &h.name)
+                        && v.voters().is_none_or(|names| names.contains(&h.name))
+                })));
     if done {
         JoinDecision::Joined
     } else {

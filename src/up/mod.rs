@@ -186,10 +186,13 @@ fn stage_plan(up: &Up, conntrack: Option<u32>) -> anyhow::Result<()> {
         }
     }
     let endpoint = join::join_endpoint(cluster, up.cp);
-    let admin = cp_admin.as_ref().map(|(_, a)| a);
+    let view = cp_admin
+        .as_ref()
+        .zip(cp_conn.as_ref())
+        .map(|((_, a), host)| decide::ClusterView::new(a, host));
     for (h, r) in up.others() {
         let as_cp = h.role == Role::ControlPlane;
-        say(&match decide::decide_join(h, Some(r), admin) {
+        say(&match decide::decide_join(h, Some(r), view.as_ref()) {
             JoinDecision::Joined if as_cp => {
                 format!("{}: already joined as a control plane", h.name)
             }
@@ -257,11 +260,12 @@ fn stage_join(
     let cluster: &Cluster = up.cluster;
     let mut to_join: Vec<(&ClusterHost, bool)> = Vec::new();
     let mut joined = Vec::new();
+    let view = decide::ClusterView::new(admin, cp_host);
     for (h, r) in cluster.hosts.iter().zip(&up.reports) {
         if h.name == up.cp.name {
             continue;
         }
-        match decide::decide_join(h, Some(r), Some(admin)) {
+        match decide::decide_join(h, Some(r), Some(&view)) {
             JoinDecision::Joined => joined.push(h.name.clone()),
             JoinDecision::Join { resume } => to_join.push((h, resume)),
             JoinDecision::NotPrepared => {}
