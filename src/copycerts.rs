@@ -17,6 +17,7 @@
 use crate::apiclient::ApiClient;
 use crate::config::InitConfig;
 use crate::host::{Host, WriteOptions};
+use crate::secret::Secret;
 use crate::token::{BootstrapToken, TokenInfo};
 use anyhow::Context;
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
@@ -65,11 +66,12 @@ fn is_private(rel: &str) -> bool {
     rel.ends_with(".key")
 }
 
-/// A new certificate key: 32 random bytes, hex (kubeadm's `CreateCertificateKey`).
-pub fn new_certificate_key() -> String {
+/// A new certificate key: 32 random bytes, hex (kubeadm's `CreateCertificateKey`);
+/// a [`Secret`], so `Debug` redacts it.
+pub fn new_certificate_key() -> Secret {
     let mut b = [0u8; 32];
     aws_lc_rs::rand::fill(&mut b).expect("the OS random generator works");
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    Secret::new(b.iter().map(|x| format!("{x:02x}")).collect::<String>())
 }
 
 /// Parses a certificate key: 64 hex digits (an AES-256 key).
@@ -304,7 +306,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_refusals() {
-        let key = parse_certificate_key(&new_certificate_key()).unwrap();
+        let key = parse_certificate_key(new_certificate_key().expose()).unwrap();
         let sealed = encrypt(b"-----BEGIN CERTIFICATE-----", &key);
         assert_eq!(sealed.len(), NONCE_LEN + 27 + 16);
         assert_eq!(
@@ -313,7 +315,7 @@ mod tests {
         );
         // A different nonce every time.
         assert_ne!(sealed, encrypt(b"-----BEGIN CERTIFICATE-----", &key));
-        let other = parse_certificate_key(&new_certificate_key()).unwrap();
+        let other = parse_certificate_key(new_certificate_key().expose()).unwrap();
         assert!(decrypt(&sealed, &other).is_err());
         let mut changed = sealed.clone();
         changed[NONCE_LEN] ^= 1;
