@@ -359,3 +359,33 @@ fn skips(
         (from_file, &ctx.cfg.init.skip_phases[..]),
     ])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--certificate-key` in the run's choices, and the join command (with the token)
+    /// and certificate key an init leaves: `Debug` shows none of them.
+    #[test]
+    fn debug_of_run_and_outcome_redacts_secrets() {
+        let key = "4f9c2d7e1b8a6035c4e2f1a9d8b7c6e54f9c2d7e1b8a6035c4e2f1a9d8b7c6e5";
+        let run = InitRun {
+            upload_certs: true,
+            certificate_key: Some(key.into()),
+            ..Default::default()
+        };
+        let outcome = InitOutcome {
+            join: Some(Secret::new(
+                "kubeboot join 10.0.0.1:6443 --token abcdef.0123456789abcdef --discovery-token-ca-cert-hash sha256:00",
+            )),
+            certificate_key: Some(key.into()),
+            token_id: Some("abcdef".into()),
+            ..Default::default()
+        };
+        for dbg in [format!("{run:?}"), format!("{outcome:#?}")] {
+            assert!(!dbg.contains(key), "{dbg}");
+            assert!(!dbg.contains("0123456789abcdef"), "{dbg}");
+            assert!(dbg.contains("<redacted>"), "{dbg}");
+        }
+    }
+}
