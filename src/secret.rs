@@ -11,6 +11,18 @@
 use std::fmt;
 
 /// A secret string. `Debug` shows `<redacted>`; [`Secret::expose`] gives the text.
+///
+/// ```compile_fail
+/// // No `Display`: a secret cannot slip into a message by accident.
+/// let s = kubeboot::secret::Secret::new("abcdef.0123456789abcdef");
+/// let _ = format!("{}", s);
+/// ```
+///
+/// ```
+/// let s = kubeboot::secret::Secret::new("abcdef.0123456789abcdef");
+/// assert_eq!(format!("{s:?}"), "<redacted>");
+/// assert_eq!(s.expose(), "abcdef.0123456789abcdef");
+/// ```
 #[derive(Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
