@@ -78,7 +78,8 @@ impl ApiError {
 #[derive(Clone)]
 enum Auth {
     None,
-    Bearer(String),
+    /// The bearer token; a [`crate::secret::Secret`] so a `Debug` added later redacts it.
+    Bearer(crate::secret::Secret),
 }
 
 /// A client for one API server with one identity.
@@ -175,7 +176,7 @@ impl ApiClient {
                 Ok(t) => format!("user \"system:bootstrap:{}\"", t.id()),
                 Err(_) => "the token user".into(),
             };
-            auth = Auth::Bearer(user.token.clone());
+            auth = Auth::Bearer(user.token.as_str().into());
         }
         let http = b
             .build()
@@ -275,7 +276,7 @@ impl ApiClient {
             .request(method, &url)
             .header("Accept", "application/json");
         if let Auth::Bearer(t) = &self.auth {
-            req = req.bearer_auth(t);
+            req = req.bearer_auth(t.expose());
         }
         if let Some((ct, bytes)) = body {
             req = req.header("Content-Type", ct).body(bytes);

@@ -17,6 +17,7 @@
 use crate::apiclient::ApiClient;
 use crate::config::InitConfig;
 use crate::host::{Host, WriteOptions};
+use crate::secret::Secret;
 use crate::token::{BootstrapToken, TokenInfo};
 use anyhow::Context;
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
@@ -65,11 +66,12 @@ fn is_private(rel: &str) -> bool {
     rel.ends_with(".key")
 }
 
-/// A new certificate key: 32 random bytes, hex (kubeadm's `CreateCertificateKey`).
-pub fn new_certificate_key() -> String {
+/// A new certificate key: 32 random bytes, hex (kubeadm's `CreateCertificateKey`);
+/// a [`Secret`], so `Debug` redacts it.
+pub fn new_certificate_key() -> Secret {
     let mut b = [0u8; 32];
     aws_lc_rs::rand::fill(&mut b).expect("the OS random generator works");
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    Secret::new(b.iter().map(|x| format!("{x:02x}")).collect::<String>())
 }
 
 /// Parses a certificate key: 64 hex digits (an AES-256 key).
@@ -122,14 +124,37 @@ pub fn decrypt(data: &[u8], key: &[u8; 32]) -> anyhow::Result<Vec<u8>> {
     Ok(plain.to_vec())
 }
 
+/// One shared file: its path relative to the certificate directory and its bytes (a CA
+/// or service-account private key for the `.key` files). `Debug` shows the path and the
+/// length only, so the payload of `kubeadm-certs` never reaches a log line or a panic.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SharedFile {
+    pub rel: String,
+    pub contents: Vec<u8>,
+}
+
+impl std::fmt::Debug for SharedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "SharedFile({}, {} bytes <redacted>)",
+            self.rel,
+            self.contents.len()
+        )
+    }
+}
+
 /// Reads the shared files from a node; every one must exist.
-pub fn read_shared(host: &dyn Host, cfg: &InitConfig) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+pub fn read_shared(host: &dyn Host, cfg: &InitConfig) -> anyhow::Result<Vec<SharedFile>> {
     let mut out = Vec::new();
     let mut missing = Vec::new();
     for rel in shared_files(cfg) {
         let path = cfg.cert_dir.join(rel);
         match host.read_file(&path)? {
-            Some(b) => out.push((rel.to_string(), b)),
+            Some(b) => out.push(SharedFile {
+                rel: rel.to_string(),
+                contents: b,
+            }),
             None => missing.push(path.display().to_string()),
         }
     }
@@ -155,11 +180,15 @@ pub enum Written {
 pub fn write_shared(
     host: &dyn Host,
     cert_dir: &Path,
-    files: &[(String, Vec<u8>)],
+    files: &[SharedFile],
 ) -> anyhow::Result<Vec<Written>> {
     let mut plan = Vec::new();
     let mut conflicts = Vec::new();
-    for (rel, bytes) in files {
+    for SharedFile {
+        rel,
+        contents: bytes,
+    } in files
+    {
         let path = cert_dir.join(rel);
         match host.read_file(&path)? {
             Some(existing) if existing == *bytes => plan.push((path, None)),
@@ -220,7 +249,11 @@ pub fn upload(
         token.id()
     ))?;
     let mut data = serde_json::Map::new();
-    for (rel, bytes) in &files {
+    for SharedFile {
+        rel,
+        contents: bytes,
+    } in &files
+    {
         data.insert(secret_key(rel), B64.encode(encrypt(bytes, key)).into());
     }
     let secret = json!({
@@ -264,7 +297,7 @@ pub fn download(
     client: &ApiClient,
     cfg: &InitConfig,
     key: &[u8; 32],
-) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+) -> anyhow::Result<Vec<SharedFile>> {
     let path = format!("/api/v1/namespaces/kube-system/secrets/{SECRET}");
     let secret = client.get_opt(&path)?.with_context(|| {
         format!(
@@ -281,7 +314,7 @@ pub fn decode_secret(
     secret: &serde_json::Value,
     files: &[&str],
     key: &[u8; 32],
-) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+) -> anyhow::Result<Vec<SharedFile>> {
     let mut out = Vec::new();
     for rel in files {
         let name = secret_key(rel);
@@ -293,7 +326,10 @@ pub fn decode_secret(
             .with_context(|| format!("the {SECRET} Secret's {name:?} is not base64"))?;
         let plain = decrypt(&enc, key)
             .with_context(|| format!("cannot decrypt {name:?} from the {SECRET} Secret"))?;
-        out.push((rel.to_string(), plain));
+        out.push(SharedFile {
+            rel: rel.to_string(),
+            contents: plain,
+        });
     }
     Ok(out)
 }
@@ -304,7 +340,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_refusals() {
-        let key = parse_certificate_key(&new_certificate_key()).unwrap();
+        let key = parse_certificate_key(new_certificate_key().expose()).unwrap();
         let sealed = encrypt(b"-----BEGIN CERTIFICATE-----", &key);
         assert_eq!(sealed.len(), NONCE_LEN + 27 + 16);
         assert_eq!(
@@ -313,7 +349,7 @@ mod tests {
         );
         // A different nonce every time.
         assert_ne!(sealed, encrypt(b"-----BEGIN CERTIFICATE-----", &key));
-        let other = parse_certificate_key(&new_certificate_key()).unwrap();
+        let other = parse_certificate_key(new_certificate_key().expose()).unwrap();
         assert!(decrypt(&sealed, &other).is_err());
         let mut changed = sealed.clone();
         changed[NONCE_LEN] ^= 1;
@@ -321,5 +357,44 @@ mod tests {
         assert!(parse_certificate_key("abc").is_err());
         assert!(parse_certificate_key(&"g".repeat(64)).is_err());
         assert_eq!(secret_key("etcd/ca.key"), "etcd-ca.key");
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    /// The kubeadm-certs payload (a CA private key among the files) and the certificate
+    /// key that encrypts it: `Debug` shows the file names and sizes, not their bytes.
+    #[test]
+    fn debug_redacts_the_payload_and_the_key() {
+        let pem = crate::pki::PrivateKey::generate(crate::config::EncryptionAlgorithm::EcdsaP256)
+            .unwrap()
+            .to_pem();
+        let files = vec![SharedFile {
+            rel: "ca.key".into(),
+            contents: pem.clone().into_bytes(),
+        }];
+        let dbg = format!("{files:?}");
+        assert!(
+            dbg.contains("ca.key") && dbg.contains("<redacted>"),
+            "{dbg}"
+        );
+        for line in pem.lines().filter(|l| !l.starts_with("-----")) {
+            assert!(!dbg.contains(line), "{dbg}");
+        }
+        // Not even the bytes as numbers.
+        let bytes = format!("{:?}", &pem.as_bytes()[..8]);
+        assert!(!dbg.contains(bytes.trim_matches(['[', ']'])), "{dbg}");
+        let key = new_certificate_key();
+        assert_eq!(key.expose().len(), 64);
+        assert_eq!(format!("{key:?}"), "<redacted>");
+        // What decode_secret returns is the same type.
+        let k = parse_certificate_key(key.expose()).unwrap();
+        let secret =
+            serde_json::json!({"data": {"ca.key": B64.encode(encrypt(pem.as_bytes(), &k))}});
+        let back = decode_secret(&secret, &["ca.key"], &k).unwrap();
+        assert_eq!(back, files);
+        assert!(!format!("{back:?}").contains(pem.lines().nth(1).unwrap()));
     }
 }

@@ -390,9 +390,9 @@ pub fn kubeadm_certs(data: &[u8]) -> bool {
     let Ok(files) = copycerts::decode_secret(&secret, copycerts::SHARED, &CERT_KEY) else {
         return false;
     };
-    for (rel, bytes) in files {
-        if rel.ends_with(".crt") {
-            let _ = Certificate::from_pem(&bytes);
+    for f in files {
+        if f.rel.ends_with(".crt") {
+            let _ = Certificate::from_pem(&f.contents);
         }
     }
     true

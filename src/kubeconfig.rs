@@ -522,3 +522,50 @@ pub fn write_request(
     let (_, old, old_key) = read_client_pair(host, &dir.join(file))?;
     pki::renew::write_request(host, csr_dir, file, &old, old_key.algorithm())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::EncryptionAlgorithm;
+
+    /// The base64 lines of a PEM (its secret body), each long enough to be telling.
+    fn pem_body(pem: &str) -> Vec<&str> {
+        pem.lines()
+            .filter(|l| !l.starts_with("-----") && l.len() >= 16)
+            .collect()
+    }
+
+    /// A private key, a kubeconfig user holding one (and a bearer token) and a whole
+    /// kubeconfig: `Debug` shows none of the secret material.
+    #[test]
+    fn debug_redacts_private_keys_and_client_credentials() {
+        let key = PrivateKey::generate(EncryptionAlgorithm::EcdsaP256).unwrap();
+        let pem = key.to_pem();
+        assert!(pem.contains("PRIVATE KEY"), "{pem}");
+        let user = User {
+            client_certificate_data: B64.encode("-----BEGIN CERTIFICATE-----\n"),
+            client_key_data: B64.encode(&pem),
+            token: "abcdef.0123456789abcdef".into(),
+            ..Default::default()
+        };
+        let kc = KubeConfig::basic(
+            "https://10.0.0.1:6443",
+            "kubernetes",
+            "admin",
+            "-----BEGIN CERTIFICATE-----\n",
+            user.clone(),
+        );
+        for (what, dbg) in [
+            ("PrivateKey", format!("{key:?}")),
+            ("User", format!("{user:?}")),
+            ("KubeConfig", format!("{kc:#?}")),
+        ] {
+            assert!(dbg.contains("<redacted>"), "{what}: {dbg}");
+            assert!(!dbg.contains("0123456789abcdef"), "{what}: {dbg}");
+            assert!(!dbg.contains(&user.client_key_data), "{what}: {dbg}");
+            for line in pem_body(&pem) {
+                assert!(!dbg.contains(line), "{what} shows the key: {dbg}");
+            }
+        }
+    }
+}

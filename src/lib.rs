@@ -24,6 +24,7 @@ pub mod playbook;
 pub mod podnet;
 pub mod prepare;
 pub mod render;
+pub mod secret;
 pub mod token;
 pub mod ui;
 pub mod up;

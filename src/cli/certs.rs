@@ -91,7 +91,7 @@ pub fn run_certs(host: &dyn Host, cmd: CertsCommand) -> anyhow::Result<()> {
             Ok(())
         }
         CertsCommand::CertificateKey => {
-            println!("{}", crate::copycerts::new_certificate_key());
+            println!("{}", crate::copycerts::new_certificate_key().expose());
             Ok(())
         }
         CertsCommand::CheckExpiration { dirs, output } => {

@@ -6,6 +6,7 @@ use crate::config::{self};
 use crate::host::{Host, LocalHost};
 use crate::phases::init::{self as init_phases, InitContext};
 use crate::pki::ensure::CertOptions;
+use crate::secret::Secret;
 use crate::{kubeconfig, pki};
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -61,7 +62,7 @@ pub struct InitRunArgs {
 pub struct InitTokenFlags {
     /// The bootstrap token to create (`[a-z0-9]{6}.[a-z0-9]{16}`); generated when omitted.
     #[arg(long, value_name = "TOKEN")]
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// Lifetime of that token before it is deleted automatically, Go syntax (1s, 2m, 3h);
     /// 0 = it never expires [default: 24h0m0s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -109,7 +110,7 @@ pub struct UploadCertsFlags {
         env = "KUBEBOOT_CERTIFICATE_KEY",
         hide_env_values = true
     )]
-    pub certificate_key: Option<String>,
+    pub certificate_key: Option<Secret>,
     /// Do not print the key.
     #[arg(long)]
     pub skip_certificate_key_print: bool,
@@ -120,7 +121,7 @@ impl UploadCertsFlags {
     /// it is a secret).
     fn check(&self) -> anyhow::Result<()> {
         if let Some(k) = &self.certificate_key {
-            crate::copycerts::parse_certificate_key(k).context("--certificate-key")?;
+            crate::copycerts::parse_certificate_key(k.expose()).context("--certificate-key")?;
         }
         Ok(())
     }
@@ -384,7 +385,7 @@ pub fn run_init_phase(host: &dyn Host, phase: InitPhase) -> anyhow::Result<()> {
             if let Some(key) = out.certificate_key
                 && !upload.skip_certificate_key_print
             {
-                println!("[upload-certs] Using certificate key:\n{key}");
+                println!("[upload-certs] Using certificate key:\n{}", key.expose());
             }
         }
         InitPhase::Etcd { flags, images, .. } => {
@@ -512,7 +513,9 @@ pub fn run_init(host: &dyn Host, a: InitRunArgs) -> anyhow::Result<()> {
     }
     let mut outcome = init_phases::run_all(&ctx, &run)?;
     if a.token.skip_token_print {
-        outcome.join = outcome.join.as_deref().map(withhold_token);
+        outcome.join = outcome
+            .join
+            .map(|j| Secret::new(withhold_token(j.expose())));
     }
     if crate::output::json() {
         // No secret in JSON: the token's id, the CA's hash and whether a certificate key
@@ -536,6 +539,7 @@ pub fn run_init(host: &dyn Host, a: InitRunArgs) -> anyhow::Result<()> {
         "/etc/kubernetes/super-admin.conf has unrestricted rights (system:masters): move it somewhere safe.\n"
     );
     if let (Some(join), Some(key)) = (&outcome.join, &outcome.certificate_key) {
+        let (join, key) = (join.expose(), key.expose());
         if cfg.control_plane_endpoint.is_none() {
             println!(
                 "The certificates were uploaded, but this cluster has no controlPlaneEndpoint: control planes cannot be added to it (set one before the first init).\n"
@@ -550,7 +554,7 @@ pub fn run_init(host: &dyn Host, a: InitRunArgs) -> anyhow::Result<()> {
             );
         }
     }
-    if let Some(join) = &outcome.join {
+    if let Some(join) = outcome.join.as_ref().map(Secret::expose) {
         println!(
             "Then join any number of worker nodes by running the following on each as root:\n\n  {join}\n"
         );

@@ -3,10 +3,11 @@
 use super::flags::*;
 use crate::config::{self, ThisMachine};
 use crate::host::Host;
+use crate::secret::Secret;
 use clap::Args;
 use std::path::PathBuf;
 
-/// `kubeboot join`.
+/// `kubeboot join`. The tokens and the certificate key are [`Secret`]s: `Debug` redacts them.
 #[derive(Debug, Args)]
 pub struct JoinArgs {
     /// The API server to join through: host:port (as printed by `token create --print-join-command`).
@@ -16,13 +17,13 @@ pub struct JoinArgs {
     pub config: Option<PathBuf>,
     /// The bootstrap token (for discovery and the TLS bootstrap).
     #[arg(long, env = "KUBEBOOT_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// The token for discovery only (wins over --token there).
     #[arg(long, value_name = "TOKEN")]
-    pub discovery_token: Option<String>,
+    pub discovery_token: Option<Secret>,
     /// The token for the kubelet's TLS bootstrap only (wins over --token there).
     #[arg(long, value_name = "TOKEN")]
-    pub tls_bootstrap_token: Option<String>,
+    pub tls_bootstrap_token: Option<Secret>,
     /// Pin the cluster CA: sha256:<hex> of its public key (repeatable).
     #[arg(long = "discovery-token-ca-cert-hash", value_name = "sha256:HEX")]
     pub ca_cert_hashes: Vec<String>,
@@ -58,7 +59,7 @@ pub struct JoinArgs {
         env = "KUBEBOOT_CERTIFICATE_KEY",
         hide_env_values = true
     )]
-    pub certificate_key: Option<String>,
+    pub certificate_key: Option<Secret>,
     /// With --control-plane: the IP address this API server advertises.
     #[arg(long, value_name = "IP")]
     pub apiserver_advertise_address: Option<String>,

@@ -186,4 +186,78 @@ mod tests {
     fn command_line_definition_is_consistent() {
         Cli::command().debug_assert();
     }
+
+    /// Every flag and argument that takes a secret (tokens, certificate keys) is held so
+    /// that `Debug` of the parsed command line redacts it, and still reaches the command.
+    #[test]
+    fn debug_of_parsed_flags_redacts_secrets() {
+        const KEY: &str = "4f9c2d7e1b8a6035c4e2f1a9d8b7c6e54f9c2d7e1b8a6035c4e2f1a9d8b7c6e5";
+        const TOKEN: &str = "abcdef.0123456789abcdef";
+        let lines: &[&[&str]] = &[
+            &[
+                "init",
+                "--token",
+                TOKEN,
+                "--upload-certs",
+                "--certificate-key",
+                KEY,
+            ],
+            &[
+                "init",
+                "phase",
+                "upload-certs",
+                "--upload-certs",
+                "--certificate-key",
+                KEY,
+            ],
+            &[
+                "join",
+                "10.0.0.1:6443",
+                "--token",
+                TOKEN,
+                "--discovery-token",
+                TOKEN,
+                "--tls-bootstrap-token",
+                TOKEN,
+                "--control-plane",
+                "--certificate-key",
+                KEY,
+            ],
+            &[
+                "token",
+                "create",
+                TOKEN,
+                "--print-join-command",
+                "--certificate-key",
+                KEY,
+            ],
+            &["token", "delete", TOKEN],
+        ];
+        for line in lines {
+            let cli = Cli::try_parse_from(std::iter::once("kubeboot").chain(line.iter().copied()))
+                .unwrap_or_else(|e| panic!("{line:?}: {e}"));
+            let dbg = format!("{cli:?}");
+            assert!(!dbg.contains(KEY), "{line:?}: {dbg}");
+            assert!(!dbg.contains("0123456789abcdef"), "{line:?}: {dbg}");
+            assert!(dbg.contains("<redacted>"), "{line:?}: {dbg}");
+        }
+        // The value itself reaches the command.
+        let Cli {
+            command: Command::Join(j),
+            ..
+        } = Cli::try_parse_from([
+            "kubeboot",
+            "join",
+            "--token",
+            TOKEN,
+            "--certificate-key",
+            KEY,
+        ])
+        .unwrap()
+        else {
+            panic!("not join")
+        };
+        assert_eq!(j.token.as_ref().map(|t| t.expose()), Some(TOKEN));
+        assert_eq!(j.certificate_key.as_ref().map(|t| t.expose()), Some(KEY));
+    }
 }

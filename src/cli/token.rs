@@ -4,6 +4,7 @@ use super::flags::*;
 use crate::config::{self, InitConfig, InitOverrides};
 use crate::host::Host;
 use crate::kubeconfig::KubeConfig;
+use crate::secret::Secret;
 use crate::token::BootstrapToken;
 use anyhow::Context;
 use clap::Subcommand;
@@ -15,7 +16,7 @@ pub enum TokenCommand {
     /// Create a bootstrap token on the cluster (prints it, or the whole join command).
     Create {
         /// The token to create (`[a-z0-9]{6}.[a-z0-9]{16}`); generated when omitted.
-        token: Option<String>,
+        token: Option<Secret>,
         /// Lifetime before the token is deleted automatically, Go syntax; 0 = never
         /// [default: 24h0m0s].
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -40,7 +41,7 @@ pub enum TokenCommand {
         /// With --print-join-command: print the control-plane variant with this
         /// certificate key (from `init phase upload-certs --upload-certs`).
         #[arg(long, value_name = "HEX", requires = "print_join_command")]
-        certificate_key: Option<String>,
+        certificate_key: Option<Secret>,
         #[command(flatten)]
         api: ApiFlags,
     },
@@ -55,7 +56,7 @@ pub enum TokenCommand {
     /// Delete bootstrap tokens by id or full token.
     Delete {
         #[arg(required = true)]
-        tokens: Vec<String>,
+        tokens: Vec<Secret>,
         #[command(flatten)]
         api: ApiFlags,
     },
@@ -99,7 +100,7 @@ pub fn run_token(host: &dyn Host, cmd: TokenCommand) -> anyhow::Result<()> {
             api,
         } => {
             if let Some(k) = &certificate_key {
-                crate::copycerts::parse_certificate_key(k).context("--certificate-key")?;
+                crate::copycerts::parse_certificate_key(k.expose()).context("--certificate-key")?;
             }
             // --config: the first bootstrap token of the file; flags given win over it.
             let spec = match &config_file {
@@ -112,7 +113,7 @@ pub fn run_token(host: &dyn Host, cmd: TokenCommand) -> anyhow::Result<()> {
             }
             .unwrap_or_default();
             let token = match token {
-                Some(t) => BootstrapToken::parse(&t)?,
+                Some(t) => BootstrapToken::parse(t.expose())?,
                 None => spec.token.clone().unwrap_or_else(BootstrapToken::generate),
             };
             let description = description
@@ -170,7 +171,7 @@ pub fn run_token(host: &dyn Host, cmd: TokenCommand) -> anyhow::Result<()> {
                     Some(k) => println!(
                         "{} --control-plane --certificate-key {}",
                         join_command(&kc, &token)?,
-                        k.trim()
+                        k.expose().trim()
                     ),
                     None => println!("{}", join_command(&kc, &token)?),
                 }
@@ -217,7 +218,7 @@ pub fn run_token(host: &dyn Host, cmd: TokenCommand) -> anyhow::Result<()> {
         TokenCommand::Delete { tokens, api } => {
             // Every argument is checked before the first token is deleted.
             let mut ids = Vec::new();
-            for t in &tokens {
+            for t in tokens.iter().map(Secret::expose) {
                 let id = t.split('.').next().unwrap_or_default();
                 let ok = if t.contains('.') {
                     BootstrapToken::parse(t).is_ok()
@@ -231,7 +232,7 @@ pub fn run_token(host: &dyn Host, cmd: TokenCommand) -> anyhow::Result<()> {
                     if t.contains('.') {
                         format!("{id}.<redacted>")
                     } else {
-                        t.clone()
+                        t.to_string()
                     }
                 );
                 ids.push(id);

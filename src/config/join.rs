@@ -4,6 +4,7 @@
 
 use super::v1beta4::{JoinConfiguration, NodeRegistration};
 use super::{ConfigError, ConfigFiles, FieldError, InitConfig, InitOverrides, LocalFacts, network};
+use crate::secret::Secret;
 use crate::token::value::BootstrapToken;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,15 +14,16 @@ pub const DEFAULT_DISCOVERY_TIMEOUT: Duration = Duration::from_secs(300);
 /// kubeadm's default TLS bootstrap timeout.
 pub const DEFAULT_TLS_BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Flags of `kubeboot join`; each wins over the config file.
+/// Flags of `kubeboot join`; each wins over the config file. The tokens and the
+/// certificate key are [`Secret`]s: `Debug` redacts them.
 #[derive(Debug, Clone, Default)]
 pub struct JoinOverrides {
     pub endpoint: Option<String>,
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// `--discovery-token`: the token for discovery only (wins over `--token` there).
-    pub discovery_token: Option<String>,
+    pub discovery_token: Option<Secret>,
     /// `--tls-bootstrap-token`: the token for the kubelet's TLS bootstrap only.
-    pub tls_bootstrap_token: Option<String>,
+    pub tls_bootstrap_token: Option<Secret>,
     pub ca_cert_hashes: Vec<String>,
     pub unsafe_skip_ca_verification: bool,
     pub discovery_file: Option<String>,
@@ -31,7 +33,7 @@ pub struct JoinOverrides {
     /// `--control-plane`: this node becomes another control plane.
     pub control_plane: bool,
     /// `--certificate-key`: decrypts the shared certificates uploaded by `upload-certs`.
-    pub certificate_key: Option<String>,
+    pub certificate_key: Option<Secret>,
     /// `--apiserver-advertise-address` of a joining control plane.
     pub apiserver_advertise_address: Option<String>,
     /// `--apiserver-bind-port` of a joining control plane.
@@ -47,7 +49,7 @@ pub struct ControlPlaneJoin {
     pub bind_port: u16,
     /// The validated `certificateKey` (64 hex digits), if the certificates are to be
     /// downloaded from the `kubeadm-certs` Secret.
-    pub certificate_key: Option<String>,
+    pub certificate_key: Option<Secret>,
 }
 
 /// How the joining node finds and trusts the cluster.
@@ -210,7 +212,7 @@ impl JoinConfig {
                     );
                 }
                 if let Some(k) = &cp.certificate_key
-                    && let Err(e) = crate::copycerts::parse_certificate_key(k)
+                    && let Err(e) = crate::copycerts::parse_certificate_key(k.expose())
                 {
                     problem(
                         "controlPlane.certificateKey",
@@ -246,7 +248,7 @@ impl JoinConfig {
             bt.api_server_endpoint = Some(e.clone());
         }
         let token_flag = match &o.token {
-            Some(t) => match BootstrapToken::parse(t) {
+            Some(t) => match BootstrapToken::parse(t.expose()) {
                 Ok(t) => Some(t),
                 Err(e) => {
                     problem(
@@ -267,14 +269,16 @@ impl JoinConfig {
         }
         // kubeadm's --discovery-token and --tls-bootstrap-token: one use each, and each
         // wins over --token for its use.
-        let mut parse_flag = |value: &Option<String>, field: &str, flag: &str| {
-            value.as_ref().and_then(|t| match BootstrapToken::parse(t) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    problem(field, Some(flag), e.to_string());
-                    None
-                }
-            })
+        let mut parse_flag = |value: &Option<Secret>, field: &str, flag: &str| {
+            value
+                .as_ref()
+                .and_then(|t| match BootstrapToken::parse(t.expose()) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        problem(field, Some(flag), e.to_string());
+                        None
+                    }
+                })
         };
         let discovery_flag = parse_flag(
             &o.discovery_token,

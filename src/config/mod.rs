@@ -159,8 +159,8 @@ pub struct InitOverrides {
     pub kubernetes_version: Option<String>,
     /// `--image-repository`: kubeadm's `imageRepository`.
     pub image_repository: Option<String>,
-    /// `--token`: the first bootstrap token (`bootstrapTokens[0].token`).
-    pub token: Option<String>,
+    /// `--token`: the first bootstrap token (`bootstrapTokens[0].token`); `Debug` redacts it.
+    pub token: Option<crate::secret::Secret>,
     /// `--token-ttl`: the first bootstrap token's lifetime (0 = never expires).
     pub token_ttl: Option<Duration>,
     /// `--cri-socket`: `nodeRegistration.criSocket`.
@@ -586,7 +586,7 @@ fn resolve_init(
         }
         let first = &mut init.bootstrap_tokens[0];
         if let Some(t) = &o.token {
-            match crate::token::value::BootstrapToken::parse(t) {
+            match crate::token::value::BootstrapToken::parse(t.expose()) {
                 Ok(t) => first.token = Some(t),
                 Err(e) => p.push(
                     Kind::Init,

@@ -238,3 +238,146 @@ fn join_discovery_and_tls_bootstrap_tokens() {
         "{err}"
     );
 }
+
+/// A certificate key (64 hex digits) and a bootstrap token, to look for in `Debug` output.
+const CERT_KEY: &str = "4f9c2d7e1b8a6035c4e2f1a9d8b7c6e54f9c2d7e1b8a6035c4e2f1a9d8b7c6e5";
+const TOKEN: &str = "abcdef.0123456789abcdef";
+const TOKEN_SECRET: &str = "0123456789abcdef";
+
+fn assert_redacted(what: &str, dbg: &str) {
+    assert!(
+        !dbg.contains(CERT_KEY),
+        "{what} shows the certificate key: {dbg}"
+    );
+    assert!(
+        !dbg.contains(TOKEN_SECRET),
+        "{what} shows the token secret: {dbg}"
+    );
+    assert!(dbg.contains("<redacted>"), "{what}: {dbg}");
+}
+
+/// `certificateKey` of an InitConfiguration and of a JoinConfiguration's controlPlane, the
+/// init flag `--token`, and every secret of `join`'s flags: `Debug` (plain and `{:#?}`)
+/// shows none of them, through every struct that holds them.
+#[test]
+fn debug_of_configs_and_overrides_redacts_secrets() {
+    let text = format!(
+        "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\ncertificateKey: {CERT_KEY}\nbootstrapTokens:\n  - token: {TOKEN}\n"
+    );
+    let o = InitOverrides {
+        token: Some(TOKEN.into()),
+        ..Default::default()
+    };
+    assert_redacted("InitOverrides", &format!("{o:?}"));
+    let c = load_text(&text, &o).unwrap();
+    assert_eq!(
+        c.init.certificate_key.as_ref().map(|k| k.expose()),
+        Some(CERT_KEY)
+    );
+    assert_redacted("InitConfiguration", &format!("{:?}", c.init));
+    assert_redacted("InitConfig", &format!("{c:#?}"));
+
+    let o = join::JoinOverrides {
+        endpoint: Some("10.0.0.1:6443".into()),
+        token: Some(TOKEN.into()),
+        discovery_token: Some(TOKEN.into()),
+        tls_bootstrap_token: Some(TOKEN.into()),
+        unsafe_skip_ca_verification: true,
+        control_plane: true,
+        certificate_key: Some(CERT_KEY.into()),
+        ..Default::default()
+    };
+    assert_redacted("JoinOverrides", &format!("{o:?}"));
+    let cfg = join::JoinConfig::load(None, &o, &Facts).unwrap();
+    let cp = cfg.control_plane.as_ref().unwrap();
+    assert_eq!(cp.certificate_key.as_ref().unwrap().expose(), CERT_KEY);
+    assert_redacted("ControlPlaneJoin", &format!("{cp:?}"));
+    let jcp = cfg.join.control_plane.as_ref().unwrap();
+    assert_redacted("JoinControlPlane", &format!("{jcp:?}"));
+    assert_redacted("JoinConfig", &format!("{cfg:#?}"));
+
+    // The same through a JoinConfiguration file.
+    let text = format!(
+        "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ncontrolPlane:\n  certificateKey: {CERT_KEY}\ndiscovery:\n  bootstrapToken:\n    token: {TOKEN}\n    apiServerEndpoint: 10.0.0.1:6443\n    unsafeSkipCAVerification: true\n"
+    );
+    let cfg = join::JoinConfig::parse(
+        Path::new("join.yaml"),
+        &text,
+        &join::JoinOverrides::default(),
+        &Facts,
+    )
+    .unwrap();
+    assert_redacted("JoinConfig from a file", &format!("{cfg:?}"));
+}
+
+/// `Secret` is `#[serde(transparent)]`: a kubeadm config with `certificateKey` and
+/// `bootstrapTokens` reads and renders (as `config print` renders) byte for byte as
+/// before, and the values survive.
+#[test]
+fn configs_with_secrets_round_trip_unchanged() {
+    let init = format!(
+        "apiVersion: kubeadm.k8s.io/v1beta4
+bootstrapTokens:
+- groups:
+  - system:bootstrappers:kubeadm:default-node-token
+  token: {TOKEN}
+  ttl: 24h0m0s
+  usages:
+  - signing
+  - authentication
+certificateKey: {CERT_KEY}
+kind: InitConfiguration
+localAPIEndpoint:
+  advertiseAddress: \"192.0.2.10\"
+  bindPort: 6443
+nodeRegistration:
+  name: cp-1
+"
+    );
+    let parsed: v1beta4::InitConfiguration = yaml_input::from_str(&init).unwrap();
+    assert_eq!(parsed.certificate_key.as_ref().unwrap().expose(), CERT_KEY);
+    assert_eq!(
+        parsed.bootstrap_tokens[0]
+            .token
+            .as_ref()
+            .unwrap()
+            .to_string(),
+        TOKEN
+    );
+    assert_eq!(crate::render::yaml::to_yaml(&parsed).unwrap(), init);
+
+    let join = format!(
+        "apiVersion: kubeadm.k8s.io/v1beta4
+controlPlane:
+  certificateKey: {CERT_KEY}
+  localAPIEndpoint:
+    bindPort: 6443
+discovery:
+  bootstrapToken:
+    apiServerEndpoint: 10.0.0.1:6443
+    token: {TOKEN}
+    unsafeSkipCAVerification: true
+  tlsBootstrapToken: {TOKEN}
+kind: JoinConfiguration
+nodeRegistration: {{}}
+"
+    );
+    let parsed: v1beta4::JoinConfiguration = yaml_input::from_str(&join).unwrap();
+    assert_eq!(
+        parsed
+            .control_plane
+            .as_ref()
+            .and_then(|c| c.certificate_key.as_ref())
+            .unwrap()
+            .expose(),
+        CERT_KEY
+    );
+    assert_eq!(crate::render::yaml::to_yaml(&parsed).unwrap(), join);
+    // And the whole loaded config renders its certificateKey as the plain string.
+    let c = load_text(&init, &InitOverrides::default()).unwrap();
+    let out = crate::render::yaml::to_yaml(&c.init).unwrap();
+    assert!(
+        out.contains(&format!("certificateKey: {CERT_KEY}\n")),
+        "{out}"
+    );
+}

@@ -5,6 +5,7 @@
 //! that names the field, never a silently ignored setting.
 
 use super::duration::GoDuration;
+use crate::secret::Secret;
 use crate::token::value::BootstrapToken;
 use serde::{Deserialize, Serialize};
 
@@ -321,7 +322,7 @@ pub struct InitConfiguration {
     #[serde(default, rename = "localAPIEndpoint")]
     pub local_api_endpoint: ApiEndpoint,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub certificate_key: Option<String>,
+    pub certificate_key: Option<Secret>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skip_phases: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -388,7 +389,7 @@ pub struct JoinControlPlane {
     #[serde(default, rename = "localAPIEndpoint")]
     pub local_api_endpoint: ApiEndpoint,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub certificate_key: Option<String>,
+    pub certificate_key: Option<Secret>,
 }
 
 /// The `JoinConfiguration` kind: settings of a node joining an existing cluster.

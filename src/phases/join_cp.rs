@@ -87,9 +87,9 @@ pub fn control_plane_prepare(ctx: &JoinContext, d: &Discovered) -> anyhow::Resul
                 crate::copycerts::SECRET
             ),
         );
-        let key = crate::copycerts::parse_certificate_key(key)?;
+        let key = crate::copycerts::parse_certificate_key(key.expose())?;
         let files = crate::copycerts::download(&d.client, cfg, &key)?;
-        check_cluster_ca(&files[0].1, d)?;
+        check_cluster_ca(&files[0].contents, d)?;
         for w in crate::copycerts::write_shared(ctx.host, &cfg.cert_dir, &files)? {
             if let crate::copycerts::Written::Created(p) = w {
                 report("download-certs", &format!("Saved {}", p.display()));

@@ -127,7 +127,7 @@ pub(super) fn join_host(
     }
     let o = JoinOverrides {
         endpoint: Some(endpoint.to_string()),
-        token: Some(token.get()?.to_string()),
+        token: Some(token.get()?.to_string().into()),
         ca_cert_hashes: vec![ca_hash.to_string()],
         node_name: Some(h.name.clone()),
         discovery_timeout: Some(Duration::from_secs(120)),

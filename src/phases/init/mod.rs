@@ -9,6 +9,7 @@ use crate::config::InitConfig;
 use crate::host::Host;
 use crate::kubeconfig;
 use crate::pki::{self, ensure::CertOptions};
+use crate::secret::Secret;
 use std::path::PathBuf;
 
 /// What every init phase works with.
@@ -168,7 +169,7 @@ pub struct InitRun {
     /// `--upload-certs`: store the shared certificates in the kubeadm-certs Secret.
     pub upload_certs: bool,
     /// `--certificate-key`: the key to encrypt them with (generated when `None`).
-    pub certificate_key: Option<String>,
+    pub certificate_key: Option<Secret>,
     /// Where preflight finds containerd to check (and pull) the images.
     pub containerd: crate::images::Containerd,
 }
@@ -176,10 +177,10 @@ pub struct InitRun {
 /// What a whole init run leaves for the user.
 #[derive(Debug, Clone, Default)]
 pub struct InitOutcome {
-    /// `kubeboot join ...` for workers (with the first bootstrap token).
-    pub join: Option<String>,
+    /// `kubeboot join ...` for workers (with the first bootstrap token, hence secret).
+    pub join: Option<Secret>,
     /// The key of the uploaded certificates, for `join --control-plane --certificate-key`.
-    pub certificate_key: Option<String>,
+    pub certificate_key: Option<Secret>,
     /// What the join command is made of, without the token's secret (for `-o json`):
     /// the endpoint, the first token's id and the CA's hash.
     pub endpoint: Option<String>,
@@ -192,13 +193,13 @@ pub struct InitOutcome {
 pub fn upload_certs(
     ctx: &InitContext,
     client: &crate::apiclient::ApiClient,
-    key: Option<&str>,
-) -> anyhow::Result<String> {
+    key: Option<&Secret>,
+) -> anyhow::Result<Secret> {
     let key = match key {
-        Some(k) => k.trim().to_string(),
+        Some(k) => Secret::new(k.expose().trim()),
         None => crate::copycerts::new_certificate_key(),
     };
-    let raw = crate::copycerts::parse_certificate_key(&key)?;
+    let raw = crate::copycerts::parse_certificate_key(key.expose())?;
     report(
         "upload-certs",
         &format!(
@@ -357,4 +358,34 @@ fn skips(
         ("--skip-phases", &run.skip_phases[..]),
         (from_file, &ctx.cfg.init.skip_phases[..]),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--certificate-key` in the run's choices, and the join command (with the token)
+    /// and certificate key an init leaves: `Debug` shows none of them.
+    #[test]
+    fn debug_of_run_and_outcome_redacts_secrets() {
+        let key = "4f9c2d7e1b8a6035c4e2f1a9d8b7c6e54f9c2d7e1b8a6035c4e2f1a9d8b7c6e5";
+        let run = InitRun {
+            upload_certs: true,
+            certificate_key: Some(key.into()),
+            ..Default::default()
+        };
+        let outcome = InitOutcome {
+            join: Some(Secret::new(
+                "kubeboot join 10.0.0.1:6443 --token abcdef.0123456789abcdef --discovery-token-ca-cert-hash sha256:00",
+            )),
+            certificate_key: Some(key.into()),
+            token_id: Some("abcdef".into()),
+            ..Default::default()
+        };
+        for dbg in [format!("{run:?}"), format!("{outcome:#?}")] {
+            assert!(!dbg.contains(key), "{dbg}");
+            assert!(!dbg.contains("0123456789abcdef"), "{dbg}");
+            assert!(dbg.contains("<redacted>"), "{dbg}");
+        }
+    }
 }

@@ -5,6 +5,7 @@ use super::{InitContext, InitOutcome, InitRun, cluster};
 use crate::apiclient::ApiClient;
 use crate::phases::report;
 use crate::pki;
+use crate::secret::Secret;
 use crate::token::TokenInfo;
 use crate::workflow::{Part, Phase, Workflow};
 use std::path::Path;
@@ -351,7 +352,7 @@ fn upload_certs(d: &mut InitData, _: &Part) -> anyhow::Result<()> {
     let key = d.run.certificate_key.clone();
     let ctx = d.ctx;
     let client = d.client()?;
-    d.outcome.certificate_key = Some(super::upload_certs(ctx, client, key.as_deref())?);
+    d.outcome.certificate_key = Some(super::upload_certs(ctx, client, key.as_ref())?);
     Ok(())
 }
 
@@ -461,12 +462,12 @@ fn show_join_command(d: &mut InitData, _: &Part) -> anyhow::Result<()> {
     d.outcome.endpoint = Some(endpoint.trim_start_matches("https://").to_string());
     d.outcome.token_id = Some(token.token.id().to_string());
     d.outcome.ca_cert_hash = Some(ca.spki_sha256());
-    d.outcome.join = Some(format!(
+    d.outcome.join = Some(Secret::new(format!(
         "kubeboot join {} --token {} --discovery-token-ca-cert-hash {}",
         endpoint.trim_start_matches("https://"),
         token.token,
         ca.spki_sha256()
-    ));
+    )));
     Ok(())
 }
 
