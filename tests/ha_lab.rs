@@ -218,6 +218,22 @@ fn until<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T 
     }
 }
 
+/// The stage headers and the summary table of an `up` log, for the test's output.
+fn stages_and_summary(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    let head = lines
+        .iter()
+        .rposition(|l| l.starts_with("HOST") && l.contains("RESULT"))
+        .unwrap_or(lines.len());
+    lines
+        .iter()
+        .enumerate()
+        .filter(|(i, l)| *i >= head || l.starts_with("== ") || l.ends_with("s)"))
+        .map(|(_, l)| *l)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn node_ready(node: &Value) -> bool {
     node["status"]["conditions"].as_array().is_some_and(|c| {
         c.iter()
@@ -352,6 +368,7 @@ fn ha_control_plane_survives_losing_a_node() {
         "[figure] up, 3 control planes behind HAProxy and a worker, bare to every node Ready: {:.1}s",
         t0.elapsed().as_secs_f64()
     );
+    eprintln!("[diag] the first up:\n{}", stages_and_summary(&log));
     lb.check_alive("during the first up");
     assert!(out.status.success(), "up failed:\n{log}");
     for phase in [
@@ -478,6 +495,10 @@ fn ha_control_plane_survives_losing_a_node() {
     eprintln!(
         "[figure] up after node 1 came back, to converged: {:.1}s",
         t0.elapsed().as_secs_f64()
+    );
+    eprintln!(
+        "[diag] up after node 1 came back:\n{}",
+        stages_and_summary(&log)
     );
     lb.check_alive("after node 1 came back");
     assert!(out.status.success(), "up after node 1 came back:\n{log}");
@@ -619,6 +640,14 @@ fn ha_control_plane_survives_losing_a_node() {
     assert!(
         log.contains(&fingerprint) && log.contains(&n(4)),
         "the error names node 4 and the new key's fingerprint {fingerprint}:\n{log}"
+    );
+    eprintln!(
+        "[diag] up with node 4's host key changed:\n{}\n{}",
+        log.lines()
+            .filter(|l| l.contains(&fingerprint))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        stages_and_summary(&log)
     );
     let rows = summary(&log);
     assert!(row(&rows, &n(4), &log).prepare.contains("FAILED"), "{log}");
