@@ -20,6 +20,23 @@ pub struct NodeHealth {
     /// Why not Ready: the Ready condition's reason and message, or `not registered`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The kubelet's pressure conditions that are True (`DiskPressure: kubelet has disk
+    /// pressure`): under them it evicts Pods and deletes images, which otherwise shows
+    /// only as "image missing" or Pods that cannot be scheduled.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pressure: Vec<String>,
+}
+
+/// What a pressure condition does and what to do about it.
+fn pressure_hint(kind: &str) -> &'static str {
+    match kind {
+        "DiskPressure" => {
+            "the kubelet evicts Pods and deletes unused images (imported archives too); free disk space, or lower its eviction thresholds (kubeletExtraArgs eviction-hard)"
+        }
+        "MemoryPressure" => "the kubelet evicts Pods; free memory on the node",
+        "PIDPressure" => "the kubelet evicts Pods; too many processes on the node",
+        _ => "the kubelet evicts Pods",
+    }
 }
 
 /// One component: a control-plane static Pod, a DaemonSet or a Deployment.
@@ -77,7 +94,7 @@ impl HealthReport {
         let mut rows: Vec<(String, String)> = Vec::new();
         rows.push(("NODE".into(), "STATUS".into()));
         for n in &self.nodes {
-            let status = if n.ready {
+            let mut status = if n.ready {
                 "Ready".to_string()
             } else {
                 format!(
@@ -85,6 +102,10 @@ impl HealthReport {
                     n.reason.as_deref().unwrap_or("no reason given")
                 )
             };
+            for p in &n.pressure {
+                let kind = p.split(':').next().unwrap_or(p);
+                status.push_str(&format!("; {p} ({})", pressure_hint(kind)));
+            }
             rows.push((n.name.clone(), status));
         }
         let split = rows.len();
@@ -213,6 +234,7 @@ pub fn wait(admin: &ApiClient, timeout: Duration, expect_nodes: &[String]) -> He
                     reason: Some(
                         "not registered: its kubelet has not reached the API server".into(),
                     ),
+                    pressure: Vec::new(),
                 });
             }
         }
@@ -254,37 +276,47 @@ fn condition<'a>(obj: &'a Value, kind: &str) -> Option<&'a Value> {
         .find(|c| c["type"] == kind)
 }
 
-/// A Node's Ready condition.
+/// A Node's Ready condition, and the pressure conditions that are True.
 pub fn node_health(node: &Value) -> NodeHealth {
     let name = node["metadata"]["name"]
         .as_str()
         .unwrap_or_default()
         .to_string();
-    match condition(node, "Ready") {
-        Some(c) if c["status"] == "True" => NodeHealth {
-            name,
-            ready: true,
-            reason: None,
-        },
+    let pressure = ["DiskPressure", "MemoryPressure", "PIDPressure"]
+        .iter()
+        .filter_map(|kind| {
+            let c = condition(node, kind).filter(|c| c["status"] == "True")?;
+            Some(match c["message"].as_str().filter(|m| !m.is_empty()) {
+                Some(m) => format!("{kind}: {m}"),
+                None => kind.to_string(),
+            })
+        })
+        .collect();
+    let (ready, reason) = match condition(node, "Ready") {
+        Some(c) if c["status"] == "True" => (true, None),
         Some(c) => {
             let reason = c["reason"].as_str().unwrap_or_default();
             let message = c["message"].as_str().unwrap_or_default();
-            NodeHealth {
-                name,
-                ready: false,
-                reason: Some(match (reason.is_empty(), message.is_empty()) {
+            (
+                false,
+                Some(match (reason.is_empty(), message.is_empty()) {
                     (false, false) => format!("{reason}: {message}"),
                     (false, true) => reason.to_string(),
                     (true, false) => message.to_string(),
                     (true, true) => format!("Ready is {}", c["status"].as_str().unwrap_or("?")),
                 }),
-            }
+            )
         }
-        None => NodeHealth {
-            name,
-            ready: false,
-            reason: Some("no Ready condition yet (the kubelet has not reported)".into()),
-        },
+        None => (
+            false,
+            Some("no Ready condition yet (the kubelet has not reported)".into()),
+        ),
+    };
+    NodeHealth {
+        name,
+        ready,
+        reason,
+        pressure,
     }
 }
 
@@ -690,6 +722,32 @@ mod tests {
             "not available: image kubeboot.local/lab/coredns:v1.11.3 is missing on node2 (ErrImagePull)"
         );
         assert!(t.starts_with("NODE") && t.contains("\nCOMPONENT"), "{t}");
+        // A Ready node under disk pressure says so, and what the kubelet does about it.
+        let pressed = json!({"metadata": {"name": "node3"}, "status": {"conditions": [
+            {"type": "Ready", "status": "True"},
+            {"type": "MemoryPressure", "status": "False", "message": "kubelet has sufficient memory available"},
+            {"type": "DiskPressure", "status": "True", "message": "kubelet has disk pressure"}]}});
+        let h = node_health(&pressed);
+        assert!(h.ready);
+        assert_eq!(
+            h.pressure,
+            vec!["DiskPressure: kubelet has disk pressure".to_string()]
+        );
+        let t = HealthReport {
+            nodes: vec![h.clone()],
+            components: vec![],
+            errors: vec![],
+        }
+        .render_text();
+        assert!(
+            t.lines().any(|l| l.starts_with("node3 ") && l.contains(" Ready; DiskPressure: kubelet has disk pressure (the kubelet evicts Pods and deletes unused images")),
+            "{t}"
+        );
+        assert_eq!(
+            serde_json::to_value(&h).unwrap()["pressure"][0],
+            "DiskPressure: kubelet has disk pressure"
+        );
+        assert!(node_health(&ready).pressure.is_empty());
         let j = serde_json::to_value(&r).unwrap();
         assert_eq!(j["nodes"][0], json!({"name": "node1", "ready": true}));
         assert_eq!(j["components"][0]["ok"], false);
