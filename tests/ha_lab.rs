@@ -324,7 +324,7 @@ fn ha_control_plane_survives_losing_a_node() {
     let addr = |i: usize| lab.address(i).to_string();
     let cps: Vec<String> = (1..=3).map(addr).collect();
     let mut lb = Haproxy::start(&(1..=3).map(|i| (n(i), addr(i))).collect::<Vec<_>>());
-    let up = |extra: &[&str]| {
+    let up_args = |extra: &[&'static str]| {
         let mut args = vec![
             "up",
             "-f",
@@ -333,9 +333,12 @@ fn ha_control_plane_survives_losing_a_node() {
             "ImagePull",
             "--kubeconfig-out",
             kc_s,
-            "--wait",
-            "5m",
         ];
+        args.extend_from_slice(extra);
+        args
+    };
+    let up = |extra: &[&'static str]| {
+        let mut args = up_args(&["--wait", "5m"]);
         args.extend_from_slice(extra);
         env.kubeboot(&args)
     };
@@ -545,15 +548,7 @@ fn ha_control_plane_survives_losing_a_node() {
 
     // 6. `up` joins node 3 again and is killed once node 3 is an etcd member.
     let mut child = Command::new(env!("CARGO_BIN_EXE_kubeboot"))
-        .args([
-            "up",
-            "-f",
-            inv_s,
-            "--ignore-preflight-errors",
-            "ImagePull",
-            "--kubeconfig-out",
-            kc_s,
-        ])
+        .args(up_args(&[]))
         .env("KUBEBOOT_LAB_STATE", &env.state_root)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

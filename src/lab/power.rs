@@ -44,6 +44,27 @@ fn load(name: &str, state_root: &Path) -> Result<(LabLayout, LabState)> {
     Ok((layout, state))
 }
 
+/// The indices of the nodes named in `wanted` (every node when `wanted` is empty and
+/// `all_when_none`), refusing a name the lab does not have.
+fn indices(state: &LabState, wanted: &[String], all_when_none: bool) -> Result<Vec<usize>> {
+    if wanted.is_empty() && all_when_none {
+        return Ok(state.nodes.iter().map(|n| n.index).collect());
+    }
+    wanted
+        .iter()
+        .map(|w| find_node(state, w).map(|n| n.index))
+        .collect()
+}
+
+/// The recorded node with index `index`.
+fn node_mut(state: &mut LabState, index: usize) -> &mut NodeState {
+    state
+        .nodes
+        .iter_mut()
+        .find(|n| n.index == index)
+        .expect("an index taken from the state")
+}
+
 /// The node's nspawn PID when it runs (the recorded PID, checked in /proc).
 fn running_pid(node: &NodeState) -> Option<u32> {
     node.pid
@@ -61,17 +82,10 @@ pub fn stop(
 ) -> Result<Vec<(String, PowerOutcome)>> {
     super::prereq::require_root()?;
     let (layout, mut state) = load(name, state_root)?;
-    let indices = wanted
-        .iter()
-        .map(|w| find_node(&state, w).map(|n| n.index))
-        .collect::<Result<Vec<_>>>()?;
     let mut outcomes = Vec::new();
-    for index in indices {
-        let node = state
-            .nodes
-            .iter_mut()
-            .find(|n| n.index == index)
-            .expect("found above");
+    let lab = state.name.clone();
+    for index in indices(&state, wanted, false)? {
+        let node = node_mut(&mut state, index);
         let host = node.hostname.clone();
         let Some(pid) = running_pid(node) else {
             // Processes a node left behind (shims) would keep its ports: end them too.
@@ -100,7 +114,7 @@ pub fn stop(
                     what: format!(
                         "it did not power off within {} s; cut its power with `kubeboot lab stop --kill --name {} {}`",
                         POWEROFF_GRACE.as_secs(),
-                        state.name,
+                        lab,
                         node.index
                     ),
                 });
@@ -126,14 +140,7 @@ pub fn start(
     super::prereq::require_root()?;
     super::prereq::require_tools(super::prereq::RUN_TOOLS)?;
     let (layout, mut state) = load(name, state_root)?;
-    let indices: Vec<usize> = if wanted.is_empty() {
-        state.nodes.iter().map(|n| n.index).collect()
-    } else {
-        wanted
-            .iter()
-            .map(|w| find_node(&state, w).map(|n| n.index))
-            .collect::<Result<Vec<_>>>()?
-    };
+    let indices = indices(&state, wanted, true)?;
     let key = layout.key_path();
     let public_key = std::fs::read_to_string(key.with_extension("pub"))
         .map_err(|e| LabError::io(key.with_extension("pub"), e))?;
@@ -155,11 +162,7 @@ pub fn start(
     let mut outcomes = Vec::new();
     let mut booted = Vec::new();
     for index in indices {
-        let node = state
-            .nodes
-            .iter_mut()
-            .find(|n| n.index == index)
-            .expect("found above");
+        let node = node_mut(&mut state, index);
         if running_pid(node).is_some() {
             outcomes.push((node.hostname.clone(), PowerOutcome::WasRunning));
             continue;
