@@ -372,7 +372,11 @@ def kb(name):
         elif rest.startswith("{"):
             e = json.loads(rest)
             ev = e.get("event")
-            if ev == "step-started":
+            if ev == "stage":
+                # `up -o json` names its stages in events ("init: node1", "pod network
+                # (bridge): 3 hosts"); older builds printed "== title ==" lines.
+                marks.setdefault(e["stage"].split(":")[0].split(" (")[0], ts)
+            elif ev == "step-started":
                 seq.setdefault(e["host"], []).append((ts, e["step"]))
             elif ev == "step" and e["step"].get("kind") == "image_archive":
                 images.add(e["step"]["name"])

@@ -132,6 +132,8 @@ pub enum Event<'a> {
     Step(&'a StepReport),
     /// Something worth telling (e.g. a host key accepted).
     Note(&'a str),
+    /// The host's facts, gathered before any check (`up` decides from them early).
+    Facts(&'a Facts),
     /// The host is done.
     Finished(&'a HostReport),
 }
@@ -381,6 +383,7 @@ pub fn run(
         }
     };
     report.facts = Some(facts.clone());
+    obs.on(&name, Event::Facts(&facts));
     let mut ctx_json = vars.clone();
     ctx_json["facts"] = serde_json::to_value(&facts).expect("facts serialize");
     let renderer = Renderer {
