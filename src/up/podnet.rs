@@ -71,21 +71,12 @@ pub(super) fn follow(
                 .collect(),
             None => candidates.to_vec(),
         };
-        // The hosts whose wanted state differs from what was last synced there.
-        let mut todo: Vec<(&ClusterHost, Wanted)> = Vec::new();
-        let mut settled = true;
-        for h in &hosts {
-            if !nets.iter().any(|n| n.name == h.name) {
-                settled = false;
-                continue;
-            }
-            let w = crate::podnet::wanted(&h.name, &nets, &subnet)?;
-            let same_failed = failed.get(&h.name).is_some_and(|(fw, _)| *fw == w);
-            if synced.get(&h.name) != Some(&w) && !same_failed {
-                todo.push((h, w));
-                settled = false;
-            }
-        }
+        let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+        let (due, settled) = round(&names, &nets, &subnet, &synced, &failed)?;
+        let todo: Vec<(&ClusterHost, Wanted)> = due
+            .into_iter()
+            .filter_map(|(n, w)| Some((*hosts.iter().find(|h| h.name == n)?, w)))
+            .collect();
         if !todo.is_empty() {
             let results = crate::orchestrate::fan_out(&todo, todo.len(), |(h, w)| {
                 let _label = label_host(&h.name);
@@ -140,6 +131,34 @@ pub(super) fn follow(
     }
 }
 
+/// One round of the follow: the hosts to sync now with their wanted state (their Node
+/// has a podCIDR and what they should have differs from what was last synced there or
+/// failed there), and whether every host is settled (has a Node with a podCIDR and was
+/// synced, or failed, with the state wanted now).
+fn round(
+    hosts: &[&str],
+    nets: &[NodeNet],
+    subnet: &ipnet::IpNet,
+    synced: &HashMap<String, Wanted>,
+    failed: &HashMap<String, (Wanted, String)>,
+) -> Result<(Vec<(String, Wanted)>, bool), PodNetError> {
+    let mut due = Vec::new();
+    let mut settled = true;
+    for &h in hosts {
+        if !nets.iter().any(|n| n.name == h) {
+            settled = false;
+            continue;
+        }
+        let w = crate::podnet::wanted(h, nets, subnet)?;
+        let same_failed = failed.get(h).is_some_and(|(fw, _)| *fw == w);
+        if synced.get(h) != Some(&w) && !same_failed {
+            due.push((h.to_string(), w));
+            settled = false;
+        }
+    }
+    Ok((due, settled))
+}
+
 /// The host's SSH connection, made on first use and kept for later syncs.
 fn host_for(
     conns: &Mutex<HashMap<String, Arc<SshHost>>>,
@@ -180,5 +199,67 @@ fn timeout_error(
                     })
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(name: &str, cidr: &str, ip: &str) -> NodeNet {
+        NodeNet {
+            name: name.into(),
+            pod_cidr: cidr.parse().unwrap(),
+            address: ip.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn each_host_is_synced_once_its_node_has_a_pod_cidr_and_again_when_a_peer_appears() {
+        let subnet: ipnet::IpNet = "10.244.0.0/16".parse().unwrap();
+        let hosts = ["cp", "w1", "w2"];
+        let mut synced = HashMap::new();
+        let mut failed = HashMap::new();
+        // Only the control plane's Node has a podCIDR: it is synced alone, not settled.
+        let one = vec![net("cp", "10.244.0.0/24", "10.0.0.1")];
+        let (due, settled) = round(&hosts, &one, &subnet, &synced, &failed).unwrap();
+        assert_eq!(due.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(), ["cp"]);
+        assert!(due[0].1.routes.is_empty());
+        assert!(!settled);
+        synced.insert("cp".to_string(), due[0].1.clone());
+        let (due, settled) = round(&hosts, &one, &subnet, &synced, &failed).unwrap();
+        assert!(
+            due.is_empty() && !settled,
+            "nothing new, w1 and w2 still missing"
+        );
+        // w1 appears: w1 gets its network, cp again for its route to w1.
+        let two = [one.clone(), vec![net("w1", "10.244.1.0/24", "10.0.0.2")]].concat();
+        let (due, _) = round(&hosts, &two, &subnet, &synced, &failed).unwrap();
+        assert_eq!(
+            due.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(),
+            ["cp", "w1"]
+        );
+        let cp_routes = &due[0].1.routes;
+        assert_eq!(cp_routes.len(), 1);
+        assert_eq!(cp_routes[0].0, "10.244.1.0/24");
+        for (n, w) in due {
+            synced.insert(n, w);
+        }
+        // w2 appears and its sync fails: not retried with the same state, but settled.
+        let three = [two.clone(), vec![net("w2", "10.244.2.0/24", "10.0.0.3")]].concat();
+        let (due, _) = round(&hosts, &three, &subnet, &synced, &failed).unwrap();
+        assert_eq!(due.len(), 3, "{due:?}");
+        for (n, w) in due {
+            if n == "w2" {
+                failed.insert(n, (w, "unreachable".to_string()));
+            } else {
+                synced.insert(n, w);
+            }
+        }
+        let (due, settled) = round(&hosts, &three, &subnet, &synced, &failed).unwrap();
+        assert!(due.is_empty() && settled, "{due:?}");
+        // A Node outside the pod subnet is a plain error, not a silent skip.
+        let bad = [three, vec![net("w3", "10.99.0.0/24", "10.0.0.4")]].concat();
+        assert!(round(&hosts, &bad, &subnet, &synced, &failed).is_err());
     }
 }
