@@ -57,11 +57,15 @@
 # ssh uses one multiplexed connection per node (ControlMaster), as kubeboot keeps one
 # session per host.
 #
-# kubeboot's phases come from `up -o json`, every line timestamped on arrival: host
-# preparation and image import split the `prepare` section (import = the slowest host's
-# span of image-archive steps), init, joins, and "until Ready" = pod network until a
-# watcher here sees every node Ready (`up` then still prints its health report: the
-# "up exits" row). "total" is the start of the run until every node is Ready.
+# kubeboot's phases come from `up -o json` (its `stage` events), every line timestamped
+# on arrival: host preparation and image import split the time until init starts
+# (import = the slowest host's span of image-archive steps), init, joins, and "until
+# Ready" = the pod network stage until a watcher here sees every node Ready (`up` then
+# still prints its health report: the "up exits" row). "total" is the start of the run
+# until every node is Ready. up's stages overlap: init starts once the control plane is
+# prepared (other hosts may still be preparing), each host joins once it is prepared,
+# and the pod network is written per host during the joins; the phases are therefore
+# the stretches of the critical path between those stage starts.
 #
 # Needs: root, what `kubeboot lab` needs, tinyproxy, /usr/bin/time, the caches of
 # tests/controlplane/build-k8s.sh and build-images.sh (built on first use, long).
@@ -372,7 +376,11 @@ def kb(name):
         elif rest.startswith("{"):
             e = json.loads(rest)
             ev = e.get("event")
-            if ev == "step-started":
+            if ev == "stage":
+                # `up -o json` names its stages in events ("init: node1", "pod network
+                # (bridge): 3 hosts"); older builds printed "== title ==" lines.
+                marks.setdefault(e["stage"].split(":")[0].split(" (")[0], ts)
+            elif ev == "step-started":
                 seq.setdefault(e["host"], []).append((ts, e["step"]))
             elif ev == "step" and e["step"].get("kind") == "image_archive":
                 images.add(e["step"]["name"])

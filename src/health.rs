@@ -219,7 +219,7 @@ pub fn check(admin: &ApiClient) -> HealthReport {
     }
 }
 
-/// Checks every 2 s until every node in `expect_nodes` is registered and all nodes are
+/// Checks every second until every node in `expect_nodes` is registered and all nodes are
 /// Ready and every component is ok, or `timeout` has passed; returns the last report
 /// (with `not registered` entries for expected nodes that are missing).
 pub fn wait(admin: &ApiClient, timeout: Duration, expect_nodes: &[String]) -> HealthReport {
@@ -241,7 +241,7 @@ pub fn wait(admin: &ApiClient, timeout: Duration, expect_nodes: &[String]) -> He
         if (r.nodes_ready() && r.addons_ok()) || r.settled() || start.elapsed() >= timeout {
             return r;
         }
-        std::thread::sleep(Duration::from_secs(2).min(timeout.saturating_sub(start.elapsed())));
+        std::thread::sleep(Duration::from_secs(1).min(timeout.saturating_sub(start.elapsed())));
     }
 }
 

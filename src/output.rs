@@ -18,6 +18,23 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 static JSON: AtomicBool = AtomicBool::new(false);
 
+/// prepare's live rows while they are drawn: text lines are printed above them.
+static LIVE_ROWS: std::sync::Mutex<Option<indicatif::MultiProgress>> = std::sync::Mutex::new(None);
+
+/// Text lines printed from now on go above these live rows (`None`: plainly).
+pub fn set_live_rows(rows: Option<indicatif::MultiProgress>) {
+    *LIVE_ROWS.lock().unwrap_or_else(|e| e.into_inner()) = rows;
+}
+
+/// Writes text to stdout, with live rows (if drawn) hidden meanwhile.
+fn write_text(f: impl FnOnce(&mut std::io::StdoutLock<'static>)) {
+    let rows = LIVE_ROWS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    match rows {
+        Some(m) => m.suspend(|| f(&mut std::io::stdout().lock())),
+        None => f(&mut std::io::stdout().lock()),
+    }
+}
+
 thread_local! {
     /// The host the current thread works on, when several hosts run at once (`up`).
     static HOST_LABEL: RefCell<Option<String>> = const { RefCell::new(None) };
@@ -71,13 +88,14 @@ pub fn report(phase: &str, message: &str) {
         return;
     }
     let host = host();
-    let mut out = std::io::stdout().lock();
-    for line in message.lines() {
-        let _ = match &host {
-            Some(h) => writeln!(out, "[{h}] [{phase}] {line}"),
-            None => writeln!(out, "[{phase}] {line}"),
-        };
-    }
+    write_text(|out| {
+        for line in message.lines() {
+            let _ = match &host {
+                Some(h) => writeln!(out, "[{h}] [{phase}] {line}"),
+                None => writeln!(out, "[{phase}] {line}"),
+            };
+        }
+    });
 }
 
 /// Any other line of output: as is in text, a `message` event in JSON.
@@ -88,8 +106,9 @@ pub fn say(text: &str) {
         }
         return;
     }
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{text}");
+    write_text(|out| {
+        let _ = writeln!(out, "{text}");
+    });
 }
 
 /// How a command ended, in JSON only (text output says it in its own words).

@@ -7,7 +7,7 @@ use crate::config::version::KubeVersion;
 use crate::host::{Bastion, SshConfig};
 use crate::orchestrate::{self, PrepareOptions};
 use crate::playbook::artifacts::ArtifactStore;
-use crate::playbook::run::Observer;
+use crate::playbook::run::{Event, Observer};
 use crate::playbook::{Playbook, RunMode};
 use crate::ui::{self, JsonLines, LiveRows, OutputMode, PlainLines};
 use anyhow::Context;
@@ -212,6 +212,30 @@ pub fn prepare_hosts(
     cluster: &Cluster,
     ssh: &SshConfig,
 ) -> anyhow::Result<Vec<crate::playbook::HostReport>> {
+    prepare_hosts_tapped(args, cluster, ssh, &|_, _| {})
+}
+
+/// Passes every event to the output's observer and to a tap.
+struct Tap<'a> {
+    inner: &'a dyn Observer,
+    tap: &'a (dyn Fn(&str, &Event<'_>) + Sync),
+}
+
+impl Observer for Tap<'_> {
+    fn on(&self, host: &str, event: Event<'_>) {
+        (self.tap)(host, &event);
+        self.inner.on(host, event);
+    }
+}
+
+/// [`prepare_hosts`], with `tap` seeing every host's events as they happen (its facts,
+/// its end): `up` starts init and joins on hosts that are done while others still work.
+pub fn prepare_hosts_tapped(
+    args: &PrepareArgs,
+    cluster: &Cluster,
+    ssh: &SshConfig,
+    tap: &(dyn Fn(&str, &Event<'_>) + Sync),
+) -> anyhow::Result<Vec<crate::playbook::HostReport>> {
     let started = Instant::now();
     let archives: Vec<(String, Option<String>)> = cluster
         .image_archives
@@ -258,7 +282,8 @@ pub fn prepare_hosts(
             "note: --accept-new-host-keys: keys of hosts not in known_hosts will be recorded"
         );
     }
-    let reports = orchestrate::run_on_hosts(cluster, ssh, &playbook, &store, &opts, obs);
+    let obs = Tap { inner: obs, tap };
+    let reports = orchestrate::run_on_hosts(cluster, ssh, &playbook, &store, &opts, &obs);
     if let Some(l) = &live {
         l.clear();
     }

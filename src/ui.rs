@@ -41,6 +41,9 @@ impl LiveRows {
             b.enable_steady_tick(Duration::from_millis(120));
             bars.insert(h.clone(), (b, 0));
         }
+        // Lines printed while the rows are drawn (up's init and joins run meanwhile)
+        // go above them.
+        crate::output::set_live_rows(Some(multi.clone()));
         LiveRows {
             multi,
             bars: Mutex::new(bars),
@@ -71,6 +74,7 @@ impl LiveRows {
 
     /// Stops drawing (after all hosts finished).
     pub fn clear(&self) {
+        crate::output::set_live_rows(None);
         let _ = self.multi.clear();
     }
 }
@@ -93,6 +97,7 @@ impl Observer for LiveRows {
             Event::Note(n) => {
                 let _ = self.multi.println(format!("{host}: {n}"));
             }
+            Event::Facts(_) => {}
             Event::Finished(r) => {
                 drop(bars);
                 self.finish(r);
@@ -108,7 +113,7 @@ impl Observer for PlainLines {
     fn on(&self, host: &str, event: Event<'_>) {
         let line = match event {
             Event::Phase(p) => format!("{host}: {p}"),
-            Event::StepStarted(_) => return,
+            Event::StepStarted(_) | Event::Facts(_) => return,
             Event::Step(r) => match r.outcome {
                 StepOutcome::Changed => format!("{host}: changed: {}", r.name),
                 StepOutcome::Failed => {
@@ -152,6 +157,7 @@ impl Observer for JsonLines {
             }
             Event::Step(r) => serde_json::json!({"event": "step", "host": host, "step": r}),
             Event::Note(n) => serde_json::json!({"event": "note", "host": host, "note": n}),
+            Event::Facts(_) => return,
             Event::Finished(r) => serde_json::json!({
                 "event": "host-done", "host": host, "failed": r.failed(), "ok": r.ok(),
                 "changed": r.changed(), "failedSteps": r.failed_steps(), "error": r.error,

@@ -58,6 +58,21 @@ fn runs_commands_with_exit_codes_stdin_and_streams() {
         .map(|b| format!("{b:02x}"))
         .collect();
     assert_eq!(out.stdout_text().trim(), want);
+    // The same bytes streamed from a file (image archives are uploaded this way), and a
+    // missing file is an error naming it, with nothing run.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("archive.tar");
+    std::fs::write(&file, &big).unwrap();
+    let out = h
+        .run_with_stdin_file("sha256sum | cut -d' ' -f1", &file, None)
+        .unwrap();
+    assert_eq!(out.stdout_text().trim(), want);
+    let before = h.round_trips();
+    let e = h
+        .run_with_stdin_file("cat", &dir.path().join("absent.tar"), None)
+        .unwrap_err();
+    assert!(e.to_string().contains("absent.tar"), "{e}");
+    assert_eq!(h.round_trips(), before);
 }
 
 #[test]

@@ -203,6 +203,30 @@ pub trait Host: Send + Sync {
         Ok(out)
     }
 
+    /// Like [`Host::run`] with a local file as stdin. Hosts over SSH read the file as
+    /// they send it, so a large upload (an image archive) is never held in memory; the
+    /// default reads it whole.
+    fn run_with_stdin_file(
+        &self,
+        command: &str,
+        file: &Path,
+        timeout: Option<Duration>,
+    ) -> Result<CommandOutput, HostError> {
+        let bytes = std::fs::read(file).map_err(|error| HostError::Io {
+            host: self.name().to_string(),
+            op: "read",
+            path: file.to_path_buf(),
+            error,
+        })?;
+        self.run(
+            command,
+            &RunOptions {
+                stdin: Some(bytes),
+                timeout,
+            },
+        )
+    }
+
     /// Commands (SSH channels) run so far, for hosts where each is a network round trip.
     fn round_trips(&self) -> Option<u64> {
         None

@@ -510,6 +510,7 @@ impl SshHost {
         &self,
         command: &str,
         opts: &RunOptions,
+        file: Option<std::fs::File>,
         on_stdout: &mut (dyn FnMut(&[u8]) + Send),
     ) -> Result<CommandOutput, HostError> {
         let (wrapped, prefix) = self.privileged(command);
@@ -529,6 +530,11 @@ impl SshHost {
         let feeder = tokio::spawn(async move {
             if !input.is_empty() {
                 writer.write_all(&input).await?;
+            }
+            // A file goes in pieces, as fast as the channel's window lets it.
+            if let Some(f) = file {
+                let mut f = tokio::fs::File::from_std(f);
+                tokio::io::copy(&mut f, &mut writer).await?;
             }
             writer.shutdown().await
         });
@@ -583,9 +589,10 @@ impl SshHost {
         &self,
         command: &str,
         opts: &RunOptions,
+        file: Option<std::fs::File>,
         on_stdout: &mut (dyn FnMut(&[u8]) + Send),
     ) -> Result<CommandOutput, HostError> {
-        let fut = self.exec(command, opts, on_stdout);
+        let fut = self.exec(command, opts, file, on_stdout);
         match opts.timeout {
             None => runtime().block_on(fut),
             Some(t) => runtime().block_on(async {
@@ -810,7 +817,7 @@ impl Host for SshHost {
     }
 
     fn run(&self, command: &str, opts: &RunOptions) -> Result<CommandOutput, HostError> {
-        self.run_blocking(command, opts, &mut |_| {})
+        self.run_blocking(command, opts, None, &mut |_| {})
     }
 
     fn run_streaming(
@@ -819,7 +826,27 @@ impl Host for SshHost {
         opts: &RunOptions,
         on_stdout: &mut (dyn FnMut(&[u8]) + Send),
     ) -> Result<CommandOutput, HostError> {
-        self.run_blocking(command, opts, on_stdout)
+        self.run_blocking(command, opts, None, on_stdout)
+    }
+
+    fn run_with_stdin_file(
+        &self,
+        command: &str,
+        file: &Path,
+        timeout: Option<Duration>,
+    ) -> Result<CommandOutput, HostError> {
+        // Opened here so that a missing file is this error, not a short upload.
+        let f = std::fs::File::open(file).map_err(|error| HostError::Io {
+            host: self.name.clone(),
+            op: "read",
+            path: file.to_path_buf(),
+            error,
+        })?;
+        let opts = RunOptions {
+            stdin: None,
+            timeout,
+        };
+        self.run_blocking(command, &opts, Some(f), &mut |_| {})
     }
 
     fn round_trips(&self) -> Option<u64> {

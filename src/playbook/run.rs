@@ -11,7 +11,7 @@
 //! (they are mostly independent, and the report should say everything that is wrong);
 //! losing the connection does.
 
-use super::artifacts::ArtifactStore;
+use super::artifacts::{ArtifactStore, Payload};
 use super::diff;
 use super::steps::{self, Resolved};
 use super::{Facts, Playbook, ServiceState, Step, StepKind};
@@ -132,6 +132,8 @@ pub enum Event<'a> {
     Step(&'a StepReport),
     /// Something worth telling (e.g. a host key accepted).
     Note(&'a str),
+    /// The host's facts, gathered before any check (`up` decides from them early).
+    Facts(&'a Facts),
     /// The host is done.
     Finished(&'a HostReport),
 }
@@ -381,6 +383,7 @@ pub fn run(
         }
     };
     report.facts = Some(facts.clone());
+    obs.on(&name, Event::Facts(&facts));
     let mut ctx_json = vars.clone();
     ctx_json["facts"] = serde_json::to_value(&facts).expect("facts serialize");
     let renderer = Renderer {
@@ -541,33 +544,39 @@ pub fn run(
         if let Some((art, _)) = first.resolved.as_ref().and_then(|r| r.upload.clone()) {
             let i = seg[0];
             obs.on(&name, Event::StepStarted(&entries[i].step.name));
-            match store.bytes(&art) {
+            match store.payload(&art) {
                 Err(m) => {
                     entries[i].report.outcome = StepOutcome::Failed;
                     entries[i].report.detail = m;
                 }
-                Ok(bytes) => {
+                Ok(payload) => {
                     let r = entries[i].resolved.as_ref().expect("resolved");
-                    match host.run(
-                        &r.apply,
-                        &RunOptions {
-                            stdin: Some(bytes.to_vec()),
-                            timeout: None,
-                        },
-                    ) {
+                    let sent = match &payload {
+                        Payload::File { path, .. } => {
+                            host.run_with_stdin_file(&r.apply, path, None)
+                        }
+                        Payload::Bytes(b) => host.run(
+                            &r.apply,
+                            &RunOptions {
+                                stdin: Some(b.to_vec()),
+                                timeout: None,
+                            },
+                        ),
+                    };
+                    match sent {
                         Ok(out) if out.success() => {
                             entries[i].report.outcome = StepOutcome::Changed;
                             let said = out.stdout_text().trim().to_string();
                             entries[i].report.detail = if said.is_empty() {
                                 format!(
                                     "installed {} bytes, sha256 checked on the host (was: {})",
-                                    bytes.len(),
+                                    payload.len(),
                                     entries[i].report.detail
                                 )
                             } else {
                                 format!(
                                     "{said} ({} bytes uploaded, sha256 checked on the host)",
-                                    bytes.len()
+                                    payload.len()
                                 )
                             };
                         }

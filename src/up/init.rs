@@ -152,15 +152,15 @@ pub(super) fn init_plan(
 /// default.
 pub(super) fn conntrack_setting(
     cluster: &Cluster,
-    reports: &[crate::playbook::HostReport],
+    facts: &[(String, crate::playbook::Facts)],
 ) -> Option<u32> {
     if let Some(n) = cluster.conntrack_max_per_core {
         return Some(n);
     }
-    let limited: Vec<&str> = reports
+    let limited: Vec<&str> = facts
         .iter()
-        .filter(|r| r.facts.as_ref().is_some_and(|f| !f.conntrack_max_writable))
-        .map(|r| r.host.as_str())
+        .filter(|(_, f)| !f.conntrack_max_writable)
+        .map(|(h, _)| h.as_str())
         .collect();
     if limited.is_empty() {
         return None;

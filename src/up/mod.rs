@@ -17,6 +17,7 @@ mod hosts;
 mod init;
 mod join;
 mod podnet;
+mod prepared;
 mod report;
 
 pub use args::UpArgs;
@@ -77,7 +78,9 @@ impl Up<'_> {
     }
 }
 
-/// Runs `kubeboot up`: the stages in order.
+/// Runs `kubeboot up`: the stages in order. prepare runs in its own thread: init starts
+/// once the first control plane is prepared and each join once its host is, while the
+/// other hosts are still being prepared.
 pub fn run(args: UpArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     crate::output::set_json(args.prepare.output == prepare::PrepareOutput::Json);
@@ -97,45 +100,127 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         reports: Vec::new(),
         problems: Vec::new(),
     };
-    stage_prepare(&mut up)?;
-    let conntrack = init::conntrack_setting(&cluster, &up.reports);
     if args.prepare.plan {
+        stage_prepare(&mut up)?;
+        let facts: Vec<_> = up
+            .reports
+            .iter()
+            .filter_map(|r| Some((r.host.clone(), r.facts.clone()?)))
+            .collect();
+        let conntrack = init::conntrack_setting(&cluster, &facts);
         return stage_plan(&up, conntrack);
     }
-    if up.reports.iter().any(|r| r.host == cp.name && r.failed()) {
-        return Err(up.stop(anyhow::anyhow!(
-            "up stopped after prepare: the control plane {} failed to prepare (see the summary)",
-            cp.name
-        )));
-    }
-    let (admin_kc, admin, cp_host) = stage_init(&mut up, conntrack)?;
     let out = args
         .kubeconfig_out
         .clone()
         .unwrap_or_else(|| args::default_kubeconfig_out(&cluster));
-    crate::host::LocalHost::new().write_file(
-        &out,
-        admin_kc.to_yaml().as_bytes(),
-        WriteOptions::PRIVATE.in_dir_mode(0o700),
-    )?;
-    say(&format!("admin kubeconfig written to {}", out.display()));
-    stage_join(&mut up, &admin_kc, &admin, &cp_host, conntrack)?;
-    let in_cluster = stage_pod_network(&mut up, &admin);
-    let health = stage_health(&mut up, &admin, &in_cluster);
-    finish(&up, &health, &out)
+    std::thread::scope(|s| {
+        section(&format!("prepare: {} hosts", cluster.hosts.len()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (pargs, pcluster, pssh) = (&args.prepare, &cluster, &ssh);
+        let prep = s.spawn(move || {
+            prepare::prepare_hosts_tapped(pargs, pcluster, pssh, &prepared::tap(tx))
+        });
+        let mut prepared = prepared::Prepared::new(rx);
+        // Everything prepare found and said, then the reports in inventory order.
+        let finish_prepare = |up: &mut Up, prepared: &mut prepared::Prepared| {
+            while let Some(r) = prepared.next() {
+                note_prepared(up, &r);
+            }
+            match prep.join() {
+                Ok(Ok(reports)) => {
+                    up.reports = reports;
+                    Ok(())
+                }
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(anyhow::anyhow!("the prepare thread panicked")),
+            }
+        };
+        let names: Vec<String> = cluster.hosts.iter().map(|h| h.name.clone()).collect();
+        let cp_ready = prepared.wait_for(&cp.name, &names);
+        let mut early = Vec::new();
+        while cp_ready && let Some(r) = prepared.next_ready() {
+            early.push(r);
+        }
+        let cp_ok = early.iter().any(|r| r.host == cp.name && !r.failed());
+        if !cp_ok {
+            for r in &early {
+                note_prepared(&mut up, r);
+            }
+            finish_prepare(&mut up, &mut prepared)?;
+            return Err(up.stop(anyhow::anyhow!(
+                "up stopped after prepare: the control plane {} failed to prepare (see the summary)",
+                cp.name
+            )));
+        }
+        let conntrack = init::conntrack_setting(&cluster, &prepared.facts);
+        // The control plane's row now; the others' as stage_join takes them.
+        let (cp_report, early): (Vec<_>, Vec<_>) =
+            early.into_iter().partition(|r| r.host == cp.name);
+        cp_report.iter().for_each(|r| note_prepared(&mut up, r));
+        let (admin_kc, admin, cp_host) = match stage_init(&mut up, conntrack) {
+            Ok(x) => x,
+            Err(e) => {
+                early.iter().for_each(|r| note_prepared(&mut up, r));
+                finish_prepare(&mut up, &mut prepared)?;
+                return Err(up.stop(e));
+            }
+        };
+        crate::host::LocalHost::new().write_file(
+            &out,
+            admin_kc.to_yaml().as_bytes(),
+            WriteOptions::PRIVATE.in_dir_mode(0o700),
+        )?;
+        say(&format!("admin kubeconfig written to {}", out.display()));
+        // The bridge pod network follows the Nodes from here on: each host gets its
+        // conflist and routes once its Node has a podCIDR, while the others still join.
+        let in_cluster = std::thread::scope(|s| {
+            let (done_tx, done_rx) = std::sync::mpsc::channel();
+            let follower = (cluster.cni.name == "bridge").then(|| {
+                let (cluster, ssh, admin) = (&cluster, &ssh, &admin);
+                s.spawn(move || {
+                    let candidates: Vec<&ClusterHost> = cluster.hosts.iter().collect();
+                    podnet::follow(cluster, ssh, admin, &candidates, done_rx, POD_NETWORK_WAIT)
+                })
+            });
+            let joined = stage_join(
+                &mut up,
+                &mut prepared,
+                early,
+                &admin_kc,
+                &admin,
+                &cp_host,
+                conntrack,
+            );
+            finish_prepare(&mut up, &mut prepared)?;
+            joined?;
+            anyhow::Ok(stage_pod_network(&mut up, follower, done_tx))
+        })?;
+        let health = stage_health(&mut up, &admin, &in_cluster);
+        finish(&up, &health, &out)
+    })
 }
 
-/// 1. Prepare every host in parallel; its facts feed every later decision.
+/// How long the pod network waits, after the joins, for the last Node's podCIDR.
+const POD_NETWORK_WAIT: Duration = Duration::from_secs(120);
+
+/// A host's prepare result in its row.
+fn note_prepared(up: &mut Up, r: &HostReport) {
+    let o = up.outcome(&r.host);
+    o.prepare = if r.failed() {
+        "FAILED".into()
+    } else {
+        format!("ok ({} changed)", r.changed())
+    };
+    o.seconds += r.elapsed_ms as f64 / 1000.0;
+}
+
+/// 1. Prepare every host in parallel; its facts feed every later decision (`--plan`).
 fn stage_prepare(up: &mut Up) -> anyhow::Result<()> {
     section(&format!("prepare: {} hosts", up.cluster.hosts.len()));
     up.reports = prepare::prepare_hosts(&up.args.prepare, up.cluster, up.ssh)?;
-    for (o, r) in up.outcomes.iter_mut().zip(&up.reports) {
-        o.prepare = if r.failed() {
-            "FAILED".into()
-        } else {
-            format!("ok ({} changed)", r.changed())
-        };
-        o.seconds += r.elapsed_ms as f64 / 1000.0;
+    for r in up.reports.clone() {
+        note_prepared(up, &r);
     }
     Ok(())
 }
@@ -240,47 +325,37 @@ fn stage_init(
             let o = up.outcome(&cp.name);
             o.result = format!("init FAILED: {}", first_line(&e));
             o.seconds += t0.elapsed().as_secs_f64();
-            Err(up.stop(e.context(format!(
+            Err(e.context(format!(
                 "up stopped at init on {} ({})",
                 cp.name, cp.address
-            ))))
+            )))
         }
     }
 }
 
-/// 3. Further control planes one at a time, then the workers in parallel, with a fresh
-///    short-lived token deleted afterwards; hosts already in the cluster are left alone.
+/// How a join ended, from a join thread.
+enum JoinEnd {
+    Ran(anyhow::Result<String>, f64),
+    /// Not tried: an earlier control-plane join failed.
+    Skipped,
+}
+
+/// 3. Joins, each as soon as its host is prepared: further control planes one at a time
+///    (one etcd membership change at a time), workers in parallel up to --concurrency,
+///    with one short-lived token made when the first host joins and deleted afterwards.
+///    `early` are the hosts prepared before init ended; the rest come from `prepared`.
+///    Hosts already in the cluster are left alone.
 fn stage_join(
     up: &mut Up,
+    prepared: &mut prepared::Prepared,
+    early: Vec<HostReport>,
     admin_kc: &KubeConfig,
     admin: &ApiClient,
     cp_host: &SshHost,
     conntrack: Option<u32>,
 ) -> anyhow::Result<()> {
-    let cluster: &Cluster = up.cluster;
-    let mut to_join: Vec<(&ClusterHost, bool)> = Vec::new();
-    let mut joined = Vec::new();
+    let (cluster, args, ssh) = (up.cluster, up.args, up.ssh);
     let view = decide::ClusterView::new(admin, cp_host);
-    for (h, r) in cluster.hosts.iter().zip(&up.reports) {
-        if h.name == up.cp.name {
-            continue;
-        }
-        match decide::decide_join(h, Some(r), Some(&view)) {
-            JoinDecision::Joined => joined.push(h.name.clone()),
-            JoinDecision::Join { resume } => to_join.push((h, resume)),
-            JoinDecision::NotPrepared => {}
-        }
-    }
-    for name in joined {
-        let o = up.outcome(&name);
-        o.result = "already joined".into();
-        o.ok = true;
-    }
-    if to_join.is_empty() {
-        return Ok(());
-    }
-    let (args, ssh) = (up.args, up.ssh);
-    // Made only when a host still has to join, so a re-run changes nothing.
     let token = join::JoinToken::new(admin);
     let ca_hash = admin_kc
         .ca_cert()
@@ -295,86 +370,132 @@ fn stage_join(
         kubelet_args: &cluster.kubelet_extra_args,
         cni: &cluster.cni.name,
     };
-    let record = |up: &mut Up, name: &str, r: anyhow::Result<String>, secs: f64| {
-        let o = up.outcome(name);
-        o.seconds += secs;
-        match r {
-            Ok(msg) => {
-                o.result = msg;
-                o.ok = true;
-            }
-            Err(e) => o.result = format!("join FAILED: {}", first_line(&e)),
-        }
-    };
-    let (cps, workers): (Vec<_>, Vec<_>) = to_join
-        .into_iter()
-        .partition(|(h, _)| h.role == Role::ControlPlane);
-    if !cps.is_empty() {
-        section(&format!(
-            "join: {} control plane{} (one at a time)",
-            cps.len(),
-            if cps.len() == 1 { "" } else { "s" }
-        ));
-    }
-    for (i, (h, resume)) in cps.iter().enumerate() {
-        let t = Instant::now();
-        let how = join::JoinAs::ControlPlane {
-            first: cp_host,
-            first_cfg: &first_cfg,
-        };
-        let r = join::join_host(args, ssh, h, &with, how, *resume);
-        let failed = r.is_err();
-        record(up, &h.name, r, t.elapsed().as_secs_f64());
-        if failed {
-            // etcd's quorum may depend on the member that failed: stop adding members.
-            for (rest, _) in &cps[i + 1..] {
-                up.outcome(&rest.name).result =
-                    "skipped: an earlier control-plane join failed".into();
-            }
-            break;
-        }
-    }
-    if !workers.is_empty() {
-        section(&format!("join: {} workers", workers.len()));
-        let results = crate::orchestrate::fan_out(
-            &workers,
-            args.prepare.concurrency as usize,
-            |(h, resume)| {
+    let workers = cluster
+        .hosts
+        .iter()
+        .filter(|h| h.role == Role::Worker)
+        .count();
+    let (cp_tx, cp_rx) = std::sync::mpsc::channel::<(&ClusterHost, bool)>();
+    let (w_tx, w_rx) = std::sync::mpsc::channel::<(&ClusterHost, bool)>();
+    let w_rx = std::sync::Mutex::new(w_rx);
+    let (end_tx, end_rx) = std::sync::mpsc::channel::<(String, JoinEnd)>();
+    std::thread::scope(|s| {
+        let (with, first_cfg) = (&with, &first_cfg);
+        let ends = end_tx.clone();
+        s.spawn(move || {
+            let mut failed = false;
+            for (h, resume) in cp_rx {
+                if failed {
+                    // etcd's quorum may depend on the member that failed: add no more.
+                    let _ = ends.send((h.name.clone(), JoinEnd::Skipped));
+                    continue;
+                }
                 let t = Instant::now();
-                let r = join::join_host(args, ssh, h, &with, join::JoinAs::Worker, *resume);
-                (h.name.clone(), r, t.elapsed().as_secs_f64())
-            },
-        );
-        for (name, r, secs) in results {
-            record(up, &name, r, secs);
+                let how = join::JoinAs::ControlPlane {
+                    first: cp_host,
+                    first_cfg,
+                };
+                let r = join::join_host(args, ssh, h, with, how, resume);
+                failed = r.is_err();
+                let _ = ends.send((h.name.clone(), JoinEnd::Ran(r, t.elapsed().as_secs_f64())));
+            }
+        });
+        let cap = (args.prepare.concurrency as usize).clamp(1, workers.max(1));
+        for _ in 0..cap {
+            let (ends, w_rx) = (end_tx.clone(), &w_rx);
+            s.spawn(move || {
+                loop {
+                    let job = w_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok((h, resume)) = job else { break };
+                    let t = Instant::now();
+                    let r = join::join_host(args, ssh, h, with, join::JoinAs::Worker, resume);
+                    let _ = ends.send((h.name.clone(), JoinEnd::Ran(r, t.elapsed().as_secs_f64())));
+                }
+            });
         }
-    }
+        drop(end_tx);
+        // Each host as prepare finishes it; the section once the first one joins.
+        let mut sectioned = false;
+        let mut reports = early.into_iter();
+        while let Some(r) = reports.next().or_else(|| prepared.next()) {
+            note_prepared(up, &r);
+            let Some(h) = cluster.hosts.iter().find(|h| h.name == r.host) else {
+                continue;
+            };
+            if h.name == up.cp.name {
+                continue;
+            }
+            match decide::decide_join(h, Some(&r), Some(&view)) {
+                JoinDecision::Joined => {
+                    let o = up.outcome(&h.name);
+                    o.result = "already joined".into();
+                    o.ok = true;
+                }
+                JoinDecision::Join { resume } => {
+                    if !sectioned {
+                        section("join: each host once prepared (control planes one at a time)");
+                        sectioned = true;
+                    }
+                    let _ = if h.role == Role::ControlPlane {
+                        cp_tx.send((h, resume))
+                    } else {
+                        w_tx.send((h, resume))
+                    };
+                }
+                JoinDecision::NotPrepared => {}
+            }
+        }
+        drop(cp_tx);
+        drop(w_tx);
+        for (name, end) in end_rx {
+            let o = up.outcome(&name);
+            match end {
+                JoinEnd::Ran(r, secs) => {
+                    o.seconds += secs;
+                    match r {
+                        Ok(msg) => {
+                            o.result = msg;
+                            o.ok = true;
+                        }
+                        Err(e) => o.result = format!("join FAILED: {}", first_line(&e)),
+                    }
+                }
+                JoinEnd::Skipped => {
+                    o.result = "skipped: an earlier control-plane join failed".into();
+                }
+            }
+        }
+    });
     token.delete();
     Ok(())
 }
 
-/// 4. The image-free pod network, on every host that is in the cluster; returns them.
-fn stage_pod_network<'a>(up: &mut Up<'a>, admin: &ApiClient) -> Vec<&'a ClusterHost> {
+/// 4. The image-free pod network: the follower started after init is told which hosts
+///    are in the cluster and finishes (most hosts were synced during the joins already);
+///    returns the hosts in the cluster.
+fn stage_pod_network<'a>(
+    up: &mut Up<'a>,
+    follower: Option<std::thread::ScopedJoinHandle<'_, anyhow::Result<usize>>>,
+    done: std::sync::mpsc::Sender<Vec<String>>,
+) -> Vec<&'a ClusterHost> {
     let in_cluster: Vec<&ClusterHost> = up
         .cluster
         .hosts
         .iter()
         .filter(|h| up.outcomes.iter().any(|o| o.host == h.name && o.ok))
         .collect();
-    if up.cluster.cni.name != "bridge" {
+    let Some(follower) = follower else {
         return in_cluster;
-    }
+    };
     section(&format!("pod network (bridge): {} hosts", in_cluster.len()));
     let t = Instant::now();
-    match podnet::pod_network(
-        up.cluster,
-        up.ssh,
-        admin,
-        &in_cluster,
-        Duration::from_secs(120),
-    ) {
+    let _ = done.send(in_cluster.iter().map(|h| h.name.clone()).collect());
+    let r = follower
+        .join()
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the pod network thread panicked")));
+    match r {
         Ok(n) => say(&format!(
-            "pod network: {n} of {} hosts changed ({:.1}s)",
+            "pod network: {n} of {} hosts changed ({:.1}s after the joins)",
             in_cluster.len(),
             t.elapsed().as_secs_f64()
         )),

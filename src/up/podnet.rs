@@ -1,21 +1,36 @@
-//! The image-free `bridge` pod network, kept current on every host in the cluster.
+//! The image-free `bridge` pod network, written on each host as soon as its Node has a
+//! podCIDR, while other hosts are still joining.
 
 use super::hosts::connect;
 use crate::apiclient::ApiClient;
 use crate::config::cluster::{Cluster, ClusterHost};
-use crate::host::SshConfig;
+use crate::host::{SshConfig, SshHost};
 use crate::phases::label_host;
+use crate::podnet::{Missing, NodeNet, PendingNode, PodNetError, Wanted};
 use anyhow::Context;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-/// The image-free `bridge` pod network: once every host in the cluster has its podCIDR,
-/// each gets its conflist and routes to the others (a re-run changes nothing; hosts that
-/// left lose their routes). Returns how many hosts changed.
-pub(super) fn pod_network(
+/// How often the Nodes are listed while hosts are still waiting for their podCIDR.
+const POLL: Duration = Duration::from_secs(1);
+
+/// Keeps the bridge pod network current on the inventory's hosts while `up` joins them:
+/// every second it lists the Nodes, and each host whose Node has a podCIDR gets its
+/// conflist and its routes to every other Node that has one, as soon as that is known
+/// (a host becomes Ready without waiting for the slowest join). When a Node appears
+/// later, the hosts synced before get their routes again (check-then-apply: only the new
+/// route is added). `done` receives the hosts that ended up in the cluster once the joins
+/// are over; the follow ends when each of them is synced against a Node list holding all
+/// of them, or `timeout` after that (naming who lacks what). A sender dropped without
+/// sending ends it quietly (up stopped). Returns how many hosts changed.
+pub(super) fn follow(
     cluster: &Cluster,
     ssh: &SshConfig,
     admin: &ApiClient,
-    hosts: &[&ClusterHost],
+    candidates: &[&ClusterHost],
+    done: Receiver<Vec<String>>,
     timeout: Duration,
 ) -> anyhow::Result<usize> {
     let subnet: ipnet::IpNet = cluster
@@ -29,31 +44,222 @@ pub(super) fn pod_network(
         .trim()
         .parse()
         .context("spec.networking.podSubnet is not a CIDR")?;
-    let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
-    let nets = crate::podnet::wait_pod_cidrs(admin, &names, timeout)?;
-    let results = crate::orchestrate::fan_out(hosts, hosts.len(), |h| {
-        let _label = label_host(&h.name);
-        let r = (|| -> anyhow::Result<bool> {
-            let host = connect(ssh, h)?;
-            let w = crate::podnet::wanted(&h.name, &nets, &subnet)?;
-            let out = crate::podnet::sync(&host, &w, false)?;
-            for c in &out.changes {
-                crate::phases::report("pod-network", c);
+    let conns: Mutex<HashMap<String, Arc<SshHost>>> = Mutex::new(HashMap::new());
+    // Per host: the state last written (or found) there, or the state whose sync failed
+    // with the error (not retried until the wanted state changes).
+    let mut synced: HashMap<String, Wanted> = HashMap::new();
+    let mut failed: HashMap<String, (Wanted, String)> = HashMap::new();
+    let mut changed: std::collections::BTreeSet<String> = Default::default();
+    let mut finals: Option<(Vec<String>, Instant)> = None;
+    loop {
+        if finals.is_none() {
+            match done.try_recv() {
+                Ok(names) => finals = Some((names, Instant::now())),
+                Err(TryRecvError::Disconnected) => return Ok(changed.len()),
+                Err(TryRecvError::Empty) => {}
             }
-            Ok(out.changed())
-        })();
-        (h.name.clone(), r)
-    });
-    let mut changed = 0;
-    let mut failed = Vec::new();
-    for (name, r) in results {
-        match r {
-            Ok(c) => changed += usize::from(c),
-            Err(e) => failed.push(format!("{name}: {e:#}")),
+        }
+        let (nets, pending, list_error) = match crate::podnet::node_networks(admin) {
+            Ok((nets, pending)) => (nets, pending, None),
+            Err(e) => (Vec::new(), Vec::new(), Some(e)),
+        };
+        let hosts: Vec<&ClusterHost> = match &finals {
+            Some((names, _)) => candidates
+                .iter()
+                .copied()
+                .filter(|h| names.contains(&h.name))
+                .collect(),
+            None => candidates.to_vec(),
+        };
+        let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+        let (due, settled) = round(&names, &nets, &subnet, &synced, &failed)?;
+        let todo: Vec<(&ClusterHost, Wanted)> = due
+            .into_iter()
+            .filter_map(|(n, w)| Some((*hosts.iter().find(|h| h.name == n)?, w)))
+            .collect();
+        if !todo.is_empty() {
+            let results = crate::orchestrate::fan_out(&todo, todo.len(), |(h, w)| {
+                let _label = label_host(&h.name);
+                let r = (|| -> anyhow::Result<bool> {
+                    let host = host_for(&conns, ssh, h)?;
+                    let out = crate::podnet::sync(host.as_ref(), w, false)?;
+                    for c in &out.changes {
+                        crate::phases::report("pod-network", c);
+                    }
+                    Ok(out.changed())
+                })();
+                (h.name.clone(), r)
+            });
+            for ((_, w), (name, r)) in todo.into_iter().zip(results) {
+                match r {
+                    Ok(c) => {
+                        if c {
+                            changed.insert(name.clone());
+                        }
+                        failed.remove(&name);
+                        synced.insert(name, w);
+                    }
+                    Err(e) => {
+                        failed.insert(name, (w, format!("{e:#}")));
+                    }
+                }
+            }
+            // Something was written: look again at once (a Node may have come meanwhile).
+            continue;
+        }
+        let Some((names, since)) = &finals else {
+            std::thread::sleep(POLL);
+            continue;
+        };
+        if settled {
+            let errors: Vec<String> = names
+                .iter()
+                .filter_map(|n| failed.get(n).map(|(_, e)| format!("{n}: {e}")))
+                .collect();
+            if !errors.is_empty() {
+                anyhow::bail!("the bridge pod network failed on {}", errors.join("; "));
+            }
+            return Ok(changed.len());
+        }
+        if since.elapsed() >= timeout {
+            if let Some(e) = list_error {
+                return Err(e.into());
+            }
+            return Err(timeout_error(names, &nets, &pending, since.elapsed()).into());
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// One round of the follow: the hosts to sync now with their wanted state (their Node
+/// has a podCIDR and what they should have differs from what was last synced there or
+/// failed there), and whether every host is settled (has a Node with a podCIDR and was
+/// synced, or failed, with the state wanted now).
+fn round(
+    hosts: &[&str],
+    nets: &[NodeNet],
+    subnet: &ipnet::IpNet,
+    synced: &HashMap<String, Wanted>,
+    failed: &HashMap<String, (Wanted, String)>,
+) -> Result<(Vec<(String, Wanted)>, bool), PodNetError> {
+    let mut due = Vec::new();
+    let mut settled = true;
+    for &h in hosts {
+        if !nets.iter().any(|n| n.name == h) {
+            settled = false;
+            continue;
+        }
+        let w = crate::podnet::wanted(h, nets, subnet)?;
+        let same_failed = failed.get(h).is_some_and(|(fw, _)| *fw == w);
+        if synced.get(h) != Some(&w) && !same_failed {
+            due.push((h.to_string(), w));
+            settled = false;
         }
     }
-    if !failed.is_empty() {
-        anyhow::bail!("the bridge pod network failed on {}", failed.join("; "));
+    Ok((due, settled))
+}
+
+/// The host's SSH connection, made on first use and kept for later syncs.
+fn host_for(
+    conns: &Mutex<HashMap<String, Arc<SshHost>>>,
+    ssh: &SshConfig,
+    h: &ClusterHost,
+) -> anyhow::Result<Arc<SshHost>> {
+    if let Some(c) = conns.lock().unwrap_or_else(|e| e.into_inner()).get(&h.name) {
+        return Ok(c.clone());
     }
-    Ok(changed)
+    let c = Arc::new(connect(ssh, h)?);
+    conns
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(h.name.clone(), c.clone());
+    Ok(c)
+}
+
+/// Which of `names` still lack a podCIDR (or an address, or a Node) after the wait.
+fn timeout_error(
+    names: &[String],
+    nets: &[NodeNet],
+    pending: &[PendingNode],
+    waited: Duration,
+) -> PodNetError {
+    PodNetError::Timeout {
+        waited,
+        pending: names
+            .iter()
+            .filter(|n| !nets.iter().any(|x| &x.name == *n))
+            .map(|n| {
+                pending
+                    .iter()
+                    .find(|p| &p.name == n)
+                    .cloned()
+                    .unwrap_or(PendingNode {
+                        name: n.clone(),
+                        missing: Missing::Registered,
+                    })
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(name: &str, cidr: &str, ip: &str) -> NodeNet {
+        NodeNet {
+            name: name.into(),
+            pod_cidr: cidr.parse().unwrap(),
+            address: ip.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn each_host_is_synced_once_its_node_has_a_pod_cidr_and_again_when_a_peer_appears() {
+        let subnet: ipnet::IpNet = "10.244.0.0/16".parse().unwrap();
+        let hosts = ["cp", "w1", "w2"];
+        let mut synced = HashMap::new();
+        let mut failed = HashMap::new();
+        // Only the control plane's Node has a podCIDR: it is synced alone, not settled.
+        let one = vec![net("cp", "10.244.0.0/24", "10.0.0.1")];
+        let (due, settled) = round(&hosts, &one, &subnet, &synced, &failed).unwrap();
+        assert_eq!(due.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(), ["cp"]);
+        assert!(due[0].1.routes.is_empty());
+        assert!(!settled);
+        synced.insert("cp".to_string(), due[0].1.clone());
+        let (due, settled) = round(&hosts, &one, &subnet, &synced, &failed).unwrap();
+        assert!(
+            due.is_empty() && !settled,
+            "nothing new, w1 and w2 still missing"
+        );
+        // w1 appears: w1 gets its network, cp again for its route to w1.
+        let two = [one.clone(), vec![net("w1", "10.244.1.0/24", "10.0.0.2")]].concat();
+        let (due, _) = round(&hosts, &two, &subnet, &synced, &failed).unwrap();
+        assert_eq!(
+            due.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(),
+            ["cp", "w1"]
+        );
+        let cp_routes = &due[0].1.routes;
+        assert_eq!(cp_routes.len(), 1);
+        assert_eq!(cp_routes[0].0, "10.244.1.0/24");
+        for (n, w) in due {
+            synced.insert(n, w);
+        }
+        // w2 appears and its sync fails: not retried with the same state, but settled.
+        let three = [two.clone(), vec![net("w2", "10.244.2.0/24", "10.0.0.3")]].concat();
+        let (due, _) = round(&hosts, &three, &subnet, &synced, &failed).unwrap();
+        assert_eq!(due.len(), 3, "{due:?}");
+        for (n, w) in due {
+            if n == "w2" {
+                failed.insert(n, (w, "unreachable".to_string()));
+            } else {
+                synced.insert(n, w);
+            }
+        }
+        let (due, settled) = round(&hosts, &three, &subnet, &synced, &failed).unwrap();
+        assert!(due.is_empty() && settled, "{due:?}");
+        // A Node outside the pod subnet is a plain error, not a silent skip.
+        let bad = [three, vec![net("w3", "10.99.0.0/24", "10.0.0.4")]].concat();
+        assert!(round(&hosts, &bad, &subnet, &synced, &failed).is_err());
+    }
 }
