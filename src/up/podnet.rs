@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 /// How often the Nodes are listed while hosts are still waiting for their podCIDR.
 const POLL: Duration = Duration::from_secs(1);
+/// Hosts connected to, or synced, at once.
+const AT_ONCE: usize = crate::prepare::DEFAULT_CONCURRENCY;
 
 /// Keeps the bridge pod network current on the inventory's hosts while `up` joins them:
 /// every second it lists the Nodes, and each host whose Node has a podCIDR gets its
@@ -45,6 +47,28 @@ pub(super) fn follow(
         .parse()
         .context("spec.networking.podSubnet is not a CIDR")?;
     let conns: Mutex<HashMap<String, Arc<SshHost>>> = Mutex::new(HashMap::new());
+    std::thread::scope(|s| {
+        // Connections made ahead, while Nodes register, so a host's first sync is only
+        // its round trips (a failure here is met again, and reported, at the sync).
+        s.spawn(|| {
+            crate::orchestrate::fan_out(candidates, AT_ONCE, |h| {
+                let _ = host_for(&conns, ssh, h);
+            })
+        });
+        follow_rounds(ssh, admin, candidates, &done, timeout, &subnet, &conns)
+    })
+}
+
+/// The rounds of [`follow`] until it ends.
+fn follow_rounds(
+    ssh: &SshConfig,
+    admin: &ApiClient,
+    candidates: &[&ClusterHost],
+    done: &Receiver<Vec<String>>,
+    timeout: Duration,
+    subnet: &ipnet::IpNet,
+    conns: &Mutex<HashMap<String, Arc<SshHost>>>,
+) -> anyhow::Result<usize> {
     // Per host: the state last written (or found) there, or the state whose sync failed
     // with the error (not retried until the wanted state changes).
     let mut synced: HashMap<String, Wanted> = HashMap::new();
@@ -72,16 +96,16 @@ pub(super) fn follow(
             None => candidates.to_vec(),
         };
         let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
-        let (due, settled) = round(&names, &nets, &subnet, &synced, &failed)?;
+        let (due, settled) = round(&names, &nets, subnet, &synced, &failed)?;
         let todo: Vec<(&ClusterHost, Wanted)> = due
             .into_iter()
             .filter_map(|(n, w)| Some((*hosts.iter().find(|h| h.name == n)?, w)))
             .collect();
         if !todo.is_empty() {
-            let results = crate::orchestrate::fan_out(&todo, todo.len(), |(h, w)| {
+            let results = crate::orchestrate::fan_out(&todo, AT_ONCE, |(h, w)| {
                 let _label = label_host(&h.name);
                 let r = (|| -> anyhow::Result<bool> {
-                    let host = host_for(&conns, ssh, h)?;
+                    let host = host_for(conns, ssh, h)?;
                     let out = crate::podnet::sync(host.as_ref(), w, false)?;
                     for c in &out.changes {
                         crate::phases::report("pod-network", c);
@@ -133,8 +157,9 @@ pub(super) fn follow(
 
 /// One round of the follow: the hosts to sync now with their wanted state (their Node
 /// has a podCIDR and what they should have differs from what was last synced there or
-/// failed there), and whether every host is settled (has a Node with a podCIDR and was
-/// synced, or failed, with the state wanted now).
+/// failed there; hosts never synced before the others), and whether every host is
+/// settled (has a Node with a podCIDR and was synced, or failed, with the state wanted
+/// now).
 fn round(
     hosts: &[&str],
     nets: &[NodeNet],
@@ -155,6 +180,14 @@ fn round(
             due.push((h.to_string(), w));
             settled = false;
         }
+    }
+    // Hosts without any network yet first: their conflist is what makes them Ready;
+    // the others only gain routes, in the next round.
+    if due
+        .iter()
+        .any(|(h, _)| !synced.contains_key(h) && !failed.contains_key(h))
+    {
+        due.retain(|(h, _)| !synced.contains_key(h) && !failed.contains_key(h));
     }
     Ok((due, settled))
 }
@@ -232,29 +265,37 @@ mod tests {
             due.is_empty() && !settled,
             "nothing new, w1 and w2 still missing"
         );
-        // w1 appears: w1 gets its network, cp again for its route to w1.
+        // w1 appears: w1 gets its network first, then cp its route to w1.
         let two = [one.clone(), vec![net("w1", "10.244.1.0/24", "10.0.0.2")]].concat();
         let (due, _) = round(&hosts, &two, &subnet, &synced, &failed).unwrap();
-        assert_eq!(
-            due.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(),
-            ["cp", "w1"]
-        );
+        assert_eq!(due.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(), ["w1"]);
+        for (n, w) in due {
+            synced.insert(n, w);
+        }
+        let (due, settled) = round(&hosts, &two, &subnet, &synced, &failed).unwrap();
+        assert_eq!(due.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(), ["cp"]);
+        assert!(!settled);
         let cp_routes = &due[0].1.routes;
         assert_eq!(cp_routes.len(), 1);
         assert_eq!(cp_routes[0].0, "10.244.1.0/24");
         for (n, w) in due {
             synced.insert(n, w);
         }
-        // w2 appears and its sync fails: not retried with the same state, but settled.
+        // w2 appears and its sync fails: not retried with the same state; the others get
+        // their route to it, and then all is settled.
         let three = [two.clone(), vec![net("w2", "10.244.2.0/24", "10.0.0.3")]].concat();
         let (due, _) = round(&hosts, &three, &subnet, &synced, &failed).unwrap();
-        assert_eq!(due.len(), 3, "{due:?}");
+        assert_eq!(due.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(), ["w2"]);
         for (n, w) in due {
-            if n == "w2" {
-                failed.insert(n, (w, "unreachable".to_string()));
-            } else {
-                synced.insert(n, w);
-            }
+            failed.insert(n, (w, "unreachable".to_string()));
+        }
+        let (due, _) = round(&hosts, &three, &subnet, &synced, &failed).unwrap();
+        assert_eq!(
+            due.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(),
+            ["cp", "w1"]
+        );
+        for (n, w) in due {
+            synced.insert(n, w);
         }
         let (due, settled) = round(&hosts, &three, &subnet, &synced, &failed).unwrap();
         assert!(due.is_empty() && settled, "{due:?}");
