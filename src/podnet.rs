@@ -256,6 +256,29 @@ pub fn node_networks_from(items: &[serde_json::Value]) -> (Vec<NodeNet>, Vec<Pen
     (ready, pending)
 }
 
+/// Which of `names` are not among the `ready` nodes, and what each lacks (a Node not in
+/// `pending` has not registered).
+pub fn still_missing(
+    names: &[String],
+    ready: &[NodeNet],
+    pending: &[PendingNode],
+) -> Vec<PendingNode> {
+    names
+        .iter()
+        .filter(|n| !ready.iter().any(|r| &r.name == *n))
+        .map(|n| {
+            pending
+                .iter()
+                .find(|p| &p.name == n)
+                .cloned()
+                .unwrap_or(PendingNode {
+                    name: n.clone(),
+                    missing: Missing::Registered,
+                })
+        })
+        .collect()
+}
+
 /// Waits until every node in `names` is registered with a podCIDR and an InternalIP,
 /// polling every second, then returns all nodes that have both (including nodes not in
 /// `names`: every node needs routes to all of them). Fails after `timeout` naming the
@@ -269,20 +292,7 @@ pub fn wait_pod_cidrs(
     loop {
         let missing = match node_networks(admin) {
             Ok((ready, pending)) => {
-                let missing: Vec<PendingNode> = names
-                    .iter()
-                    .filter(|n| !ready.iter().any(|r| &r.name == *n))
-                    .map(|n| {
-                        pending
-                            .iter()
-                            .find(|p| &p.name == n)
-                            .cloned()
-                            .unwrap_or(PendingNode {
-                                name: n.clone(),
-                                missing: Missing::Registered,
-                            })
-                    })
-                    .collect();
+                let missing = still_missing(names, &ready, &pending);
                 if missing.is_empty() {
                     return Ok(ready);
                 }
@@ -736,6 +746,29 @@ pub fn reset_script() -> &'static str {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn still_missing_names_what_each_node_lacks() {
+        let ready = vec![NodeNet {
+            name: "a".into(),
+            pod_cidr: "10.244.0.0/24".parse().unwrap(),
+            address: "10.0.0.1".parse().unwrap(),
+        }];
+        let pending = vec![PendingNode {
+            name: "b".into(),
+            missing: Missing::PodCidr,
+        }];
+        let names: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let m = still_missing(&names, &ready, &pending);
+        assert_eq!(
+            m.iter()
+                .map(|p| (p.name.as_str(), p.missing))
+                .collect::<Vec<_>>(),
+            [("b", Missing::PodCidr), ("c", Missing::Registered)]
+        );
+        assert!(still_missing(&names[..1], &ready, &pending).is_empty());
+    }
+
     use super::*;
 
     fn nodes() -> Vec<NodeNet> {

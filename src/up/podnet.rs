@@ -6,7 +6,7 @@ use crate::apiclient::ApiClient;
 use crate::config::cluster::{Cluster, ClusterHost};
 use crate::host::{SshConfig, SshHost};
 use crate::phases::label_host;
-use crate::podnet::{Missing, NodeNet, PendingNode, PodNetError, Wanted};
+use crate::podnet::{NodeNet, PendingNode, PodNetError, Wanted};
 use anyhow::Context;
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, TryRecvError};
@@ -218,20 +218,7 @@ fn timeout_error(
 ) -> PodNetError {
     PodNetError::Timeout {
         waited,
-        pending: names
-            .iter()
-            .filter(|n| !nets.iter().any(|x| &x.name == *n))
-            .map(|n| {
-                pending
-                    .iter()
-                    .find(|p| &p.name == n)
-                    .cloned()
-                    .unwrap_or(PendingNode {
-                        name: n.clone(),
-                        missing: Missing::Registered,
-                    })
-            })
-            .collect(),
+        pending: crate::podnet::still_missing(names, nets, pending),
     }
 }
 
