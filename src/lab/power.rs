@@ -174,30 +174,16 @@ pub fn start(
         booted.push((node.layout(), child));
     }
     state.save(&layout.state_file())?;
-    let kh = layout.known_hosts_path();
-    let results: Vec<Result<Readiness>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = booted
-            .iter_mut()
-            .map(|(n, child)| {
-                let (key, kh) = (&key, &kh);
-                scope.spawn(move || ready::wait_node(n, child, key, kh, timeout))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("readiness thread panicked"))
-            .collect()
-    });
-    let mut errors = Vec::new();
-    for ((n, _), r) in booted.iter().zip(results) {
-        match r {
-            Ok(readiness) => outcomes.push((n.hostname.clone(), PowerOutcome::Started(readiness))),
-            Err(e) => errors.push(e),
-        }
+    let (layouts, mut children): (Vec<_>, Vec<_>) = booted.into_iter().unzip();
+    let ready = ready::wait_all(
+        &layouts,
+        &mut children,
+        &key,
+        &layout.known_hosts_path(),
+        timeout,
+    )?;
+    for (n, readiness) in layouts.iter().zip(ready) {
+        outcomes.push((n.hostname.clone(), PowerOutcome::Started(readiness)));
     }
-    match errors.len() {
-        0 => Ok(outcomes),
-        1 => Err(errors.remove(0)),
-        _ => Err(LabError::NodesNotReady { errors }),
-    }
+    Ok(outcomes)
 }

@@ -32,6 +32,36 @@ fn not_ready(node: &NodeLayout, reason: String) -> LabError {
     }
 }
 
+/// Waits for every booted node at once (one thread each); the readiness of each, in the
+/// order given, or the one error (or all of them) of the nodes that did not come up.
+pub fn wait_all(
+    nodes: &[NodeLayout],
+    children: &mut [Child],
+    key: &Path,
+    known_hosts: &Path,
+    limit: Duration,
+) -> Result<Vec<Readiness>> {
+    let results: Vec<Result<Readiness>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = nodes
+            .iter()
+            .zip(children.iter_mut())
+            .map(|(n, child)| scope.spawn(move || wait_node(n, child, key, known_hosts, limit)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("readiness thread panicked"))
+            .collect()
+    });
+    let (ready, mut errors): (Vec<_>, Vec<_>) = results.into_iter().partition(|r| r.is_ok());
+    match errors.len() {
+        0 => Ok(ready.into_iter().filter_map(|r| r.ok()).collect()),
+        1 => Err(errors.remove(0).expect_err("partitioned")),
+        _ => Err(LabError::NodesNotReady {
+            errors: errors.into_iter().filter_map(|r| r.err()).collect(),
+        }),
+    }
+}
+
 /// Waits for one node; fails early when its nspawn exits.
 pub fn wait_node(
     node: &NodeLayout,

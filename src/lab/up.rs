@@ -315,36 +315,17 @@ fn bring_up(layout: &LabLayout, state: &mut LabState, opts: &UpOptions) -> Resul
         children.push(child);
     }
 
-    let results: Vec<Result<Readiness>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = nodes
-            .iter()
-            .zip(children.iter_mut())
-            .map(|(n, child)| {
-                let (key, kh) = (&key, layout.known_hosts_path());
-                scope.spawn(move || ready::wait_node(n, child, key, &kh, opts.timeout))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("readiness thread panicked"))
-            .collect()
-    });
-    let mut up_nodes = Vec::new();
-    let mut errors = Vec::new();
-    for (i, result) in results.into_iter().enumerate() {
-        match result {
-            Ok(readiness) => up_nodes.push(UpNode {
-                node: state.nodes[i].clone(),
-                readiness,
-            }),
-            Err(e) => errors.push(e),
-        }
-    }
-    match errors.len() {
-        0 => Ok(up_nodes),
-        1 => Err(errors.remove(0)),
-        _ => Err(LabError::NodesNotReady { errors }),
-    }
+    let kh = layout.known_hosts_path();
+    let ready = ready::wait_all(&nodes, &mut children, &key, &kh, opts.timeout)?;
+    Ok(state
+        .nodes
+        .iter()
+        .zip(ready)
+        .map(|(node, readiness)| UpNode {
+            node: node.clone(),
+            readiness,
+        })
+        .collect())
 }
 
 /// Prints what a user needs after `lab up`: nodes, files, and how to get in.
