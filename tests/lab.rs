@@ -306,8 +306,29 @@ fn lab_up_ssh_apt_down() {
     );
     assert_eq!(lab.ssh_ok(2, "hostname"), "kbtest-node2");
 
-    // Down removes everything, and again is a no-op.
+    // The control plane (node 1) is weighted like all three nodes together, in whichever
+    // hierarchy has a CPU weight (v1 cpu.shares here); workers keep the default.
     let (pids, cgroups) = lab.recorded();
+    let weight = |node: &str| -> Option<String> {
+        cgroups
+            .iter()
+            .filter(|d| d.ends_with(node))
+            .find_map(|d| {
+                ["cpu.shares", "cpu.weight"]
+                    .iter()
+                    .find_map(|f| std::fs::read_to_string(d.join(f)).ok())
+            })
+            .map(|v| v.trim().to_string())
+    };
+    match (weight("kbtest-node1"), weight("kbtest-node2")) {
+        (Some(cp), Some(worker)) => assert!(
+            (cp == "3072" && worker == "1024") || (cp == "300" && worker == "100"),
+            "control plane's CPU weight {cp}, worker's {worker}"
+        ),
+        other => eprintln!("no CPU weight in the node cgroups (no cpu controller?): {other:?}"),
+    }
+
+    // Down removes everything, and again is a no-op.
     assert_eq!(pids.len(), 3);
     let started = Instant::now();
     let out = env.kubeboot_ok(&["lab", "down", "--name", LAB]);

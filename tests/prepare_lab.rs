@@ -203,6 +203,15 @@ fn verify_prepared(lab: &RunningLab, i: usize, kh: &Path, art: &Artifacts) {
     );
     assert!(!dump.contains("disabled_plugins = [\"cri\"]"));
     assert_eq!(run("systemctl is-active containerd"), "active");
+    // Only what the steps list and its dependencies: runc recommends criu (and criu
+    // needs Python 3); neither is installed.
+    assert_eq!(
+        run(
+            "dpkg-query -W -f='${Package} ${Status}\\n' runc criu python3 2>/dev/null | awk '$NF == \"installed\" {print $1}'"
+        ),
+        "runc",
+        "node {i}: recommended packages were installed"
+    );
     assert_eq!(
         run("sha256sum /usr/bin/kubelet | cut -d' ' -f1; stat -c '%a %U' /usr/bin/kubelet"),
         format!("{}\n755 root", art.kubelet_sha)

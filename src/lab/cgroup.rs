@@ -122,6 +122,27 @@ pub fn create_node_cgroups(lab_dir_name: &str, node: &str) -> Result<Vec<PathBuf
     Ok(dirs)
 }
 
+/// A node's share of the CPU when every node wants more than there is, relative to a
+/// node of weight 1: cgroup v1 `cpu.shares` (1024 per unit) or v2 `cpu.weight` (100 per
+/// unit, at most 10000), in whichever of `dirs` has the file. Lab nodes share this
+/// machine's cores, unlike real hosts; a control-plane node weighted like all workers
+/// together keeps its API server answering while the workers install packages.
+pub fn set_cpu_weight(dirs: &[PathBuf], weight: u32) -> Result<()> {
+    let weight = weight.max(1);
+    for dir in dirs {
+        let (file, value) = if dir.join("cpu.shares").exists() {
+            ("cpu.shares", 1024 * u64::from(weight))
+        } else if dir.join("cpu.weight").exists() {
+            ("cpu.weight", (100 * u64::from(weight)).min(10_000))
+        } else {
+            continue;
+        };
+        let path = dir.join(file);
+        std::fs::write(&path, value.to_string()).map_err(|e| LabError::io(&path, e))?;
+    }
+    Ok(())
+}
+
 /// Removes a cgroup directory and everything systemd made below it, deepest first.
 /// Only `rmdir` is used: it fails (and we report) while a process is still inside.
 pub fn remove_tree(dir: &Path) -> Result<()> {

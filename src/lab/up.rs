@@ -286,6 +286,11 @@ fn bring_up(layout: &LabLayout, state: &mut LabState, opts: &UpOptions) -> Resul
             layout.bridge_addr(),
         )?;
         let cgroups = cgroup::create_node_cgroups(&layout.cgroup_dir_name(), &n.hostname)?;
+        // The control plane gets as much CPU as all workers together when every node is
+        // busy (nodes share this machine's cores); workers keep the default weight.
+        if role_for(n.index) == "control-plane" {
+            cgroup::set_cpu_weight(&cgroups, opts.nodes as u32)?;
+        }
         state.nodes.last_mut().expect("just pushed").cgroups = cgroups;
         state.save(&state_file)?;
     }

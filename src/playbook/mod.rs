@@ -121,6 +121,10 @@ pub enum LineAction {
 
 /// Packages through the host's package manager. Names may pin a version as
 /// `name=version` (apt's syntax; kubeboot turns it into `name-version` for dnf).
+/// Only the listed packages and their dependencies are installed, not the packages they
+/// merely recommend (apt `--no-install-recommends`, dnf `install_weak_deps=False`): on a
+/// Debian node, runc's recommended criu alone pulls in Python 3 and doubles the time
+/// of the container runtime step.
 #[derive(Debug, Clone)]
 pub struct PackageStep {
     pub apt: Vec<String>,

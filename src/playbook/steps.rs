@@ -207,14 +207,17 @@ fn package_apply(pm: &str, names: &[String]) -> String {
         let list = list.join(" ");
         format!(
             r#"export DEBIAN_FRONTEND=noninteractive
-install() {{ apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold {list}; }}
+install() {{ apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold {list}; }}
 if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mmin -60 2>/dev/null | head -n1)" ]; then apt-get update -q; fi
 install || {{ apt-get update -q && install; }}
 "#
         )
     } else {
         let list: Vec<String> = names.iter().map(|n| q(&n.replacen('=', "-", 1))).collect();
-        format!("{pm} install -y {}\n", list.join(" "))
+        format!(
+            "{pm} install -y --setopt=install_weak_deps=False {}\n",
+            list.join(" ")
+        )
     }
 }
 
