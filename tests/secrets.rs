@@ -43,6 +43,10 @@ const SECRET_FILES: &[(&str, &str)] = &[
         "etcd's database, where the cluster's Secrets live",
     ),
     (
+        "var/lib/kubelet/pki/*.pem",
+        "the kubelet's client certificate and key (the kubelet test double's)",
+    ),
+    (
         "logs/",
         "output of the control-plane components the harness runs, not kubeboot's",
     ),

@@ -5,7 +5,7 @@
 use super::report;
 use crate::apiclient::ApiClient;
 use crate::config::join::{Discovery, JoinConfig};
-use crate::host::{RunOptions, WriteOptions};
+use crate::host::{Host, RunOptions, WriteOptions};
 use crate::kubeconfig::{KubeConfig, User};
 use anyhow::Context;
 use base64::Engine;
@@ -411,8 +411,36 @@ pub fn kubelet_start(ctx: &JoinContext, d: &Discovered) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits until the kubelet finished its TLS bootstrap (kubelet.conf exists), then removes
-/// the bootstrap kubeconfig, whose token is no longer needed on this node.
+/// The files a kubeconfig's credentials name (client certificate and key paths) that do
+/// not exist yet on `host`, or `None` while the kubeconfig itself is absent or unreadable.
+fn missing_credential_files(
+    host: &dyn Host,
+    kubeconfig: &Path,
+) -> anyhow::Result<Option<Vec<String>>> {
+    let Some(bytes) = host.read_file(kubeconfig)? else {
+        return Ok(None);
+    };
+    let Ok(cfg) = KubeConfig::parse(&String::from_utf8_lossy(&bytes)) else {
+        // Being written: a later poll sees it whole.
+        return Ok(None);
+    };
+    let mut missing = Vec::new();
+    for u in &cfg.users {
+        for f in [&u.user.client_certificate, &u.user.client_key] {
+            if !f.is_empty() && host.file_info(Path::new(f))?.is_none_or(|i| i.len == 0) {
+                missing.push(f.clone());
+            }
+        }
+    }
+    Ok(Some(missing))
+}
+
+/// Waits until the kubelet finished its TLS bootstrap, then removes the bootstrap
+/// kubeconfig, whose token is no longer needed on this node. Finished means what kubeadm
+/// checks (a client can be built from kubelet.conf): with certificate rotation the kubelet
+/// writes kubelet.conf, pointing at `kubelet-client-current.pem`, *before* its CSR is
+/// signed; removing the bootstrap kubeconfig then would leave a kubelet restarted in that
+/// window with neither credential.
 pub fn kubelet_wait_bootstrap(ctx: &JoinContext) -> anyhow::Result<()> {
     report(
         "kubelet-wait-bootstrap",
@@ -423,13 +451,25 @@ pub fn kubelet_wait_bootstrap(ctx: &JoinContext) -> anyhow::Result<()> {
     );
     let start = Instant::now();
     let path = PathBuf::from(KUBELET_CONF);
-    while ctx.host.file_info(&path)?.is_none() {
-        anyhow::ensure!(
-            start.elapsed() < ctx.cfg.tls_bootstrap_timeout,
-            "the kubelet did not write {KUBELET_CONF} within {}s: check `journalctl -u kubelet` on {} (the bootstrap token may have expired, or CSRs are not being approved)",
-            ctx.cfg.tls_bootstrap_timeout.as_secs(),
-            ctx.host.name()
-        );
+    loop {
+        let missing = missing_credential_files(ctx.host, &path)?;
+        if missing.as_ref().is_some_and(|m| m.is_empty()) {
+            break;
+        }
+        if start.elapsed() >= ctx.cfg.tls_bootstrap_timeout {
+            let what = match missing {
+                None => format!("did not write {KUBELET_CONF}"),
+                Some(m) => format!(
+                    "wrote {KUBELET_CONF} but has no signed client certificate yet ({} missing)",
+                    m.join(", ")
+                ),
+            };
+            anyhow::bail!(
+                "the kubelet {what} within {}s: check `journalctl -u kubelet` on {} (the bootstrap token may have expired, or CSRs are not being approved: `kubectl get csr`)",
+                ctx.cfg.tls_bootstrap_timeout.as_secs(),
+                ctx.host.name()
+            );
+        }
         std::thread::sleep(Duration::from_millis(500));
     }
     ctx.host.remove_file(Path::new(BOOTSTRAP_KUBELET_CONF))?;

@@ -485,6 +485,28 @@ pub fn act_as_kubelet(w: &Path, node: &str) -> kubeboot::kubeconfig::KubeConfig 
         kubeboot::kubeconfig::KubeConfig::parse(&std::fs::read_to_string(&boot_path).unwrap())
             .unwrap();
     let client = kubeboot::apiclient::ApiClient::from_kubeconfig(&boot).unwrap();
+    // As the real kubelet does with certificate rotation on (kubeadm's default): kubelet.conf
+    // is written first, pointing at the certificate store's current file, which appears
+    // only once the CSR is signed.
+    let current = "/var/lib/kubelet/pki/kubelet-client-current.pem";
+    let ca = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(&boot.clusters[0].cluster.certificate_authority_data)
+            .unwrap()
+    };
+    let rotating = kubeboot::kubeconfig::KubeConfig::basic(
+        &boot.clusters[0].cluster.server,
+        "kubernetes",
+        "default-auth",
+        &String::from_utf8_lossy(&ca),
+        kubeboot::kubeconfig::User {
+            client_certificate: current.into(),
+            client_key: current.into(),
+            ..Default::default()
+        },
+    );
+    std::fs::write(w.join("etc/kubernetes/kubelet.conf"), rotating.to_yaml()).unwrap();
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::default();
     params
@@ -518,10 +540,21 @@ pub fn act_as_kubelet(w: &Path, node: &str) -> kubeboot::kubeconfig::KubeConfig 
         assert!(start.elapsed() < Duration::from_secs(60), "CSR not signed");
         std::thread::sleep(Duration::from_millis(200));
     };
-    let ca = b64
-        .decode(&boot.clusters[0].cluster.certificate_authority_data)
-        .unwrap();
-    let kubelet = kubeboot::kubeconfig::KubeConfig::basic(
+    // Until now the kubelet had only the bootstrap kubeconfig to fall back on.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        boot_path.exists(),
+        "join removed bootstrap-kubelet.conf before the kubelet had its client certificate"
+    );
+    let pem = w.join(current.trim_start_matches('/'));
+    std::fs::create_dir_all(pem.parent().unwrap()).unwrap();
+    std::fs::write(
+        &pem,
+        format!("{}{}", String::from_utf8_lossy(&cert), key.serialize_pem()),
+    )
+    .unwrap();
+    // For the caller: the same credentials, embedded.
+    kubeboot::kubeconfig::KubeConfig::basic(
         &boot.clusters[0].cluster.server,
         "kubernetes",
         &format!("system:node:{node}"),
@@ -531,9 +564,7 @@ pub fn act_as_kubelet(w: &Path, node: &str) -> kubeboot::kubeconfig::KubeConfig 
             client_key_data: b64.encode(key.serialize_pem()),
             ..Default::default()
         },
-    );
-    std::fs::write(w.join("etc/kubernetes/kubelet.conf"), kubelet.to_yaml()).unwrap();
-    kubelet
+    )
 }
 
 /// A worker's root with the `systemctl` test double first on PATH.
