@@ -9,7 +9,7 @@ use crate::phases::label_host;
 use crate::podnet::{NodeNet, PendingNode, PodNetError, Wanted};
 use anyhow::Context;
 use std::collections::HashMap;
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -132,7 +132,13 @@ fn follow_rounds(
             continue;
         }
         let Some((names, since)) = &finals else {
-            std::thread::sleep(POLL);
+            // Joins still running: wait for Nodes, or wake at once when the joins end
+            // (a no-op `up` spent a whole poll here).
+            match done.recv_timeout(POLL) {
+                Ok(names) => finals = Some((names, Instant::now())),
+                Err(RecvTimeoutError::Disconnected) => return Ok(changed.len()),
+                Err(RecvTimeoutError::Timeout) => {}
+            }
             continue;
         };
         if settled {
