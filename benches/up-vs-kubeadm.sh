@@ -365,21 +365,17 @@ import json, re, sys
 w, n = sys.argv[1], int(sys.argv[2])
 
 def kb(name):
-    marks, seq, images, hostdone = {}, {}, set(), {}
+    marks, seq, images, hostdone, booted, cp_init_end = {}, {}, set(), {}, {}, None
     for line in open(f"{w}/{name}.log"):
         ts, _, rest = line.partition(" ")
         ts = float(ts)
         rest = rest.strip()
         if rest.startswith("START"): marks["start"] = ts
         elif rest.startswith("END"): marks["end"] = ts
-        elif rest.startswith("== "):
-            marks.setdefault(rest[3:].split(":")[0].split(" (")[0], ts)
         elif rest.startswith("{"):
             e = json.loads(rest)
             ev = e.get("event")
             if ev == "stage":
-                # `up -o json` names its stages in events ("init: node1", "pod network
-                # (bridge): 3 hosts"); older builds printed "== title ==" lines.
                 marks.setdefault(e["stage"].split(":")[0].split(" (")[0], ts)
             elif ev == "step-started":
                 seq.setdefault(e["host"], []).append((ts, e["step"]))
@@ -388,35 +384,44 @@ def kb(name):
             elif ev == "host-done":
                 marks.setdefault("rt", {})[e["host"]] = e.get("roundTrips")
                 hostdone[e["host"]] = ts
-    # Image import on a host: from the start of its first image-archive step to the start
-    # of the step after its last one (steps report their end only with their batch);
-    # the phase's figure is the longest host's.
-    imp = 0.0
-    for h, steps in seq.items():
+            elif ev == "phase" and e.get("phase") == "kubelet-wait-bootstrap" and "performed" in e.get("message", ""):
+                booted[e["host"]] = ts
+            elif ev == "phase" and "init" in marks and e.get("phase") not in ("pod-network", None) and e.get("host", "").endswith("node1"):
+                cp_init_end = ts
+    # up's stages overlap (init once the control plane is prepared, each join once its
+    # host is, the pod network during the joins), so its rows are the critical path to
+    # the last node: preparation until the LAST host is prepared (split into that host's
+    # image import and the rest), init on the control plane (overlapping the workers'
+    # preparation: not part of the total's path when workers are slower), the joins
+    # still running after the last host is prepared, then until every node is Ready.
+    def import_span(h):
+        steps = seq.get(h, [])
         idx = [i for i, (_, s) in enumerate(steps) if s in images]
-        if idx:
-            end = steps[idx[-1] + 1][0] if idx[-1] + 1 < len(steps) else hostdone.get(h, steps[idx[-1]][0])
-            imp = max(imp, end - steps[idx[0]][0])
+        if not idx:
+            return 0.0
+        end = steps[idx[-1] + 1][0] if idx[-1] + 1 < len(steps) else hostdone.get(h, steps[idx[-1]][0])
+        return end - steps[idx[0]][0]
     m = marks
-    def span(a, b):
-        return m[b] - m[a] if a in m and b in m else None
-    prep = span("prepare", "init")
-    join_end = "pod network" if "pod network" in m else "health"
-    ph = {
-        "host preparation": (prep - imp) if prep is not None else None,
-        "image import": imp if prep is not None else None,
-        "init": span("init", "join") if "join" in m else span("init", join_end),
-        "joins": span("join", join_end) if "join" in m else 0.0,
-        "until Ready": span(join_end, "end"),
-        "total": span("start", "end"),
-    }
-    try:
-        ready = float(open(f"{w}/{name}.ready").read())
-        ph["until Ready"] = ready - m[join_end]
-        ph["total"] = ready - m["start"]
-    except (OSError, ValueError, KeyError):
-        pass
-    ph["up exits"] = span("start", "end")
+    ph = dict.fromkeys(["host preparation", "image import", "init", "joins", "until Ready", "total"])
+    if hostdone and "start" in m:
+        last = max(hostdone, key=hostdone.get)
+        prepared = hostdone[last]
+        imp = import_span(last)
+        ph["host preparation"] = prepared - m["start"] - imp
+        ph["image import"] = imp
+        if "init" in m and cp_init_end:
+            ph["init"] = cp_init_end - m["init"]
+        joined = max([prepared] + list(booted.values()))
+        ph["joins"] = joined - prepared
+        end = m.get("end")
+        try:
+            end = float(open(f"{w}/{name}.ready").read())
+        except (OSError, ValueError):
+            pass
+        if end is not None:
+            ph["until Ready"] = end - joined
+            ph["total"] = end - m["start"]
+    ph["up exits"] = m["end"] - m["start"] if "end" in m and "start" in m else None
     rss = None
     for line in open(f"{w}/{name}.time"):
         if "Maximum resident set size" in line:
@@ -440,6 +445,9 @@ for k in ["host preparation", "image import", "init", "joins", "until Ready", "t
 def rts(d): return ", ".join(f"{h.split('-')[-1]}={v}" for h, v in sorted(d.items()))
 print(f"kubeboot SSH round trips per host (prepare): full: {rts(rt_full)}; re-run: {rts(rt_noop)}")
 print("total: start to every node Ready; up exits: when `kubeboot up` returned (after its health report)")
+print("kubeboot's rows are its critical path: preparation until the last host is prepared (that host's")
+print("image import split out), init (overlaps the workers' preparation), joins still running after the")
+print("last host is prepared, then until Ready; the kubeadm way's rows follow one another")
 print(f"kubeboot peak memory (max RSS): full {rss_full:.1f} MiB, re-run {rss_noop:.1f} MiB")
 PY
 echo "nodes Ready: kubeboot $(grep -c ' Ready ' "$W/kb-nodes.txt" || true)/$N, kubeadm way $(grep -c ' Ready ' "$W/an-nodes.txt" || true)/$N; logs: $KEEP"

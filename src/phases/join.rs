@@ -427,8 +427,13 @@ fn missing_credential_files(
     let mut missing = Vec::new();
     for u in &cfg.users {
         for f in [&u.user.client_certificate, &u.user.client_key] {
-            if !f.is_empty() && host.file_info(Path::new(f))?.is_none_or(|i| i.len == 0) {
-                missing.push(f.clone());
+            if f.is_empty() {
+                continue;
+            }
+            // Relative paths are relative to the kubeconfig's directory (as in kubectl).
+            let at = kubeconfig.parent().unwrap_or(Path::new("/")).join(f);
+            if host.file_info(&at)?.is_none_or(|i| i.len == 0) {
+                missing.push(at.display().to_string());
             }
         }
     }

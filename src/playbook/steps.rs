@@ -214,10 +214,13 @@ install || {{ apt-get update -q && install; }}
         )
     } else {
         let list: Vec<String> = names.iter().map(|n| q(&n.replacen('=', "-", 1))).collect();
-        format!(
-            "{pm} install -y --setopt=install_weak_deps=False {}\n",
-            list.join(" ")
-        )
+        // dnf's weak dependencies are apt's recommendations (yum 3 has none).
+        let weak = if pm == "dnf" {
+            " --setopt=install_weak_deps=False"
+        } else {
+            ""
+        };
+        format!("{pm} install -y{weak} {}\n", list.join(" "))
     }
 }
 
@@ -520,4 +523,31 @@ mkdir -p "$(dirname "$m")"; echo "{sha} $(stat -c '%s %Y %Z %i %a %U' "$p")" > "
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packages_are_installed_without_what_they_only_recommend() {
+        let names = vec!["containerd".to_string(), "kubelet=1.31.0".to_string()];
+        let apt = package_apply("apt", &names);
+        assert!(
+            apt.contains("apt-get install -y -q --no-install-recommends "),
+            "{apt}"
+        );
+        let dnf = package_apply("dnf", &names);
+        assert!(
+            dnf.starts_with("dnf install -y --setopt=install_weak_deps=False ")
+                && dnf.contains("kubelet-1.31.0"),
+            "{dnf}"
+        );
+        // yum 3 has no weak dependencies (and no such option).
+        let yum = package_apply("yum", &names);
+        assert!(
+            yum.starts_with("yum install -y ") && !yum.contains("weak"),
+            "{yum}"
+        );
+    }
 }
