@@ -52,13 +52,17 @@ pub fn wait_all(
             .map(|h| h.join().expect("readiness thread panicked"))
             .collect()
     });
-    let (ready, mut errors): (Vec<_>, Vec<_>) = results.into_iter().partition(|r| r.is_ok());
+    let (mut ready, mut errors) = (Vec::new(), Vec::new());
+    for r in results {
+        match r {
+            Ok(x) => ready.push(x),
+            Err(e) => errors.push(e),
+        }
+    }
     match errors.len() {
-        0 => Ok(ready.into_iter().filter_map(|r| r.ok()).collect()),
-        1 => Err(errors.remove(0).expect_err("partitioned")),
-        _ => Err(LabError::NodesNotReady {
-            errors: errors.into_iter().filter_map(|r| r.err()).collect(),
-        }),
+        0 => Ok(ready),
+        1 => Err(errors.remove(0)),
+        _ => Err(LabError::NodesNotReady { errors }),
     }
 }
 

@@ -411,33 +411,27 @@ pub fn kubelet_start(ctx: &JoinContext, d: &Discovered) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The files a kubeconfig's credentials name (client certificate and key paths) that do
-/// not exist yet on `host`, or `None` while the kubeconfig itself is absent or unreadable.
-fn missing_credential_files(
-    host: &dyn Host,
-    kubeconfig: &Path,
-) -> anyhow::Result<Option<Vec<String>>> {
+/// The files a kubeconfig's credentials name (client certificate and key paths, each
+/// once), or `None` while the kubeconfig is absent or not yet whole. The kubelet writes
+/// kubelet.conf once, so it is read until it parses and then only these files are polled.
+fn credential_files(host: &dyn Host, kubeconfig: &Path) -> anyhow::Result<Option<Vec<PathBuf>>> {
     let Some(bytes) = host.read_file(kubeconfig)? else {
         return Ok(None);
     };
     let Ok(cfg) = KubeConfig::parse(&String::from_utf8_lossy(&bytes)) else {
-        // Being written: a later poll sees it whole.
         return Ok(None);
     };
-    let mut missing = Vec::new();
+    let mut files: Vec<PathBuf> = Vec::new();
     for u in &cfg.users {
         for f in [&u.user.client_certificate, &u.user.client_key] {
-            if f.is_empty() {
-                continue;
-            }
             // Relative paths are relative to the kubeconfig's directory (as in kubectl).
             let at = kubeconfig.parent().unwrap_or(Path::new("/")).join(f);
-            if host.file_info(&at)?.is_none_or(|i| i.len == 0) {
-                missing.push(at.display().to_string());
+            if !f.is_empty() && !files.contains(&at) {
+                files.push(at);
             }
         }
     }
-    Ok(Some(missing))
+    Ok(Some(files))
 }
 
 /// Waits until the kubelet finished its TLS bootstrap, then removes the bootstrap
@@ -456,8 +450,23 @@ pub fn kubelet_wait_bootstrap(ctx: &JoinContext) -> anyhow::Result<()> {
     );
     let start = Instant::now();
     let path = PathBuf::from(KUBELET_CONF);
+    let mut files: Option<Vec<PathBuf>> = None;
     loop {
-        let missing = missing_credential_files(ctx.host, &path)?;
+        if files.is_none() {
+            files = credential_files(ctx.host, &path)?;
+        }
+        let missing = match &files {
+            Some(f) => {
+                let mut m = Vec::new();
+                for p in f {
+                    if ctx.host.file_info(p)?.is_none_or(|i| i.len == 0) {
+                        m.push(p.display().to_string());
+                    }
+                }
+                Some(m)
+            }
+            None => None,
+        };
         if missing.as_ref().is_some_and(|m| m.is_empty()) {
             break;
         }
