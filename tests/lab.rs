@@ -185,6 +185,31 @@ fn lab_up_ssh_apt_down() {
             "node{i} sees node1's /etc"
         );
     }
+    // Nothing outside the lab answers, and nothing makes a client wait for a timeout: the
+    // cloud metadata address is unreachable at once (the v1.20 kubelet's AWS credential
+    // provider probes it at every start), and name lookups go over TCP to the bridge,
+    // which resets them at once (over UDP, the kernel rate-limits its ICMP errors and
+    // every other lookup waited 5 s: four lookups took 10 s).
+    let out = lab.ssh_ok(
+        2,
+        "timeout 5 bash -c 'exec 3<>/dev/tcp/169.254.169.254/80' 2>&1; echo \"rc=$?\"; \
+         ip route show 169.254.169.254; grep -c '^options use-vc$' /etc/resolv.conf; \
+         s=$(date +%s%N); for i in 1 2 3 4; do getent ahosts kubeboot-lab-test.invalid. && echo resolved; done; \
+         echo \"lookups-ms=$(( ($(date +%s%N) - s) / 1000000 ))\"",
+    );
+    assert!(
+        out.contains("No route to host") && out.contains("rc=1"),
+        "metadata address: {out}"
+    );
+    assert!(out.contains("unreachable 169.254.169.254"), "{out}");
+    assert!(!out.contains("resolved"), "{out}");
+    let ms: u64 = out
+        .split("lookups-ms=")
+        .nth(1)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(ms < 4000, "four failing lookups took {ms} ms: {out}");
+
     // The known_hosts is what makes the login work: an empty one must be refused.
     let empty = tempfile::NamedTempFile::new().unwrap();
     let out = lab.ssh_with_known_hosts(1, empty.path(), "true");

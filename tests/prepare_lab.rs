@@ -212,6 +212,13 @@ fn verify_prepared(lab: &RunningLab, i: usize, kh: &Path, art: &Artifacts) {
         "runc",
         "node {i}: recommended packages were installed"
     );
+    // apt's lists were refreshed without the description translations.
+    let lists = run("ls /var/lib/apt/lists");
+    assert!(
+        lists.lines().filter(|l| l.ends_with("_Packages")).count() >= 2
+            && !lists.contains("_Translation-"),
+        "node {i}: apt lists: {lists}"
+    );
     assert_eq!(
         run("sha256sum /usr/bin/kubelet | cut -d' ' -f1; stat -c '%a %U' /usr/bin/kubelet"),
         format!("{}\n755 root", art.kubelet_sha)

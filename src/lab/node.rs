@@ -141,13 +141,15 @@ pub fn prepare(node: &NodeLayout, common: &NodeCommon) -> Result<String> {
         hosts.push_str(&format!("{addr} {name}\n"));
     }
     write(&root, "etc/hosts", &hosts, 0o644)?;
-    // Not the VM's resolver (unreachable from the lab): the bridge, so lookups fail fast
-    // and stay inside the lab unless someone runs a DNS forwarder there.
+    // Not the VM's resolver (unreachable from the lab): the bridge, so lookups stay inside
+    // the lab unless someone runs a DNS forwarder there. Over TCP (use-vc): with no
+    // server, the bridge answers a reset at once, where UDP gets ICMP errors that the
+    // kernel rate-limits (every other lookup would wait out the resolver's 5 s timeout).
     write(
         &root,
         "etc/resolv.conf",
         &format!(
-            "# kubeboot lab: nodes reach only the lab bridge\nnameserver {}\n",
+            "# kubeboot lab: nodes reach only the lab bridge\nnameserver {}\noptions use-vc\n",
             common.nameserver
         ),
         0o644,

@@ -344,7 +344,7 @@ fi
 [ -e "$d/had-manifests-dir" ] || rmdir /etc/kubernetes/manifests /etc/kubernetes 2>/dev/null
 for l in /opt/cni/bin/*; do [ -e "$l" ] || [ -L "$l" ] || continue; grep -qx "${l##*/}" "$d/cni-bin" || rm -f "$l"; done
 rmdir /opt/cni/bin /opt/cni 2>/dev/null
-for u in $(systemctl list-unit-files --type=swap --state=masked --no-legend 2>/dev/null | awk '{print $1}'); do
+for u in $(find /etc/systemd/system /run/systemd/system -maxdepth 1 -name '*.swap' -lname /dev/null -printf '%f\n' 2>/dev/null); do
   grep -qx "$u" "$d/masked" || systemctl unmask "$u"
 done
 while read -r k v; do sysctl -w "$k=$v" >/dev/null 2>&1; done < "$d/sysctls"

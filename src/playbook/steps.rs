@@ -41,6 +41,13 @@ fn b64(b: &[u8]) -> String {
 /// A heredoc delimiter that cannot occur in base64 text.
 const EOF: &str = "KUBEBOOT_EOF_7f3a";
 
+/// Shell function `kb_sha256 FILE`: the file's sha256 as the first word, from openssl
+/// where the host has it (it uses the CPU's SHA instructions: 0.14 s for 114 MB where
+/// coreutils' sha256sum takes 0.64 s), else from sha256sum. For the uploads of artifacts
+/// and image archives, hundreds of MB a host.
+const SHA256_FN: &str =
+    "kb_sha256() { openssl dgst -sha256 -r \"$1\" 2>/dev/null || sha256sum \"$1\"; }\n";
+
 /// Check snippet for "file at `p` has content with sha `sha`, mode and owner".
 fn file_check(p: &str, sha: &str, mode: u32, owner: &str, desired: &[u8]) -> String {
     let qp = q(p);
@@ -205,11 +212,14 @@ fn package_apply(pm: &str, names: &[String]) -> String {
     if pm == "apt" {
         let list: Vec<String> = names.iter().map(|n| q(n)).collect();
         let list = list.join(" ");
+        // The lists are refreshed without the description translations, a third of
+        // `apt-get update`'s CPU (apt's next plain update fetches them again).
         format!(
             r#"export DEBIAN_FRONTEND=noninteractive
 install() {{ apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold {list}; }}
-if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mmin -60 2>/dev/null | head -n1)" ]; then apt-get update -q; fi
-install || {{ apt-get update -q && install; }}
+update() {{ apt-get update -q -o Acquire::Languages=none; }}
+if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mmin -60 2>/dev/null | head -n1)" ]; then update; fi
+install || {{ update && install; }}
 "#
         )
     } else {
@@ -355,7 +365,7 @@ d={IMAGE_RECORDS}
 mkdir -p "$d"; chmod 700 /var/lib/kubeboot "$d"
 t=$(mktemp "$d/upload-XXXXXX"); trap 'rm -f "$t" "$t.refs"' EXIT
 cat > "$t"
-set -- $(sha256sum "$t")
+{SHA256_FN}set -- $(kb_sha256 "$t")
 [ "$1" = {sha} ] || {{ echo "the uploaded archive "{qfile}" has sha256 $1, want {sha}; nothing imported" >&2; exit 1; }}
 command -v ctr >/dev/null 2>&1 || {{ echo "cannot import "{qfile}": containerd's ctr is not installed on this host" >&2; exit 1; }}
 if ! out=$(ctr -n {ns} images import "$t" 2>&1); then
@@ -497,7 +507,7 @@ m={stamp}
 [ -f "$p" ] || {{ echo "$p does not exist"; exit 1; }}
 st=$(stat -c '%s %Y %Z %i %a %U' "$p")
 if [ -f "$m" ] && [ "$(cat "$m")" = "{sha} $st" ]; then echo "sha256 {sha} (verified at install; size, times and inode unchanged)"; exit 0; fi
-set -- $(sha256sum "$p")
+{SHA256_FN}set -- $(kb_sha256 "$p")
 [ "$1" = {sha} ] || {{ echo "$p has sha256 $1, want {sha}"; exit 1; }}
 set -- $st
 [ "$5 $6" = '{mode:o} root' ] || {{ echo "$p has mode/owner $5 $6, want {mode:o} root"; exit 1; }}
@@ -512,7 +522,7 @@ m={stamp}
 d=$(dirname "$p"); [ -d "$d" ] || mkdir -p "$d"
 t=$(mktemp "$p.kubeboot-XXXXXX"); trap 'rm -f "$t"' EXIT
 cat > "$t"
-set -- $(sha256sum "$t")
+{SHA256_FN}set -- $(kb_sha256 "$t")
 [ "$1" = {sha} ] || {{ echo "uploaded file has sha256 $1, want {sha}; $p left as it was" >&2; exit 1; }}
 chmod {mode:o} "$t"; chown root:root "$t"; mv -f "$t" "$p"; trap - EXIT
 mkdir -p "$(dirname "$m")"; echo "{sha} $(stat -c '%s %Y %Z %i %a %U' "$p")" > "$m"
@@ -529,12 +539,52 @@ mkdir -p "$(dirname "$m")"; echo "{sha} $(stat -c '%s %Y %Z %i %a %U' "$p")" > "
 mod tests {
     use super::*;
 
+    /// `kb_sha256` in bash: with openssl on PATH, and without it (sha256sum only).
+    #[test]
+    fn sha256_function_with_and_without_openssl() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a file");
+        std::fs::write(&file, b"kubeboot\n").unwrap();
+        // sha256 of "kubeboot\n" (printf 'kubeboot\n' | sha256sum)
+        let want = "b5949e7229a7e3497ea0193420fdca90f0dc13c4b8b3873fa023a31d41d96c90";
+        let only_sha256sum = dir.path().join("bin");
+        std::fs::create_dir(&only_sha256sum).unwrap();
+        let sha256sum = ["/usr/bin/sha256sum", "/bin/sha256sum"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .unwrap();
+        std::os::unix::fs::symlink(sha256sum, only_sha256sum.join("sha256sum")).unwrap();
+        let system_path = std::env::var("PATH").unwrap();
+        let openssl = std::process::Command::new("/bin/sh")
+            .args(["-c", "command -v openssl"])
+            .env("PATH", &system_path)
+            .output()
+            .unwrap();
+        assert!(openssl.status.success(), "this test needs openssl on PATH");
+        for (path, what) in [
+            (system_path.as_str(), "with openssl"),
+            (only_sha256sum.to_str().unwrap(), "sha256sum only"),
+        ] {
+            let out = std::process::Command::new("/bin/bash")
+                .arg("-c")
+                .arg(format!(
+                    "{SHA256_FN}set -- $(kb_sha256 \"$0\"); echo \"$1\""
+                ))
+                .arg(&file)
+                .env("PATH", path)
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), want, "{what}");
+        }
+    }
+
     #[test]
     fn packages_are_installed_without_what_they_only_recommend() {
         let names = vec!["containerd".to_string(), "kubelet=1.31.0".to_string()];
         let apt = package_apply("apt", &names);
         assert!(
-            apt.contains("apt-get install -y -q --no-install-recommends "),
+            apt.contains("apt-get install -y -q --no-install-recommends ")
+                && apt.contains("apt-get update -q -o Acquire::Languages=none"),
             "{apt}"
         );
         let dnf = package_apply("dnf", &names);
