@@ -418,9 +418,13 @@ pub fn run(
         }
     }
 
-    // One script checks every step.
+    // One script checks every step. Checks may keep what several of them ask (containerd's
+    // image list) in $KB_CHECK_DIR, a directory that lives as long as the script.
     obs.on(&name, Event::Phase("checking"));
-    let mut script = String::new();
+    let mut script = String::from(
+        "KB_CHECK_DIR=$(mktemp -d 2>/dev/null) || KB_CHECK_DIR=\n\
+         trap '[ -z \"$KB_CHECK_DIR\" ] || rm -rf \"$KB_CHECK_DIR\"' EXIT\n",
+    );
     for (i, e) in entries.iter().enumerate() {
         if e.handler {
             continue;
@@ -773,6 +777,46 @@ mod tests {
 
     fn vars() -> serde_json::Value {
         serde_json::json!({"greeting": "hello"})
+    }
+
+    /// The checks of one run share $KB_CHECK_DIR (containerd's image list is asked once
+    /// per run); it is gone when the check script ends, and an apply's check after it
+    /// runs without it.
+    #[test]
+    fn checks_share_a_directory_that_lives_as_long_as_the_check_script() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let text = format!(
+            r#"name: t
+steps:
+  - name: writer
+    command: {{check: 'echo "$KB_CHECK_DIR" > {d}/dir; echo one > "$KB_CHECK_DIR/shared"', apply: "true"}}
+  - name: reader
+    command: {{check: 'test "$(cat "$KB_CHECK_DIR/shared")" = one', apply: "true"}}
+"#
+        );
+        let pb = Playbook::parse("t.yaml", &text).unwrap();
+        let r = run(
+            &LocalHost::new(),
+            &pb,
+            &vars(),
+            &ArtifactStore::default(),
+            RunMode::Apply,
+            &Quiet,
+        );
+        assert!(!r.failed(), "{:#?}", r.steps);
+        assert_eq!(
+            r.changed(),
+            0,
+            "the reader saw the writer's file: {:#?}",
+            r.steps
+        );
+        let shared = std::fs::read_to_string(dir.path().join("dir")).unwrap();
+        assert!(!shared.trim().is_empty(), "no KB_CHECK_DIR");
+        assert!(
+            !std::path::Path::new(shared.trim()).exists(),
+            "{shared} outlived the check script"
+        );
     }
 
     #[test]

@@ -347,7 +347,12 @@ fn image_archive(file: &str, sha: &str, namespace: &str, store_name: String) -> 
             r#"m={rec}
 command -v ctr >/dev/null 2>&1 || {{ echo "archive "{qfile}" not imported yet (containerd is not installed)"; exit 1; }}
 [ -s "$m" ] || {{ echo "archive "{qfile}" (sha256 {short}) not imported yet"; exit 1; }}
-have=$(ctr -n {ns} images ls -q 2>/dev/null) || {{ echo "archive "{qfile}": containerd does not answer, will import"; exit 1; }}
+# One listing per check script ($KB_CHECK_DIR, see run.rs), not one per archive.
+c=${{KB_CHECK_DIR:+$KB_CHECK_DIR/ctr-images-{nsfile}}}
+if [ -n "$c" ] && [ -f "$c" ]; then have=$(cat "$c"); else
+  have=$(ctr -n {ns} images ls -q 2>/dev/null) || {{ echo "archive "{qfile}": containerd does not answer, will import"; exit 1; }}
+  [ -z "$c" ] || printf '%s\n' "$have" > "$c"
+fi
 r=0
 while read -r ref; do
   printf '%s
@@ -358,6 +363,10 @@ done < "$m"
 exit $r
 "#,
             short = &sha[..12],
+            nsfile = namespace
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect::<String>(),
         ),
         apply: format!(
             r#"set -e
