@@ -56,7 +56,8 @@
 #      kubelet taints every node with disk-pressure and deletes imported images.
 # ssh uses one multiplexed connection per node (ControlMaster), as kubeboot keeps one
 # session per host. Both labs come from `kubeboot lab up`, which gives node1 (the control
-# plane) a CPU weight of N and every worker 1: the nodes share this machine's cores.
+# plane) a CPU weight of N and every worker 1 (the nodes share this machine's cores), and
+# whose nodes fail fast on what nothing answers (the cloud metadata address, DNS).
 #
 # kubeboot's phases come from `up -o json` (its `stage` events), every line timestamped
 # on arrival: host preparation and image import split the time until init starts
