@@ -71,8 +71,11 @@
 #
 # Needs: root, what `kubeboot lab` needs, tinyproxy, /usr/bin/time, the caches of
 # tests/controlplane/build-k8s.sh and build-images.sh (built on first use, long).
-# Labs: kbbench-k (10.213.81.0/24) and kbbench-a (10.213.82.0/24), removed on exit; logs
-# stay in $KUBEBOOT_BENCH_LOGS (default /tmp/kubeboot-bench-up-logs).
+# Labs: kbbench-k (10.213.81.0/24) and kbbench-a (10.213.82.0/24). Each tool runs alone:
+# kbbench-k (kubeboot's cluster) is removed before the anchor starts, kbbench-a on exit
+# (until 2026-12-01 kubeboot's idle cluster kept running during the anchor, which slowed
+# the anchor and overstated the ratio). Logs stay in $KUBEBOOT_BENCH_LOGS (default
+# /tmp/kubeboot-bench-up-logs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-3}
@@ -197,6 +200,11 @@ for f in /etc/containerd/config.toml /etc/systemd/system/kubelet.service \
 done
 grep -q 'restrict_oom_score_adj = true' "$W/files/config.toml" ||
   echo "note: kubeboot's containerd config has no restrict_oom_score_adj = true" >&2
+# kubeboot's cluster is removed before the anchor runs: its kubelets, control plane and
+# kube-proxies would otherwise take their share of the cores from the anchor's nodes.
+"$KUBECTL" --kubeconfig "$W/kubeboot.conf" get nodes -o wide > "$W/kb-nodes.txt" 2>&1 || true
+"$KUBECTL" --kubeconfig "$W/kubeboot.conf" get pods -A -o wide > "$W/kb-pods.txt" 2>&1 || true
+$K lab down --name $LK --state-dir "$STATE" >/dev/null
 HOSTS_BLOCK=$(for i in $(seq 1 "$N"); do echo "$(ip_a "$i") $(name_a "$i")"; done)
 
 cat > "$W/kubeadm.yaml" <<EOF
@@ -356,8 +364,6 @@ a5=$(now)
 kc get nodes -o wide > "$W/an-nodes.txt" 2>&1 || true
 kc get pods -A -o wide > "$W/an-pods.txt" 2>&1 || true
 [ "$ready" = "$N" ] || { echo "kubeadm way: $ready of $N nodes Ready after 5m"; cat "$W/an-nodes.txt"; exit 1; }
-"$KUBECTL" --kubeconfig "$W/kubeboot.conf" get nodes -o wide > "$W/kb-nodes.txt" 2>&1 || true
-"$KUBECTL" --kubeconfig "$W/kubeboot.conf" get pods -A -o wide > "$W/kb-pods.txt" 2>&1 || true
 printf '%s\n' "$a0" "$a1" "$a2" "$a3" "$a4" "$a5" > "$W/an-times.txt"
 
 # ---- the table -----------------------------------------------------------------------
