@@ -779,6 +779,19 @@ mod tests {
         serde_json::json!({"greeting": "hello"})
     }
 
+    /// Applies the playbook `text` on this machine, with no artifacts.
+    fn apply_locally(text: &str) -> HostReport {
+        let pb = Playbook::parse("t.yaml", text).unwrap();
+        run(
+            &LocalHost::new(),
+            &pb,
+            &vars(),
+            &ArtifactStore::default(),
+            RunMode::Apply,
+            &Quiet,
+        )
+    }
+
     /// The checks of one run share $KB_CHECK_DIR (containerd's image list is asked once
     /// per run); it is gone when the check script ends, and an apply's check after it
     /// runs without it.
@@ -795,15 +808,7 @@ steps:
     command: {{check: 'test "$(cat "$KB_CHECK_DIR/shared")" = one', apply: "true"}}
 "#
         );
-        let pb = Playbook::parse("t.yaml", &text).unwrap();
-        let r = run(
-            &LocalHost::new(),
-            &pb,
-            &vars(),
-            &ArtifactStore::default(),
-            RunMode::Apply,
-            &Quiet,
-        );
+        let r = apply_locally(&text);
         assert!(!r.failed(), "{:#?}", r.steps);
         assert_eq!(
             r.changed(),
@@ -917,15 +922,7 @@ steps:
     artifact: {{name: kubelet, path: "{d}/kubelet"}}
 "#
         );
-        let pb = Playbook::parse("t.yaml", &text).unwrap();
-        let r = run(
-            &LocalHost::new(),
-            &pb,
-            &vars(),
-            &ArtifactStore::default(),
-            RunMode::Apply,
-            &Quiet,
-        );
+        let r = apply_locally(&text);
         let by = |n: &str| r.steps.iter().find(|s| s.name == n).unwrap().clone();
         assert_eq!(by("broken apply").outcome, StepOutcome::Failed);
         assert!(
