@@ -105,6 +105,9 @@ pub fn run_on_hosts(
     obs: &dyn Observer,
 ) -> Vec<HostReport> {
     let vars = prepare_vars(cluster, store);
+    store
+        .debs
+        .expect(cluster.hosts.len().min(opts.concurrency.max(1)));
     fan_out(&cluster.hosts, opts.concurrency, |h| {
         one_host(h, ssh, playbook, &vars, store, opts.mode, obs)
     })
@@ -151,6 +154,7 @@ fn one_host(
     let host = match SshHost::connect(&h.name, &h.address, &cfg) {
         Ok(c) => c,
         Err(e) => {
+            drop(store.debs.arrival());
             let r = HostReport::unreachable(&h.name, playbook, e.to_string(), start.elapsed());
             obs.on(&h.name, Event::Finished(&r));
             return r;

@@ -41,6 +41,8 @@ impl Payload {
 pub struct ArtifactStore {
     artifacts: BTreeMap<String, Artifact>,
     fetched: Mutex<BTreeMap<String, Fetched>>,
+    /// Packages downloaded by one host for the others alike.
+    pub debs: super::debshare::DebShares,
 }
 
 impl ArtifactStore {
@@ -48,6 +50,7 @@ impl ArtifactStore {
         ArtifactStore {
             artifacts,
             fetched: Mutex::new(BTreeMap::new()),
+            debs: Default::default(),
         }
     }
 

@@ -46,6 +46,10 @@ pub struct Facts {
     /// from these which hosts still join, the same way for `--plan` and the run.
     pub kubelet_conf: bool,
     pub etcd_manifest: bool,
+    /// A checksum of apt's sources and preferences (empty without apt): hosts with the
+    /// same one get the same packages from apt (see `debshare`).
+    #[serde(skip)]
+    pub apt_sources: String,
 }
 
 /// The one command that prints all facts as `key=value` lines.
@@ -66,6 +70,7 @@ b=$(awk '/^CapBnd:/{print $2}' /proc/self/status 2>/dev/null)
 [ -n "$b" ] && echo "cap_sys_resource=$(( (0x$b >> 24) & 1 ))"
 f=/proc/sys/net/netfilter/nf_conntrack_max
 if [ -f $f ] && v=$(cat $f 2>/dev/null) && (echo "$v" > $f) 2>/dev/null; then echo conntrack_w=1; else echo conntrack_w=0; fi
+[ -d /etc/apt ] && echo "apt_sources=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/* /etc/apt/preferences /etc/apt/preferences.d/* 2>/dev/null | cksum)"
 [ -f /etc/kubernetes/kubelet.conf ] && echo kubelet_conf=1
 [ -f /etc/kubernetes/manifests/etcd.yaml ] && echo etcd_manifest=1
 true
@@ -134,6 +139,7 @@ impl Facts {
             conntrack_max_writable: get("conntrack_w") != "0",
             kubelet_conf: get("kubelet_conf") == "1",
             etcd_manifest: get("etcd_manifest") == "1",
+            apt_sources: get("apt_sources"),
         }
     }
 }

@@ -13,6 +13,7 @@
 //! a notifying step changed something) and carry a `when` condition over facts.
 
 pub mod artifacts;
+pub mod debshare;
 mod diff;
 pub mod facts;
 pub mod files;

@@ -5,13 +5,16 @@
 //! 3. (apply mode) the applies of the steps that differ, batched into as few scripts as
 //!    possible (an artifact upload is its own command), each apply followed by its check
 //!    again so a step only counts as done when the host really is in the wanted state;
-//!    handlers notified by changed steps run at the end of the last script.
+//!    handlers notified by changed steps run at the end of the last script. An apt
+//!    package step is shared by the hosts alike of a run (`debshare`): the first one
+//!    downloads, and its .deb files are read once more and uploaded to the others.
 //!
 //! A no-op run therefore costs two round trips. A failing step does not stop the others
 //! (they are mostly independent, and the report should say everything that is wrong);
 //! losing the connection does.
 
 use super::artifacts::{ArtifactStore, Payload};
+use super::debshare;
 use super::diff;
 use super::steps::{self, Resolved};
 use super::{Facts, Playbook, ServiceState, Step, StepKind};
@@ -336,6 +339,7 @@ pub fn run(
     obs: &dyn Observer,
 ) -> HostReport {
     let start = Instant::now();
+    let arrival = store.debs.arrival();
     let name = host.name().to_string();
     let mut report = HostReport {
         host: name.clone(),
@@ -511,27 +515,43 @@ pub fn run(
         return finish(report, entries);
     }
 
-    // Apply: consecutive script steps share one command; uploads go alone.
+    // Package steps of apt hosts alike: the first host downloads for the others, which
+    // install its .deb files without an `apt-get update` of their own (see debshare).
+    let mut sources: Vec<(usize, debshare::Source)> = Vec::new();
+    let mut receivers: BTreeMap<usize, debshare::Receiver> = BTreeMap::new();
+    let shared: Vec<(usize, String)> = to_apply
+        .iter()
+        .filter_map(|&i| {
+            let specs = entries[i].resolved.as_ref()?.share.as_ref()?;
+            Some((i, debshare::key(&facts, specs)?))
+        })
+        .collect();
+    let keys: Vec<String> = shared.iter().map(|(_, k)| k.clone()).collect();
+    for ((i, _), role) in shared.iter().zip(arrival.keys(&keys)) {
+        match role {
+            debshare::Role::Source(s) => sources.push((*i, s)),
+            debshare::Role::Receiver(r) => {
+                receivers.insert(*i, r);
+            }
+        }
+    }
+
+    // Apply: consecutive script steps share one command; uploads and receiving package
+    // steps go alone.
     if !to_apply.is_empty() {
         obs.on(&name, Event::Phase("applying"));
     }
+    let alone = |i: usize| {
+        receivers.contains_key(&i)
+            || entries[i]
+                .resolved
+                .as_ref()
+                .is_some_and(|r| r.upload.is_some())
+    };
     let mut segments: Vec<Vec<usize>> = Vec::new();
     for &i in &to_apply {
-        let upload = entries[i]
-            .resolved
-            .as_ref()
-            .is_some_and(|r| r.upload.is_some());
         match segments.last_mut() {
-            Some(seg)
-                if !upload
-                    && !seg.is_empty()
-                    && entries[seg[0]]
-                        .resolved
-                        .as_ref()
-                        .is_some_and(|r| r.upload.is_none()) =>
-            {
-                seg.push(i)
-            }
+            Some(seg) if !alone(i) && !seg.is_empty() && !alone(seg[0]) => seg.push(i),
             _ => segments.push(vec![i]),
         }
     }
@@ -543,6 +563,54 @@ pub fn run(
         let last = k + 1 == n_segments;
         if lost.is_some() {
             break;
+        }
+        if let Some(r) = receivers.get(&seg[0]) {
+            let i = seg[0];
+            let specs = entries[i]
+                .resolved
+                .as_ref()
+                .and_then(|r| r.share.clone())
+                .unwrap_or_default();
+            obs.on(&name, Event::StepStarted(&entries[i].step.name));
+            let sent = match r.wait() {
+                Ok(d) => {
+                    host.run_with_stdin_file(&debshare::receiver_apply(&specs, &d), d.path(), None)
+                }
+                Err(why) => host.run(&debshare::usual_apply(&specs, &why), &RunOptions::default()),
+            };
+            let e = &mut entries[i];
+            match sent {
+                Ok(out) if out.success() => {
+                    e.report.outcome = StepOutcome::Changed;
+                    let said = out.stdout_text();
+                    let said: Vec<&str> = said
+                        .lines()
+                        .filter(|l| {
+                            l.starts_with("installed from")
+                                || l.starts_with("the packages")
+                                || l.starts_with("not installed from")
+                        })
+                        .collect();
+                    e.report.detail = said.join("; ");
+                }
+                Ok(out) => {
+                    e.report.outcome = StepOutcome::Failed;
+                    e.report.detail = format!(
+                        "apply failed (exit {}): {}",
+                        out.status,
+                        tail(&(out.stdout_text() + &out.stderr_text()), 15)
+                    );
+                }
+                Err(err) => {
+                    e.report.outcome = StepOutcome::Failed;
+                    e.report.detail = err.to_string();
+                    if err.is_connection() {
+                        lost = Some(err.to_string());
+                    }
+                }
+            }
+            obs.on(&name, Event::Step(&e.report));
+            continue;
         }
         let first = &entries[seg[0]];
         if let Some((art, _)) = first.resolved.as_ref().and_then(|r| r.upload.clone()) {
@@ -618,6 +686,11 @@ pub fn run(
             script.push_str(&handler_script(&entries, &handler_idx, pb, &renderer, seg));
             handlers_done = true;
         }
+        if let Some(k) = sources.iter().position(|(i, _)| seg.contains(i)) {
+            let (i, source) = sources.swap_remove(k);
+            let specs = entries[i].resolved.as_ref().and_then(|r| r.share.clone());
+            share_downloads(host, &name, &specs.unwrap_or_default(), source, store);
+        }
         run_script(host, &script, &mut entries, &name, obs, &mut lost);
     }
     if !handlers_done && lost.is_none() {
@@ -637,6 +710,32 @@ pub fn run(
     }
     entries.retain(|e| !e.handler || e.report.outcome != StepOutcome::NotRun);
     finish(report, entries)
+}
+
+/// Before the package step of a host that downloads for others (when another host waits
+/// for them): downloads the .deb files there, reads them and hands them over, or says
+/// why not. The step itself then installs from apt's cache.
+fn share_downloads(
+    host: &dyn Host,
+    name: &str,
+    specs: &[String],
+    source: debshare::Source,
+    store: &ArtifactStore,
+) {
+    if !source.wanted(&store.debs) {
+        source.publish(Err("no other host waited for them".into()));
+        return;
+    }
+    let got = match host.run(&debshare::download_script(specs), &RunOptions::default()) {
+        Ok(out) if out.success() => debshare::parse_fetch(&out.stdout, name),
+        Ok(out) => Err(format!(
+            "downloading them on {name} failed (exit {}): {}",
+            out.status,
+            tail(&out.stderr_text(), 3)
+        )),
+        Err(e) => Err(format!("downloading them on {name} failed: {e}")),
+    };
+    source.publish(got.map_err(|e| format!("the downloads of {name}: {e}")));
 }
 
 /// Handler blocks, each guarded by "a notifying step changed": steps finished in earlier
@@ -688,6 +787,7 @@ fn handler_script(
                 check: String::new(),
                 apply,
                 upload: None,
+                share: None,
             },
             false,
         );

@@ -24,6 +24,9 @@ pub struct Resolved {
     /// For artifact steps: (artifact name, sha256); the apply script reads the file from
     /// stdin and is run on its own.
     pub upload: Option<(String, String)>,
+    /// For apt package steps: the package specs, so that hosts alike can install what one
+    /// of them downloaded (see `debshare`).
+    pub share: Option<Vec<String>>,
 }
 
 /// Lower-case hex sha256.
@@ -45,7 +48,7 @@ const EOF: &str = "KUBEBOOT_EOF_7f3a";
 /// where the host has it (it uses the CPU's SHA instructions: 0.14 s for 114 MB where
 /// coreutils' sha256sum takes 0.64 s), else from sha256sum. For the uploads of artifacts
 /// and image archives, hundreds of MB a host.
-const SHA256_FN: &str =
+pub(crate) const SHA256_FN: &str =
     "kb_sha256() { openssl dgst -sha256 -r \"$1\" 2>/dev/null || sha256sum \"$1\"; }\n";
 
 /// Check snippet for "file at `p` has content with sha `sha`, mode and owner".
@@ -175,7 +178,7 @@ fn package_names(step: &PackageStep, facts: &Facts) -> Result<(String, Vec<Strin
     }
 }
 
-fn package_check(pm: &str, names: &[String]) -> String {
+pub(crate) fn package_check(pm: &str, names: &[String]) -> String {
     let specs: Vec<String> = names.iter().map(|n| q(n)).collect();
     let bare: Vec<String> = names
         .iter()
@@ -208,7 +211,7 @@ echo "to install:$missing"; exit 1
     )
 }
 
-fn package_apply(pm: &str, names: &[String]) -> String {
+pub(crate) fn package_apply(pm: &str, names: &[String]) -> String {
     if pm == "apt" {
         let list: Vec<String> = names.iter().map(|n| q(n)).collect();
         let list = list.join(" ");
@@ -396,6 +399,7 @@ echo "imported $(tr '
 "#
         ),
         upload: Some((store_name, sha.to_string())),
+        share: None,
     }
 }
 
@@ -418,6 +422,7 @@ pub fn resolve(
                 check: file_check(&path, &sha256_hex(&content), f.mode, &f.owner, &content),
                 apply: file_apply(&path, &content, f.mode, &f.owner),
                 upload: None,
+                share: None,
             }
         }
         StepKind::Line(l) => {
@@ -433,6 +438,7 @@ pub fn resolve(
                 check: line_check(&l),
                 apply: line_apply(&l),
                 upload: None,
+                share: None,
             }
         }
         StepKind::Package(p) => {
@@ -445,12 +451,14 @@ pub fn resolve(
                 check: package_check(&pm, &names),
                 apply: package_apply(&pm, &names),
                 upload: None,
+                share: (pm == "apt").then(|| names.clone()),
             }
         }
         StepKind::Service(s) => Resolved {
             check: service_check(s),
             apply: service_apply(s),
             upload: None,
+            share: None,
         },
         StepKind::Sysctl(s) => {
             let s = SysctlStep {
@@ -470,17 +478,20 @@ pub fn resolve(
                     q(&s.file)
                 ),
                 upload: None,
+                share: None,
             }
         }
         StepKind::Module(m) => Resolved {
             check: module_check(m),
             apply: format!("modprobe {}\n", q(&m.name)),
             upload: None,
+            share: None,
         },
         StepKind::Command(c) => Resolved {
             check: render(&c.check)?,
             apply: render(&c.apply)?,
             upload: None,
+            share: None,
         },
         StepKind::ImageArchives(_) => {
             return Err(
@@ -539,6 +550,7 @@ mkdir -p "$(dirname "$m")"; echo "{sha} $(stat -c '%s %Y %Z %i %a %U' "$p")" > "
                     mode = a.mode
                 ),
                 upload: Some((a.name.clone(), sha)),
+                share: None,
             }
         }
     })
