@@ -212,11 +212,11 @@ fn verify_prepared(lab: &RunningLab, i: usize, kh: &Path, art: &Artifacts) {
         "runc",
         "node {i}: recommended packages were installed"
     );
-    // apt's lists were refreshed without the description translations.
+    // apt's lists were refreshed without the description translations, or not at all
+    // (a node that installed the .deb files another one downloaded).
     let lists = run("ls /var/lib/apt/lists");
     assert!(
-        lists.lines().filter(|l| l.ends_with("_Packages")).count() >= 2
-            && !lists.contains("_Translation-"),
+        !lists.contains("_Translation-"),
         "node {i}: apt lists: {lists}"
     );
     assert_eq!(
@@ -318,6 +318,42 @@ fn prepare_three_lab_nodes_with_faults_plan_rerun_and_sudo() {
     assert!(
         err.contains("cannot connect") && err.contains("refused"),
         "{err}"
+    );
+    // Nodes 1 and 3 are alike: one downloaded the packages, the other installed the
+    // same files without refreshing apt's lists; the first kept lists, without
+    // translations.
+    let shared: Vec<(usize, String)> = [0, 2]
+        .into_iter()
+        .map(|k| {
+            let d = step(host(&s, &names[k]), "container runtime packages")["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            (k, d)
+        })
+        .collect();
+    let received: Vec<&(usize, String)> = shared
+        .iter()
+        .filter(|(_, d)| d.starts_with("installed from the "))
+        .collect();
+    assert_eq!(received.len(), 1, "{shared:?}");
+    let (r, d) = received[0];
+    let source = if *r == 0 { 2 } else { 0 };
+    assert!(
+        d.contains(&format!(" packages {} downloaded", names[source]))
+            && d.contains("no apt-get update on this host"),
+        "{d}"
+    );
+    let lists = |k: usize| lab.ssh_ok(k + 1, "ls /var/lib/apt/lists");
+    assert!(
+        !lists(*r).contains("_Packages"),
+        "the receiving node refreshed apt's lists: {}",
+        lists(*r)
+    );
+    let l = lists(source);
+    assert!(
+        l.lines().filter(|l| l.ends_with("_Packages")).count() >= 2 && !l.contains("_Translation-"),
+        "the downloading node's lists: {l}"
     );
     for n in [&names[0], &names[2]] {
         let h = host(&s, n);
