@@ -413,7 +413,10 @@ if [ $ok = 1 ] && apt-get install -y -q --no-install-recommends -o Dpkg::Options
 else
   [ -f "$d/log" ] && tail -n 5 "$d/log"
   echo "the packages {from} downloaded do not install here: updating apt's lists and installing as usual"
-{usual}fi
+  (
+{usual}  ) || exit $?
+fi
+kb_check > "$d/check" 2>&1 || {{ echo "installed, but the check still finds a difference:"; cat "$d/check"; exit 1; }}
 "#,
         check = package_check("apt", specs).trim_end(),
         n = d.files.len(),
@@ -423,14 +426,16 @@ else
 }
 
 /// The apply script of a receiving host whose source had nothing to share: the usual
-/// one, saying why first.
+/// one, saying why first, and the step's check after it.
 pub fn usual_apply(specs: &[String], why: &str) -> String {
+    let check = package_check("apt", specs);
     format!(
-        "echo {}\n{}",
-        q(&format!(
+        "echo {why}\n(\n{usual}) || exit $?\nkb_check() (\n{check}\n)\nkb_check > /dev/null 2>&1 || {{ echo 'installed, but the check still finds a difference:'; kb_check; exit 1; }}\n",
+        why = q(&format!(
             "not installed from another host's downloads: {why}"
         )),
-        package_apply("apt", specs)
+        usual = package_apply("apt", specs),
+        check = check.trim_end(),
     )
 }
 
@@ -553,6 +558,15 @@ mod tests {
     /// answers: the real ones cannot run on this machine. head, openssl/sha256sum, mktemp
     /// and sh are real.
     fn receive(d: &SharedDebs, install_ok: bool) -> (String, String) {
+        receive_for(&["containerd"], d, install_ok)
+    }
+
+    fn receive_for(specs: &[&str], d: &SharedDebs, install_ok: bool) -> (String, String) {
+        let specs: Vec<String> = specs.iter().map(|s| s.to_string()).collect();
+        run_doubled(&receiver_apply(&specs, d), d.path(), install_ok)
+    }
+
+    fn run_doubled(script: &str, stdin: &Path, install_ok: bool) -> (String, String) {
         let dir = tempfile::tempdir().unwrap();
         let bin = dir.path().join("bin");
         std::fs::create_dir(&bin).unwrap();
@@ -572,7 +586,7 @@ mod tests {
         write(
             "apt-get",
             format!(
-                "#!/bin/sh\necho \"apt-get $*\" >> {log}\n{fail}for a in \"$@\"; do case $a in *.deb) ls -l \"$a\" | awk '{{print $5}}' >> {log};; esac; done\ncase \"$1\" in install) echo 'containerd install ok installed 1.6' > {inst};; esac\n",
+                "#!/bin/sh\necho \"apt-get $*\" >> {log}\n{fail}[ \"$1\" = install ] || exit 0\nfor a in \"$@\"; do case $a in\n  *.deb) ls -l \"$a\" | awk '{{print $5}}' >> {log}; n=${{a##*/}}; echo \"${{n%%_*}} install ok installed 1\" >> {inst};;\n  -*|install|*=*) ;;\n  *) echo \"$a install ok installed 1\" >> {inst};;\nesac; done\n",
                 log = log.display(),
                 inst = installed.display()
             ),
@@ -586,12 +600,11 @@ mod tests {
             format!("#!/bin/sh\ncat {} 2>/dev/null\n", installed.display()),
         );
         write("find", "#!/bin/sh\n".into());
-        let script = receiver_apply(&["containerd".to_string()], d);
         let out = std::process::Command::new("sh")
             .arg("-c")
-            .arg(&script)
+            .arg(script)
             .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
-            .stdin(std::fs::File::open(d.path()).unwrap())
+            .stdin(std::fs::File::open(stdin).unwrap())
             .output()
             .unwrap();
         assert!(
@@ -645,5 +658,27 @@ mod tests {
         );
         assert!(!log.contains(".deb"), "{log}");
         assert!(log.contains("apt-get update"), "{log}");
+
+        // The files install, but a package asked for is not among them (the source had
+        // it already): the usual path installs it.
+        std::fs::write(d.path(), b"containerd bytesrunc").unwrap();
+        let (out, log) = receive_for(&["containerd", "iptables"], &d, true);
+        assert!(out.contains("do not install here"), "{out}");
+        assert!(
+            log.contains("apt-get update") && log.contains(" containerd iptables"),
+            "{log}"
+        );
+
+        // The source had nothing to share: the usual path, saying why.
+        let script = usual_apply(&["containerd".to_string()], "no other host waited");
+        let (out, log) = run_doubled(&script, Path::new("/dev/null"), true);
+        assert!(
+            out.contains("another host's downloads: no other host waited"),
+            "{out}"
+        );
+        assert!(
+            log.contains("apt-get update") && log.contains("install -y"),
+            "{log}"
+        );
     }
 }
