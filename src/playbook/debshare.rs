@@ -31,6 +31,10 @@ pub const LIST: &str = "/run/kubeboot/shared-debs.list";
 /// Between the list and the .deb bytes in the source's answer.
 const END: &[u8] = b"KUBEBOOT-DEBS-END\n";
 
+/// The most kubeboot passes on (it holds the files in memory once while it reads them
+/// from the source); larger sets are downloaded by each host.
+const MAX_BYTES: u64 = 256 << 20;
+
 /// How long a host waits for the source before it updates and installs on its own.
 const WAIT: Duration = Duration::from_secs(600);
 
@@ -267,6 +271,7 @@ pub fn key(facts: &Facts, specs: &[String]) -> Option<String> {
 pub fn download_script(specs: &[String]) -> String {
     let list: Vec<String> = specs.iter().map(|n| q(n)).collect();
     let list = list.join(" ");
+    let max_mb = MAX_BYTES >> 20;
     format!(
         r#"export DEBIAN_FRONTEND=noninteractive
 {SHA256_FN}l={LIST}
@@ -276,6 +281,7 @@ if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mmin -60 2>/
 fi
 apt-get install -y -q --no-install-recommends --print-uris {list} 2>/dev/null | sed -n "s/^'[^']*' \([A-Za-z0-9.+~%:_-]*\.deb\) \([0-9][0-9]*\) .*$/\1 \2/p" > "$l"
 [ -s "$l" ] || {{ echo "apt has nothing to download on this host (the files are in its cache already)" >&2; exit 3; }}
+[ "$(awk '{{s += $2}} END {{print s + 0}}' "$l")" -le {MAX_BYTES} ] || {{ echo "the packages are more than {max_mb} MB, too many to pass through kubeboot" >&2; exit 3; }}
 apt-get install -y -q --no-install-recommends --download-only {list} >/dev/null 2>&1 || {{ echo "apt-get install --download-only failed" >&2; exit 3; }}
 while read -r f s; do
   p="/var/cache/apt/archives/$f"
