@@ -116,6 +116,15 @@ for l in sys.stdin:
     sys.stdout.write(f"{time.time():.3f} {l}")'; }
 
 echo "== $N nodes per lab; kubeboot $($K version); kubeadm $("$B/kubeadm" version -o short); images $IMG"
+# Anything else busy on this machine (another lab's cluster above all) takes CPU from both
+# tools, unevenly since they run one after the other: say so before measuring.
+others=$(find /sys/fs/cgroup -maxdepth 2 -type d -name 'kubeboot-lab-*' 2>/dev/null | sed 's@.*/kubeboot-lab-@@' | sort -u | tr '\n' ' ')
+[ -z "$others" ] || echo "warning: kubeboot labs already run on this machine (${others% }): their nodes take CPU from both tools; remove them (kubeboot lab down --name NAME) for figures that compare"
+read -ra s1 < /proc/stat; sleep 2; read -ra s2 < /proc/stat
+t=0; for k in 1 2 3 4 5 6 7 8; do t=$((t + s2[k] - s1[k])); done
+idle=$((s2[4] + s2[5] - s1[4] - s1[5]))
+busy=$(( t > 0 ? 100 * (t - idle) / t : 0 ))
+[ "$busy" -lt 15 ] || echo "warning: this machine was ${busy}% busy in the 2 s before the bench; the figures will be slower than the tools are"
 $K lab up --name $LK --subnet $NETK.0/24 --nodes "$N" --state-dir "$STATE" --apt-proxy "http://{bridge}:$PORT" >/dev/null
 $K lab up --name $LA --subnet $NETA.0/24 --nodes "$N" --state-dir "$STATE" --apt-proxy "http://{bridge}:$PORT" >/dev/null
 

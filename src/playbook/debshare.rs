@@ -3,8 +3,8 @@
 //! When several apt hosts of one run need the same packages, and they run the same OS
 //! release and architecture with the same apt sources, the first of them (the *source*)
 //! refreshes its lists and downloads the packages first (`apt-get install
-//! --print-uris`, then `--download-only`), in one command that also sends the .deb
-//! files back with their sha256. apt checks each download against its signed indexes
+//! --print-uris`, then `--download-only`, into a directory of its own), in one command
+//! that also sends the .deb files back with their sha256. apt checks each download against its signed indexes
 //! before it keeps it in its cache. kubeboot checks the files and uploads them to the
 //! other hosts, which check the sha256 again and install them with `apt-get install
 //! ./x.deb ...` without an `apt-get update` of their own, while the source installs from
@@ -24,9 +24,6 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
-
-/// Where the source host writes down what apt downloaded (tmpfs; gone at reboot).
-pub const LIST: &str = "/run/kubeboot/shared-debs.list";
 
 /// Between the list and the .deb bytes in the source's answer.
 const END: &[u8] = b"KUBEBOOT-DEBS-END\n";
@@ -264,33 +261,35 @@ pub fn key(facts: &Facts, specs: &[String]) -> Option<String> {
 }
 
 /// Run on the source before its package step: refreshes apt's lists where they are
-/// older than an hour (as the step would), downloads what the step will install, then
-/// prints "file size sha256" for each file apt downloaded (the sha256 of the file in
-/// apt's cache, which apt checked against its signed index), [`END`], and the files one
-/// after the other.
+/// older than an hour (as the step would), downloads what the step will install into a
+/// directory of its own (so that files already in apt's cache are listed too), then
+/// prints "file size sha256" for each file (the sha256 of the file apt checked against
+/// its signed index), [`END`], and the files one after the other. The files then go to
+/// apt's cache, where the step's own install finds them.
 pub fn download_script(specs: &[String]) -> String {
     let list: Vec<String> = specs.iter().map(|n| q(n)).collect();
     let list = list.join(" ");
     let max_mb = MAX_BYTES >> 20;
     format!(
         r#"export DEBIAN_FRONTEND=noninteractive
-{SHA256_FN}l={LIST}
-mkdir -p -m 700 "${{l%/*}}"; rm -f "$l"
+{SHA256_FN}c=$(mktemp -d /var/cache/apt/archives/kubeboot-share.XXXXXX) || exit 3
+trap 'rm -rf "$c"' EXIT
+chmod 755 "$c"; mkdir -m 700 "$c/partial"; chown _apt "$c/partial" 2>/dev/null || true
 if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mmin -60 2>/dev/null | head -n1)" ]; then
   apt-get update -q -o Acquire::Languages=none >/dev/null 2>&1 || {{ echo "apt-get update failed" >&2; exit 3; }}
 fi
-apt-get install -y -q --no-install-recommends --print-uris {list} 2>/dev/null | sed -n "s/^'[^']*' \([A-Za-z0-9.+~%:_-]*\.deb\) \([0-9][0-9]*\) .*$/\1 \2/p" > "$l"
-[ -s "$l" ] || {{ echo "apt has nothing to download on this host (the files are in its cache already)" >&2; exit 3; }}
-[ "$(awk '{{s += $2}} END {{print s + 0}}' "$l")" -le {MAX_BYTES} ] || {{ echo "the packages are more than {max_mb} MB, too many to pass through kubeboot" >&2; exit 3; }}
-apt-get install -y -q --no-install-recommends --download-only {list} >/dev/null 2>&1 || {{ echo "apt-get install --download-only failed" >&2; exit 3; }}
+get() {{ apt-get install -y -q --no-install-recommends -o Dir::Cache::archives="$c/" "$@" {list}; }}
+get --print-uris 2>/dev/null | sed -n "s/^'[^']*' \([A-Za-z0-9.+~%:_-]*\.deb\) \([0-9][0-9]*\) .*$/\1 \2/p" > "$c/list"
+[ -s "$c/list" ] || {{ echo "apt has nothing to download for these packages on this host" >&2; exit 3; }}
+[ "$(awk '{{s += $2}} END {{print s + 0}}' "$c/list")" -le {MAX_BYTES} ] || {{ echo "the packages are more than {max_mb} MB, too many to pass through kubeboot" >&2; exit 3; }}
+get --download-only >/dev/null 2>&1 || {{ echo "apt-get install --download-only failed" >&2; exit 3; }}
 while read -r f s; do
-  p="/var/cache/apt/archives/$f"
-  [ "$(stat -c %s "$p" 2>/dev/null)" = "$s" ] || {{ echo "$p is missing or not $s bytes" >&2; exit 4; }}
-  set -- $(kb_sha256 "$p"); echo "$f $s $1"
-done < "$l"
+  [ "$(stat -c %s "$c/$f" 2>/dev/null)" = "$s" ] || {{ echo "$f is missing or not $s bytes" >&2; exit 4; }}
+  set -- $(kb_sha256 "$c/$f"); echo "$f $s $1"
+done < "$c/list"
 printf 'KUBEBOOT-DEBS-END\n'
-while read -r f s; do cat "/var/cache/apt/archives/$f" || exit 4; done < "$l"
-rm -f "$l"
+while read -r f s; do cat "$c/$f" || exit 4; done < "$c/list"
+while read -r f s; do mv -f "$c/$f" /var/cache/apt/archives/; done < "$c/list"
 "#
     )
 }
