@@ -8,18 +8,12 @@
 mod common;
 
 use common::*;
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod port_support;
+use port_support::free_port;
 
 struct Etcd(Child);
 

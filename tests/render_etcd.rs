@@ -182,13 +182,8 @@ fn make_pki(pki: &Path) {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod port_support;
+use port_support::free_port;
 
 /// The rendered command of 1.`minor`, moved into `dir` and onto free loopback ports.
 fn rerooted_command(minor: u32, dir: &Path) -> (Vec<String>, u16) {

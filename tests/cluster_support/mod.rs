@@ -6,7 +6,6 @@
 //! added so nothing listens on 0.0.0.0. Processes are stopped by PID.
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,13 +21,9 @@ pub const INIT_TOKEN: &str = "abcdef.0123456789abcdef";
 /// nowhere else. Each entry: (component, flag prefix, why).
 pub const REJECTED_BY_1_20: &[(&str, &str, &str)] = &[];
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[path = "../port_support/mod.rs"]
+mod port_support;
+pub use port_support::free_port;
 
 /// Directory holding a binary named by `env`, from the environment or the build cache's
 /// env file; fails with how to build it.

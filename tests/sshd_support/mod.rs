@@ -5,7 +5,6 @@
 //! privilege separation otherwise). A missing sshd fails the test with the package name.
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,13 +25,9 @@ fn sh(cmd: &str) {
 }
 
 /// A free TCP port on loopback (bind to 0, read it, release it).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[path = "../port_support/mod.rs"]
+mod port_support;
+pub use port_support::free_port;
 
 impl Sshd {
     /// Starts sshd with a fresh ed25519 host key and a client key (`client_key()`).
