@@ -17,8 +17,11 @@
 //! that failed or had nothing to share.
 
 use super::facts::Facts;
-use super::steps::{SHA256_FN, package_apply, package_check};
+use super::steps::{
+    APT_INSTALL, APT_LISTS_STALE, APT_UPDATE, SHA256_FN, package_apply, package_check,
+};
 use crate::host::ssh::shell_quote as q;
+use crate::host::{Host, RunOptions};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
@@ -275,10 +278,10 @@ pub fn download_script(specs: &[String]) -> String {
 {SHA256_FN}c=$(mktemp -d /var/cache/apt/archives/kubeboot-share.XXXXXX) || exit 3
 trap 'rm -rf "$c"' EXIT
 chmod 755 "$c"; mkdir -m 700 "$c/partial"; chown _apt "$c/partial" 2>/dev/null || true
-if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mmin -60 2>/dev/null | head -n1)" ]; then
-  apt-get update -q -o Acquire::Languages=none >/dev/null 2>&1 || {{ echo "apt-get update failed" >&2; exit 3; }}
+if {APT_LISTS_STALE}; then
+  {APT_UPDATE} >/dev/null 2>&1 || {{ echo "apt-get update failed" >&2; exit 3; }}
 fi
-get() {{ apt-get install -y -q --no-install-recommends -o Dir::Cache::archives="$c/" "$@" {list}; }}
+get() {{ {APT_INSTALL} -o Dir::Cache::archives="$c/" "$@" {list}; }}
 get --print-uris 2>/dev/null | sed -n "s/^'[^']*' \([A-Za-z0-9.+~%:_-]*\.deb\) \([0-9][0-9]*\) .*$/\1 \2/p" > "$c/list"
 [ -s "$c/list" ] || {{ echo "apt has nothing to download for these packages on this host" >&2; exit 3; }}
 [ "$(awk '{{s += $2}} END {{print s + 0}}' "$c/list")" -le {MAX_BYTES} ] || {{ echo "the packages are more than {max_mb} MB, too many to pass through kubeboot" >&2; exit 3; }}
@@ -292,6 +295,41 @@ while read -r f s; do cat "$c/$f" || exit 4; done < "$c/list"
 while read -r f s; do mv -f "$c/$f" /var/cache/apt/archives/; done < "$c/list"
 "#
     )
+}
+
+/// Before the package step of a source: when another host waits for its downloads,
+/// downloads the .deb files there ([`download_script`]), reads them and hands them over;
+/// otherwise, or when that fails, tells the waiting hosts why not. The step itself then
+/// installs from apt's cache.
+pub fn share(host: &dyn Host, name: &str, specs: &[String], source: Source, shares: &DebShares) {
+    if !source.wanted(shares) {
+        source.publish(Err("no other host waited for them".into()));
+        return;
+    }
+    let got = match host.run(&download_script(specs), &RunOptions::default()) {
+        Ok(out) if out.success() => parse_fetch(&out.stdout, name),
+        Ok(out) => Err(format!(
+            "downloading them on {name} failed (exit {}): {}",
+            out.status,
+            out.stderr_text().trim()
+        )),
+        Err(e) => Err(format!("downloading them on {name} failed: {e}")),
+    };
+    source.publish(got.map_err(|e| format!("the downloads of {name}: {e}")));
+}
+
+/// What a receiving host's package step reports: the lines of its apply script that say
+/// which path it took (not apt's own output).
+pub fn summary(stdout: &str) -> String {
+    stdout
+        .lines()
+        .filter(|l| {
+            ["installed from", "the packages", "not installed from"]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn safe_name(f: &str) -> bool {
@@ -413,7 +451,7 @@ cat > /dev/null
 kb_check() (
 {check}
 )
-if [ $ok = 1 ] && apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$d"/*.deb > "$d/log" 2>&1 && kb_check > /dev/null 2>&1; then
+if [ $ok = 1 ] && {APT_INSTALL} "$d"/*.deb > "$d/log" 2>&1 && kb_check > /dev/null 2>&1; then
 {auto}  echo "installed from the {n} packages {from} downloaded ({mb:.1} MB): no apt-get update on this host"
 else
   [ -f "$d/log" ] && tail -n 5 "$d/log"

@@ -582,16 +582,7 @@ pub fn run(
             match sent {
                 Ok(out) if out.success() => {
                     e.report.outcome = StepOutcome::Changed;
-                    let said = out.stdout_text();
-                    let said: Vec<&str> = said
-                        .lines()
-                        .filter(|l| {
-                            l.starts_with("installed from")
-                                || l.starts_with("the packages")
-                                || l.starts_with("not installed from")
-                        })
-                        .collect();
-                    e.report.detail = said.join("; ");
+                    e.report.detail = debshare::summary(&out.stdout_text());
                 }
                 Ok(out) => {
                     e.report.outcome = StepOutcome::Failed;
@@ -689,7 +680,7 @@ pub fn run(
         if let Some(k) = sources.iter().position(|(i, _)| seg.contains(i)) {
             let (i, source) = sources.swap_remove(k);
             let specs = entries[i].resolved.as_ref().and_then(|r| r.share.clone());
-            share_downloads(host, &name, &specs.unwrap_or_default(), source, store);
+            debshare::share(host, &name, &specs.unwrap_or_default(), source, &store.debs);
         }
         run_script(host, &script, &mut entries, &name, obs, &mut lost);
     }
@@ -710,32 +701,6 @@ pub fn run(
     }
     entries.retain(|e| !e.handler || e.report.outcome != StepOutcome::NotRun);
     finish(report, entries)
-}
-
-/// Before the package step of a host that downloads for others (when another host waits
-/// for them): downloads the .deb files there, reads them and hands them over, or says
-/// why not. The step itself then installs from apt's cache.
-fn share_downloads(
-    host: &dyn Host,
-    name: &str,
-    specs: &[String],
-    source: debshare::Source,
-    store: &ArtifactStore,
-) {
-    if !source.wanted(&store.debs) {
-        source.publish(Err("no other host waited for them".into()));
-        return;
-    }
-    let got = match host.run(&debshare::download_script(specs), &RunOptions::default()) {
-        Ok(out) if out.success() => debshare::parse_fetch(&out.stdout, name),
-        Ok(out) => Err(format!(
-            "downloading them on {name} failed (exit {}): {}",
-            out.status,
-            tail(&out.stderr_text(), 3)
-        )),
-        Err(e) => Err(format!("downloading them on {name} failed: {e}")),
-    };
-    source.publish(got.map_err(|e| format!("the downloads of {name}: {e}")));
 }
 
 /// Handler blocks, each guarded by "a notifying step changed": steps finished in earlier

@@ -211,17 +211,26 @@ echo "to install:$missing"; exit 1
     )
 }
 
+/// `apt-get install` as kubeboot runs it: without what packages only recommend, keeping
+/// configuration files the host changed.
+pub(crate) const APT_INSTALL: &str = "apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold";
+
+/// apt's lists refreshed without the description translations, a third of
+/// `apt-get update`'s CPU (apt's next plain update fetches them again).
+pub(crate) const APT_UPDATE: &str = "apt-get update -q -o Acquire::Languages=none";
+
+/// Shell test: apt's lists are missing or older than an hour.
+pub(crate) const APT_LISTS_STALE: &str = "[ -z \"$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mmin -60 2>/dev/null | head -n1)\" ]";
+
 pub(crate) fn package_apply(pm: &str, names: &[String]) -> String {
     if pm == "apt" {
         let list: Vec<String> = names.iter().map(|n| q(n)).collect();
         let list = list.join(" ");
-        // The lists are refreshed without the description translations, a third of
-        // `apt-get update`'s CPU (apt's next plain update fetches them again).
         format!(
             r#"export DEBIAN_FRONTEND=noninteractive
-install() {{ apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold {list}; }}
-update() {{ apt-get update -q -o Acquire::Languages=none; }}
-if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mmin -60 2>/dev/null | head -n1)" ]; then update; fi
+install() {{ {APT_INSTALL} {list}; }}
+update() {{ {APT_UPDATE}; }}
+if {APT_LISTS_STALE}; then update; fi
 install || {{ update && install; }}
 "#
         )
