@@ -400,7 +400,7 @@ def kb(name):
             elif ev == "host-done":
                 marks.setdefault("rt", {})[e["host"]] = e.get("roundTrips")
                 hostdone[e["host"]] = ts
-            elif ev == "phase" and e.get("phase") == "kubelet-wait-bootstrap" and "performed" in e.get("message", ""):
+            elif ev == "phase" and e.get("phase") == "kubelet-wait-bootstrap" and ("performed" in e.get("message", "") or "has its client certificate" in e.get("message", "")):
                 booted[e["host"]] = ts
             elif ev == "phase" and "init" in marks and e.get("phase") not in ("pod-network", None) and e.get("host", "").endswith("node1"):
                 cp_init_end = ts

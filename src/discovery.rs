@@ -71,6 +71,51 @@ pub fn sign(kubeconfig: &str, id: &str, secret: &str) -> String {
     format!("{protected}..{sig}")
 }
 
+/// The cluster-info key that holds the signature for token `id`.
+pub fn signature_key(id: &str) -> String {
+    format!("jws-kubeconfig-{id}")
+}
+
+/// Signs cluster-info for one token now, as the controller-manager's bootstrapsigner
+/// would (the same bytes: it finds its own signature there and leaves it). `up` does this
+/// for its join token: right after `init` the bootstrapsigner may start only seconds
+/// later (the v1.20 controller-manager starts its controllers one after the other, in no
+/// fixed order), and every join would wait for it. Returns whether cluster-info changed.
+pub fn sign_cluster_info(
+    admin: &crate::apiclient::ApiClient,
+    id: &str,
+    secret: &str,
+) -> Result<bool, crate::apiclient::ApiError> {
+    let cm = admin.get(CLUSTER_INFO)?;
+    let Some(kubeconfig) = cm["data"]["kubeconfig"].as_str() else {
+        return Ok(false);
+    };
+    let key = signature_key(id);
+    let jws = sign(kubeconfig, id, secret);
+    if cm["data"][&key].as_str() == Some(jws.as_str()) {
+        return Ok(false);
+    }
+    admin.merge_patch(CLUSTER_INFO, &serde_json::json!({"data": {key: jws}}))?;
+    Ok(true)
+}
+
+/// Removes token `id`'s signature from cluster-info (the bootstrapsigner would, once it
+/// sees the token gone). Returns whether there was one.
+pub fn unsign_cluster_info(
+    admin: &crate::apiclient::ApiClient,
+    id: &str,
+) -> Result<bool, crate::apiclient::ApiError> {
+    let key = signature_key(id);
+    let Some(cm) = admin.get_opt(CLUSTER_INFO)? else {
+        return Ok(false);
+    };
+    if cm["data"].get(&key).is_none() {
+        return Ok(false);
+    }
+    admin.merge_patch(CLUSTER_INFO, &serde_json::json!({"data": {key: null}}))?;
+    Ok(true)
+}
+
 /// Verifies a stored detached JWS over `kubeconfig`: the header must say HS256 and the
 /// token id, and the HMAC is compared in constant time.
 pub fn verify(

@@ -189,9 +189,20 @@ fn up_builds_a_cluster_that_runs_pods() {
             .find(|l| l.starts_with(&n(i)) && l.contains("worker"))
             .unwrap_or_else(|| panic!("{log}"));
         assert!(row.contains("joined in"), "{row}");
+        // Its Node was registered ahead of its kubelet (the pod network was written
+        // before the kubelet started)...
+        assert!(
+            log.contains(&format!(
+                "[{}] [register-ahead] Node {} registered ahead",
+                n(i),
+                n(i)
+            )),
+            "{log}"
+        );
     }
 
-    // 3. All nodes Ready, with podCIDRs from the pod subnet.
+    // 3. All nodes Ready, with podCIDRs from the pod subnet; the kubelets took over the
+    //    Nodes registered ahead (their labels) and the not-ready taint is gone.
     let nodes = k.json(&["get", "nodes"]);
     let items = nodes["items"].as_array().unwrap();
     assert_eq!(items.len(), 3, "{nodes}");
@@ -202,6 +213,18 @@ fn up_builds_a_cluster_that_runs_pods() {
             .iter()
             .any(|c| c["type"] == "Ready" && c["status"] == "True");
         assert!(ready, "{} not Ready", node["metadata"]["name"]);
+        assert_eq!(
+            node["metadata"]["labels"]["kubernetes.io/hostname"], node["metadata"]["name"],
+            "{node}"
+        );
+        assert!(
+            !node["spec"]["taints"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|t| t["key"] == "node.kubernetes.io/not-ready"),
+            "{node}"
+        );
         assert!(
             node["spec"]["podCIDR"]
                 .as_str()

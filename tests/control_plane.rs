@@ -407,8 +407,100 @@ fn kubeboot_against_a_real_control_plane() {
     );
 
     faults(&cp);
+    register_ahead(&cp);
+    sign_ahead(&cp);
     kubeadm_interop(&cp);
     cp.check_alive();
+}
+
+/// `up` signs cluster-info for its join token itself: the signature verifies at once,
+/// and it is the one the real bootstrapsigner makes (it leaves it as it is).
+fn sign_ahead(cp: &ControlPlane) {
+    let admin = admin(cp);
+    let token = BootstrapToken::parse("upjoin.0123456789upjoin").unwrap();
+    kubeboot::token::create(
+        &admin,
+        &kubeboot::token::TokenInfo {
+            token: token.clone(),
+            description: "sign_ahead".into(),
+            expires: None,
+            usages: vec!["signing".into(), "authentication".into()],
+            groups: vec![kubeboot::token::DEFAULT_GROUP.into()],
+        },
+    )
+    .unwrap();
+    // Either this or the bootstrapsigner signs first; both make the same signature.
+    discovery::sign_cluster_info(&admin, token.id(), token.secret()).unwrap();
+    let cm = admin.get(discovery::CLUSTER_INFO).unwrap();
+    discovery::verified_kubeconfig(&cm, token.id(), token.secret()).unwrap();
+    let key = discovery::signature_key(token.id());
+    let ours = cm["data"][&key].as_str().unwrap().to_string();
+    // The real signer has had its look (it signs within seconds of a new token): the
+    // value is still ours, and signing again changes nothing.
+    std::thread::sleep(Duration::from_secs(3));
+    let cm = admin.get(discovery::CLUSTER_INFO).unwrap();
+    assert_eq!(cm["data"][&key].as_str(), Some(ours.as_str()));
+    assert!(!discovery::sign_cluster_info(&admin, token.id(), token.secret()).unwrap());
+    // Token deleted, then the signature removed (as up does when it ends).
+    assert!(kubeboot::token::delete(&admin, token.id()).unwrap());
+    discovery::unsign_cluster_info(&admin, token.id()).unwrap();
+    let cm = admin.get(discovery::CLUSTER_INFO).unwrap();
+    assert!(cm["data"].get(&key).is_none(), "{cm}");
+    assert!(!discovery::unsign_cluster_info(&admin, token.id()).unwrap());
+}
+
+/// `up` registers a worker's Node before its kubelet starts (bridge pod network): the
+/// real controller manager gives it a podCIDR at once; a failed join deletes it again
+/// unless its kubelet reported.
+fn register_ahead(cp: &ControlPlane) {
+    use kubeboot::podnet::ahead;
+    let admin = admin(cp);
+    assert!(ahead::register(&admin, "ahead-1").unwrap(), "created");
+    assert!(
+        !ahead::register(&admin, "ahead-1").unwrap(),
+        "a Node that exists is left alone"
+    );
+    let (node, took) = wait_until(
+        "the controller manager's podCIDR on the Node registered ahead",
+        Duration::from_secs(30),
+        || {
+            let n = admin.get("/api/v1/nodes/ahead-1").unwrap();
+            n["spec"]["podCIDR"].as_str().is_some().then_some(n)
+        },
+    );
+    eprintln!(
+        "[figure] podCIDR on a Node registered ahead after {:.2}s",
+        took.as_secs_f64()
+    );
+    assert!(
+        node["spec"]["podCIDR"]
+            .as_str()
+            .unwrap()
+            .starts_with("10.244."),
+        "{node}"
+    );
+    // Room for no Pods until a kubelet reports; no taint (the lifecycle controller would
+    // remove a not-ready taint from a Node without conditions).
+    assert_eq!(node["status"]["allocatable"]["pods"], "0", "{node}");
+    assert!(!ahead::kubelet_reported(&node), "{node}");
+    // A join that failed before its kubelet reported: the Node goes.
+    assert!(ahead::unregister(&admin, "ahead-1").unwrap());
+    assert!(admin.get_opt("/api/v1/nodes/ahead-1").unwrap().is_none());
+    assert!(
+        !ahead::unregister(&admin, "ahead-1").unwrap(),
+        "gone already"
+    );
+    // One whose kubelet reported (its status carries a kubelet version): it stays.
+    assert!(ahead::register(&admin, "ahead-2").unwrap());
+    admin
+        .merge_patch(
+            "/api/v1/nodes/ahead-2/status",
+            &json!({"status": {"nodeInfo": {"kubeletVersion": "v1.20.2"}}}),
+        )
+        .unwrap();
+    assert!(!ahead::unregister(&admin, "ahead-2").unwrap());
+    assert!(admin.get_opt("/api/v1/nodes/ahead-2").unwrap().is_some());
+    admin.delete("/api/v1/nodes/ahead-2").unwrap();
 }
 
 fn faults(cp: &ControlPlane) {

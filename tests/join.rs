@@ -1,11 +1,11 @@
 //! `kubeboot join` against a real control plane: token discovery pinned by the CA hash,
 //! kubelet-start and kubelet-wait-bootstrap, and every way discovery must refuse.
 //!
-//! No kubelet can run on this machine, so two test doubles stand in, named as such:
-//! a `systemctl` that records what it is asked to do, and a thread that performs the
-//! kubelet's TLS bootstrap with the bootstrap kubeconfig `join` wrote (CSR as
-//! system:bootstrap:<id>, approved and signed by the real controller-manager, then
-//! kubelet.conf and the Node object).
+//! join performs the kubelet's TLS bootstrap itself (a CSR as system:bootstrap:<id>,
+//! approved and signed by the real controller-manager; the certificate store and
+//! kubelet.conf written under the node root). No kubelet can run on this machine, so two
+//! test doubles stand in, named as such: a `systemctl` that records what it is asked to
+//! do, and the test registering the Node with the credentials join obtained.
 
 mod cluster_support;
 mod common;
@@ -42,7 +42,7 @@ fn join_with_token_discovery() {
     let hash = cp.ok(&["certs", "ca-hash"]).trim().to_string();
     let endpoint = format!("127.0.0.1:{}", cp.port);
 
-    // The happy path, with the test doubles for systemd and the kubelet.
+    // The happy path, with the test double for systemd.
     let w = worker();
     let t0 = Instant::now();
     let child = join_cmd(
@@ -61,7 +61,7 @@ fn join_with_token_discovery() {
     .stderr(Stdio::piped())
     .spawn()
     .unwrap();
-    let kubelet = act_as_kubelet(w.path(), "worker-1");
+    let kubelet = kubelet_credentials(w.path(), "worker-1");
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

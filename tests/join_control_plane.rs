@@ -8,8 +8,9 @@
 //! through the other.
 //!
 //! Test doubles, named as such, for what cannot run here: a `systemctl` that records
-//! calls, and the test acting as the second node's kubelet: its TLS bootstrap (CSR signed
-//! by the real controller-manager), its Node object, starting the static Pods' commands as
+//! calls, and the test acting as the second node's kubelet (with the client certificate
+//! join obtained, its CSR signed by the real controller-manager): its Node object,
+//! starting the static Pods' commands as
 //! processes, and the etcd mirror Pod whose annotation tells joiners where etcd is.
 
 mod cluster_support;
@@ -207,8 +208,8 @@ fn a_second_control_plane_joins_with_the_uploaded_certificates() {
     .spawn()
     .unwrap();
 
-    // The kubelet double: TLS bootstrap, then the static Pods as processes.
-    let kubelet = act_as_kubelet(&root, "cp-2");
+    // The kubelet double: join's client certificate, then the static Pods as processes.
+    let kubelet = kubelet_credentials(&root, "cp-2");
     let mut procs = Procs::default();
     let k8s = bin_dir("KUBEBOOT_K8S_BIN");
     let (ec2, em2) = (free_port(), free_port());

@@ -1,10 +1,11 @@
 //! `kubeboot join` on a real lab node: the node is prepared by `kubeboot prepare` with the
 //! real v1.20.2 kubelet (built from Debian's source, uploaded as a pinned artifact), and
 //! joins the real control plane (started from kubeboot's manifests, serving on the lab
-//! bridge) over SSH. The kubelet itself performs the TLS bootstrap: its CSR, made with the
-//! bootstrap token, is approved and signed by the real controller-manager and it writes
-//! kubelet.conf, which `kubelet-wait-bootstrap` waits for. Then the kubelet registers its
-//! Node object and, with a CNI config in place, the Node becomes Ready.
+//! bridge) over SSH. join performs the kubelet's TLS bootstrap before starting it: its CSR,
+//! made with the bootstrap token, is approved and signed by the real controller-manager,
+//! and join writes the certificate store and kubelet.conf. Then the kubelet starts with its
+//! client certificate, registers its Node object and, with a CNI config in place, the
+//! Node becomes Ready.
 //!
 //! What makes this possible in a systemd-nspawn node is the lab's, not the product's: the
 //! node has a /dev/kmsg and private, writable copies of vm.overcommit_memory, kernel.panic

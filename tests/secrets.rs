@@ -6,9 +6,9 @@
 //! Runs against the real control plane of `tests/cluster_support` (see `tests/init.rs`
 //! and `tests/join.rs`): `init` with every phase it can run here, `init phase
 //! upload-certs`, the `token` commands in text and JSON, and a worker `join`. The kubelet
-//! cannot run here: a `systemctl` test double records its restart, the test registers
-//! the control plane's Node, and a thread acting as the kubelet (test double) performs
-//! the worker's TLS bootstrap.
+//! cannot run here: a `systemctl` test double records its restart and the test registers
+//! the control plane's Node; the worker's TLS bootstrap is join's own (its CSR signed by
+//! the real controller-manager).
 //!
 //! The places where a secret may be printed are listed explicitly in [`ALLOWED_PLACES`]; every
 //! other line of every output, and every file under the nodes' roots, `$HOME` and
@@ -44,7 +44,7 @@ const SECRET_FILES: &[(&str, &str)] = &[
     ),
     (
         "var/lib/kubelet/pki/*.pem",
-        "the kubelet's client certificate and key (the kubelet test double's)",
+        "the kubelet's client certificate and key (join's TLS bootstrap writes them there)",
     ),
     (
         "logs/",
@@ -641,7 +641,7 @@ fn no_secret_in_output_logs_or_files() {
         true,
     );
 
-    // join (worker), with the kubelet test double; then a join that discovery refuses.
+    // join (worker), with its TLS bootstrap; then a join that discovery refuses.
     let w = tempfile::tempdir().unwrap();
     let w_bin = systemctl_double(w.path());
     let child = run
@@ -664,7 +664,7 @@ fn no_secret_in_output_logs_or_files() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    act_as_kubelet(w.path(), "worker-1");
+    kubelet_credentials(w.path(), "worker-1");
     let out = child.wait_with_output().unwrap();
     let stdout = run.keep("kubeboot -vv join (worker)".into(), out, true);
     assert!(stdout.contains("has joined the cluster"), "{stdout}");

@@ -134,6 +134,18 @@ impl Host for LocalHost {
         }
     }
 
+    fn symlink(&self, target: &str, link: &Path) -> Result<(), HostError> {
+        // A new link beside the old one, renamed over it: never a moment without one.
+        let real = self.resolve(link);
+        let tmp = real.with_file_name(format!(
+            ".{}.kubeboot-link",
+            real.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(target, &tmp).map_err(|e| self.io("link", &tmp, e))?;
+        std::fs::rename(&tmp, &real).map_err(|e| self.io("link", &real, e))
+    }
+
     fn file_info(&self, path: &Path) -> Result<Option<FileInfo>, HostError> {
         let real = self.resolve(path);
         match std::fs::metadata(&real) {

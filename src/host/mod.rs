@@ -187,6 +187,28 @@ pub trait Host: Send + Sync {
     /// Mode, size and mtime of a path; `Ok(None)` when it does not exist.
     fn file_info(&self, path: &Path) -> Result<Option<FileInfo>, HostError>;
 
+    /// Points the symbolic link `link` at `target` (taken as written: a relative target
+    /// is relative to the link's directory), replacing a link that is there. The default
+    /// runs `ln -sfn`.
+    fn symlink(&self, target: &str, link: &Path) -> Result<(), HostError> {
+        let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+        let command = format!(
+            "ln -sfn {} {}",
+            quote(target),
+            quote(&link.display().to_string())
+        );
+        let out = self.run(&command, &RunOptions::default())?;
+        if out.success() {
+            return Ok(());
+        }
+        Err(HostError::Remote {
+            host: self.name().to_string(),
+            op: "link",
+            path: link.to_path_buf(),
+            message: out.stderr_text().trim().to_string(),
+        })
+    }
+
     /// Runs a shell command line (`sh -c`) as root.
     fn run(&self, command: &str, opts: &RunOptions) -> Result<CommandOutput, HostError>;
 

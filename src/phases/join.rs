@@ -347,8 +347,22 @@ pub fn bootstrap_kubeconfig(cluster_info: &KubeConfig, cfg: &JoinConfig) -> Kube
     )
 }
 
-/// Writes the kubelet's bootstrap kubeconfig, the cluster CA, the cluster's kubelet
-/// configuration and this node's flags, then restarts the kubelet.
+/// The node name the kubelet registers with: `--hostname-override` among the
+/// kubeletExtraArgs when given there (the last one wins), else the node's name.
+fn kubelet_node_name(cfg: &crate::config::InitConfig) -> String {
+    cfg.init
+        .node_registration
+        .kubelet_extra_args
+        .iter()
+        .rev()
+        .find(|a| a.name == "hostname-override")
+        .map(|a| a.value.to_lowercase())
+        .unwrap_or_else(|| cfg.node_name.clone())
+}
+
+/// Writes the cluster CA, the cluster's kubelet configuration and this node's flags,
+/// gets the kubelet's client certificate with the bootstrap token (kubelet.conf pointing
+/// at it), then restarts the kubelet.
 pub fn kubelet_start(ctx: &JoinContext, d: &Discovered) -> anyhow::Result<()> {
     let (boot, client, node_cfg) = (&d.bootstrap, &d.client, &d.node_cfg);
     let kubelet_cm = client
@@ -388,11 +402,39 @@ pub fn kubelet_start(ctx: &JoinContext, d: &Discovered) -> anyhow::Result<()> {
             crate::render::kubelet::FLAGS_ENV_PATH
         ),
     );
-    ctx.host.write_file(
-        Path::new(BOOTSTRAP_KUBELET_CONF),
-        boot.to_yaml().as_bytes(),
-        WriteOptions::PRIVATE,
-    )?;
+    // The TLS bootstrap, here rather than by the kubelet (see `kubelet_csr`).
+    let node = kubelet_node_name(node_cfg);
+    report(
+        "kubelet-start",
+        &format!(
+            "Requesting the kubelet's client certificate for system:node:{node} with the bootstrap token (up to {}s)",
+            ctx.cfg.tls_bootstrap_timeout.as_secs()
+        ),
+    );
+    let got = crate::phases::kubelet_csr::obtain(
+        ctx.host,
+        client,
+        &node,
+        &boot.clusters[0].cluster.server,
+        &String::from_utf8_lossy(&ca_pem),
+        Path::new(KUBELET_CONF),
+        ctx.cfg.tls_bootstrap_timeout,
+    )
+    .context("the kubelet's TLS bootstrap")?;
+    report(
+        "kubelet-start",
+        &match got {
+            crate::phases::kubelet_csr::Obtained::Signed { csr, waited } => format!(
+                "CSR {csr} approved and signed after {:.1}s; wrote {} and \"{KUBELET_CONF}\" pointing at it",
+                waited.as_secs_f64(),
+                crate::phases::kubelet_csr::CLIENT_CURRENT
+            ),
+            crate::phases::kubelet_csr::Obtained::Existing => format!(
+                "Using the kubelet's existing client certificate {}",
+                crate::phases::kubelet_csr::CLIENT_CURRENT
+            ),
+        },
+    );
     report("kubelet-start", "Starting the kubelet");
     let out = ctx.host.run(
         "systemctl daemon-reload && systemctl restart kubelet",
@@ -486,12 +528,19 @@ pub fn kubelet_wait_bootstrap(ctx: &JoinContext) -> anyhow::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    ctx.host.remove_file(Path::new(BOOTSTRAP_KUBELET_CONF))?;
+    // Left by an earlier join (kubeboot's before 2026-12-02, or kubeadm's) whose kubelet
+    // bootstrapped itself: its token is no longer needed here.
+    let removed = ctx.host.remove_file(Path::new(BOOTSTRAP_KUBELET_CONF))?;
     report(
         "kubelet-wait-bootstrap",
         &format!(
-            "The kubelet performed the TLS Bootstrap after {:.1}s; removed {BOOTSTRAP_KUBELET_CONF}",
-            start.elapsed().as_secs_f64()
+            "The kubelet has its client certificate ({KUBELET_CONF} and the files it names) after {:.1}s{}",
+            start.elapsed().as_secs_f64(),
+            if removed {
+                format!("; removed {BOOTSTRAP_KUBELET_CONF}")
+            } else {
+                String::new()
+            }
         ),
     );
     Ok(())

@@ -6,6 +6,7 @@ pub mod init;
 pub mod join;
 pub mod join_cp;
 pub mod join_data;
+pub mod kubelet_csr;
 pub mod preflight;
 pub mod reset;
 

@@ -10,6 +10,7 @@ use crate::config::join::{JoinConfig, JoinOverrides};
 use crate::config::v1beta4::Arg;
 use crate::host::{Host, SshConfig};
 use crate::phases::{join as join_phases, label_host};
+use crate::podnet::ahead;
 use crate::token::{BootstrapToken, TokenInfo};
 use anyhow::Context;
 use std::time::Duration;
@@ -48,6 +49,9 @@ impl<'a> JoinToken<'a> {
             },
         )
         .context("creating the join token")?;
+        // Signed here, not by the controller-manager some seconds later: joins start now.
+        crate::discovery::sign_cluster_info(self.admin, token.id(), token.secret())
+            .context("signing cluster-info for the join token")?;
         *created = Some(token.clone());
         Ok(token)
     }
@@ -55,12 +59,17 @@ impl<'a> JoinToken<'a> {
     /// Deletes the token if one was created.
     pub(super) fn delete(self) {
         let created = self.created.into_inner().unwrap_or_else(|e| e.into_inner());
-        if let Some(token) = created
-            && let Err(e) = crate::token::delete(self.admin, token.id())
-        {
+        let Some(token) = created else { return };
+        if let Err(e) = crate::token::delete(self.admin, token.id()) {
             eprintln!(
                 "warning: could not delete the join token {}: {e}",
                 token.id()
+            );
+        }
+        if let Err(e) = crate::discovery::unsign_cluster_info(self.admin, token.id()) {
+            eprintln!(
+                "warning: could not remove the join token's signature {} from cluster-info: {e}",
+                crate::discovery::signature_key(token.id())
             );
         }
     }
@@ -85,6 +94,8 @@ pub(super) struct JoinWith<'a> {
     pub(super) kubelet_args: &'a [Arg],
     /// The inventory's CNI, whose images joining nodes need.
     pub(super) cni: &'a str,
+    /// The cluster's admin client: workers' Nodes are registered ahead with it.
+    pub(super) admin: &'a ApiClient,
 }
 
 pub(super) fn join_host(
@@ -101,6 +112,7 @@ pub(super) fn join_host(
         ca_hash,
         kubelet_args: cluster_kubelet_args,
         cni,
+        admin,
     } = *with;
     let _label = label_host(&h.name);
     let host = connect(cluster_ssh, h)?;
@@ -161,6 +173,19 @@ pub(super) fn join_host(
         containerd: Default::default(),
         cni: Some(cni.to_string()),
     };
+    let registered_ahead = !is_cp
+        && cni == "bridge"
+        && ahead::register(admin, &h.name)
+            .with_context(|| format!("registering the Node {} ahead of its kubelet", h.name))?;
+    if registered_ahead {
+        crate::phases::report(
+            "register-ahead",
+            &format!(
+                "Node {} registered ahead of its kubelet (room for no Pods until it reports), so its pod network is written before the kubelet starts",
+                h.name
+            ),
+        );
+    }
     match join_phases::run(&ctx) {
         Ok(j) => Ok(format!(
             "joined{} in {:.1}s",
@@ -173,6 +198,22 @@ pub(super) fn join_host(
                 "join",
                 &format!("FAILED: {e:#}\nwhat the node says:\n{}", diag.trim_end()),
             );
+            if registered_ahead {
+                match ahead::unregister(admin, &h.name) {
+                    Ok(true) => crate::phases::report(
+                        "register-ahead",
+                        &format!("Node {} deleted again: its kubelet never reported", h.name),
+                    ),
+                    Ok(false) => {}
+                    Err(d) => crate::phases::report(
+                        "register-ahead",
+                        &format!(
+                            "could not delete the Node {} registered ahead: {d:#}; delete it with `kubectl delete node {}`",
+                            h.name, h.name
+                        ),
+                    ),
+                }
+            }
             Err(e)
         }
     }

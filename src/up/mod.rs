@@ -369,6 +369,7 @@ fn stage_join(
         ca_hash: &ca_hash,
         kubelet_args: &cluster.kubelet_extra_args,
         cni: &cluster.cni.name,
+        admin,
     };
     let workers = cluster
         .hosts

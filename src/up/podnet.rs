@@ -6,7 +6,7 @@ use crate::apiclient::ApiClient;
 use crate::config::cluster::{Cluster, ClusterHost};
 use crate::host::{SshConfig, SshHost};
 use crate::phases::label_host;
-use crate::podnet::{NodeNet, PendingNode, PodNetError, Wanted};
+use crate::podnet::{NodeNet, Paths, PendingNode, PodNetError, Wanted};
 use anyhow::Context;
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
@@ -96,7 +96,7 @@ fn follow_rounds(
             None => candidates.to_vec(),
         };
         let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
-        let (due, settled) = round(&names, &nets, subnet, &synced, &failed)?;
+        let (due, settled) = round(&names, &nets, &pending, subnet, &synced, &failed)?;
         let todo: Vec<(&ClusterHost, Wanted)> = due
             .into_iter()
             .filter_map(|(n, w)| Some((*hosts.iter().find(|h| h.name == n)?, w)))
@@ -164,11 +164,14 @@ fn follow_rounds(
 /// One round of the follow: the hosts to sync now with their wanted state (their Node
 /// has a podCIDR and what they should have differs from what was last synced there or
 /// failed there; hosts never synced before the others), and whether every host is
-/// settled (has a Node with a podCIDR and was synced, or failed, with the state wanted
-/// now).
+/// settled (has a Node with a podCIDR and an address and was synced, or failed, with the
+/// state wanted now). A Node with a podCIDR but no address yet (registered ahead, its
+/// kubelet not yet reporting) gets its conflist and routes all the same, so they are in
+/// place when its kubelet first reports; the others' routes to it wait for its address.
 fn round(
     hosts: &[&str],
     nets: &[NodeNet],
+    pending: &[PendingNode],
     subnet: &ipnet::IpNet,
     synced: &HashMap<String, Wanted>,
     failed: &HashMap<String, (Wanted, String)>,
@@ -176,11 +179,19 @@ fn round(
     let mut due = Vec::new();
     let mut settled = true;
     for &h in hosts {
-        if !nets.iter().any(|n| n.name == h) {
+        let w = if let Some(me) = nets.iter().find(|n| n.name == h) {
+            crate::podnet::wanted_own(&Paths::standard(), h, &me.pod_cidr, nets, subnet)?
+        } else if let Some(cidr) = pending
+            .iter()
+            .find(|p| p.name == h)
+            .and_then(|p| p.pod_cidr.as_ref())
+        {
+            settled = false;
+            crate::podnet::wanted_own(&Paths::standard(), h, cidr, nets, subnet)?
+        } else {
             settled = false;
             continue;
-        }
-        let w = crate::podnet::wanted(h, nets, subnet)?;
+        };
         let same_failed = failed.get(h).is_some_and(|(fw, _)| *fw == w);
         if synced.get(h) != Some(&w) && !same_failed {
             due.push((h.to_string(), w));
@@ -248,24 +259,24 @@ mod tests {
         let mut failed = HashMap::new();
         // Only the control plane's Node has a podCIDR: it is synced alone, not settled.
         let one = vec![net("cp", "10.244.0.0/24", "10.0.0.1")];
-        let (due, settled) = round(&hosts, &one, &subnet, &synced, &failed).unwrap();
+        let (due, settled) = round(&hosts, &one, &[], &subnet, &synced, &failed).unwrap();
         assert_eq!(due.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(), ["cp"]);
         assert!(due[0].1.routes.is_empty());
         assert!(!settled);
         synced.insert("cp".to_string(), due[0].1.clone());
-        let (due, settled) = round(&hosts, &one, &subnet, &synced, &failed).unwrap();
+        let (due, settled) = round(&hosts, &one, &[], &subnet, &synced, &failed).unwrap();
         assert!(
             due.is_empty() && !settled,
             "nothing new, w1 and w2 still missing"
         );
         // w1 appears: w1 gets its network first, then cp its route to w1.
         let two = [one.clone(), vec![net("w1", "10.244.1.0/24", "10.0.0.2")]].concat();
-        let (due, _) = round(&hosts, &two, &subnet, &synced, &failed).unwrap();
+        let (due, _) = round(&hosts, &two, &[], &subnet, &synced, &failed).unwrap();
         assert_eq!(due.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(), ["w1"]);
         for (n, w) in due {
             synced.insert(n, w);
         }
-        let (due, settled) = round(&hosts, &two, &subnet, &synced, &failed).unwrap();
+        let (due, settled) = round(&hosts, &two, &[], &subnet, &synced, &failed).unwrap();
         assert_eq!(due.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(), ["cp"]);
         assert!(!settled);
         let cp_routes = &due[0].1.routes;
@@ -277,12 +288,12 @@ mod tests {
         // w2 appears and its sync fails: not retried with the same state; the others get
         // their route to it, and then all is settled.
         let three = [two.clone(), vec![net("w2", "10.244.2.0/24", "10.0.0.3")]].concat();
-        let (due, _) = round(&hosts, &three, &subnet, &synced, &failed).unwrap();
+        let (due, _) = round(&hosts, &three, &[], &subnet, &synced, &failed).unwrap();
         assert_eq!(due.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(), ["w2"]);
         for (n, w) in due {
             failed.insert(n, (w, "unreachable".to_string()));
         }
-        let (due, _) = round(&hosts, &three, &subnet, &synced, &failed).unwrap();
+        let (due, _) = round(&hosts, &three, &[], &subnet, &synced, &failed).unwrap();
         assert_eq!(
             due.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(),
             ["cp", "w1"]
@@ -290,10 +301,53 @@ mod tests {
         for (n, w) in due {
             synced.insert(n, w);
         }
-        let (due, settled) = round(&hosts, &three, &subnet, &synced, &failed).unwrap();
+        let (due, settled) = round(&hosts, &three, &[], &subnet, &synced, &failed).unwrap();
         assert!(due.is_empty() && settled, "{due:?}");
         // A Node outside the pod subnet is a plain error, not a silent skip.
         let bad = [three, vec![net("w3", "10.99.0.0/24", "10.0.0.4")]].concat();
-        assert!(round(&hosts, &bad, &subnet, &synced, &failed).is_err());
+        assert!(round(&hosts, &bad, &[], &subnet, &synced, &failed).is_err());
+    }
+
+    #[test]
+    fn a_node_registered_ahead_gets_its_network_before_its_address_is_known() {
+        let subnet: ipnet::IpNet = "10.244.0.0/16".parse().unwrap();
+        let hosts = ["cp", "w1"];
+        let mut synced = HashMap::new();
+        let failed = HashMap::new();
+        let cp = vec![net("cp", "10.244.0.0/24", "10.0.0.1")];
+        synced.insert(
+            "cp".to_string(),
+            crate::podnet::wanted("cp", &cp, &subnet).unwrap(),
+        );
+        // w1 has its podCIDR (registered ahead), no address: it is synced, with its
+        // route to cp; cp gets no route to it yet; not settled.
+        let ahead = [PendingNode {
+            name: "w1".into(),
+            missing: crate::podnet::Missing::Address,
+            pod_cidr: Some("10.244.1.0/24".parse().unwrap()),
+        }];
+        let (due, settled) = round(&hosts, &cp, &ahead, &subnet, &synced, &failed).unwrap();
+        assert_eq!(due.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(), ["w1"]);
+        assert!(due[0].1.conflist.contains("10.244.1.0/24"));
+        assert_eq!(
+            due[0].1.routes,
+            [("10.244.0.0/24".to_string(), "10.0.0.1".parse().unwrap())]
+        );
+        assert!(!settled);
+        for (n, w) in due {
+            synced.insert(n, w);
+        }
+        let (due, settled) = round(&hosts, &cp, &ahead, &subnet, &synced, &failed).unwrap();
+        assert!(due.is_empty() && !settled, "{due:?}");
+        // Its kubelet reports the address: w1's own state is unchanged (no second
+        // sync there), cp gets its route to w1, then all is settled.
+        let both = [cp.clone(), vec![net("w1", "10.244.1.0/24", "10.0.0.2")]].concat();
+        let (due, _) = round(&hosts, &both, &[], &subnet, &synced, &failed).unwrap();
+        assert_eq!(due.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(), ["cp"]);
+        for (n, w) in due {
+            synced.insert(n, w);
+        }
+        let (due, settled) = round(&hosts, &both, &[], &subnet, &synced, &failed).unwrap();
+        assert!(due.is_empty() && settled, "{due:?}");
     }
 }

@@ -461,102 +461,70 @@ pub fn lab_inventory_with_real_kubelet(lab_inventory: &Path, dir: &Path) -> Path
     out
 }
 
-/// The kubelet's TLS bootstrap, done by the test (a test double for the kubelet) with
-/// the bootstrap kubeconfig `join` wrote under the node root `w`: a CSR as
-/// system:bootstrap:<id>, approved and signed by the real controller-manager, then
-/// kubelet.conf with the signed certificate.
-pub fn act_as_kubelet(w: &Path, node: &str) -> kubeboot::kubeconfig::KubeConfig {
-    let boot_path = w.join("etc/kubernetes/bootstrap-kubelet.conf");
+/// The kubelet's client credentials that `join` obtained under the node root `w` (its
+/// CSR, made with the bootstrap token, approved and signed by the real
+/// controller-manager): waits for kubelet.conf and the certificate store's current link,
+/// checks that kubelet.conf reads the certificate and key through that link, that the
+/// certificate is the node's (`system:node:<node>`, `system:nodes`) and that the
+/// bootstrap token was never written to the node; returns the same credentials embedded,
+/// for the caller to act as the kubelet.
+pub fn kubelet_credentials(w: &Path, node: &str) -> kubeboot::kubeconfig::KubeConfig {
+    let conf = w.join("etc/kubernetes/kubelet.conf");
+    let current = "/var/lib/kubelet/pki/kubelet-client-current.pem";
+    let pem_path = w.join(current.trim_start_matches('/'));
     let start = Instant::now();
-    while !boot_path.exists() {
+    while !(conf.exists() && pem_path.exists()) {
         assert!(
             start.elapsed() < Duration::from_secs(60),
-            "join never wrote bootstrap-kubelet.conf"
+            "join never wrote kubelet.conf and {current}"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_millis(100));
-    let boot =
-        kubeboot::kubeconfig::KubeConfig::parse(&std::fs::read_to_string(&boot_path).unwrap())
-            .unwrap();
-    let client = kubeboot::apiclient::ApiClient::from_kubeconfig(&boot).unwrap();
-    // As the real kubelet does with certificate rotation on (kubeadm's default): kubelet.conf
-    // is written first, pointing at the certificate store's current file, which appears
-    // only once the CSR is signed.
-    let current = "/var/lib/kubelet/pki/kubelet-client-current.pem";
-    let ca = {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD
-            .decode(&boot.clusters[0].cluster.certificate_authority_data)
-            .unwrap()
-    };
-    let rotating = kubeboot::kubeconfig::KubeConfig::basic(
-        &boot.clusters[0].cluster.server,
-        "kubernetes",
-        "default-auth",
-        &String::from_utf8_lossy(&ca),
-        kubeboot::kubeconfig::User {
-            client_certificate: current.into(),
-            client_key: current.into(),
-            ..Default::default()
-        },
+    assert!(
+        !w.join("etc/kubernetes/bootstrap-kubelet.conf").exists(),
+        "the bootstrap token was written to the node"
     );
-    std::fs::write(w.join("etc/kubernetes/kubelet.conf"), rotating.to_yaml()).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::default();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::OrganizationName, "system:nodes");
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, format!("system:node:{node}"));
-    let csr = params.serialize_request(&key).unwrap().pem().unwrap();
+    let kc =
+        kubeboot::kubeconfig::KubeConfig::parse(&std::fs::read_to_string(&conf).unwrap()).unwrap();
+    assert_eq!(kc.users[0].user.client_certificate, current);
+    assert_eq!(kc.users[0].user.client_key, current);
+    assert!(kc.users[0].user.token.is_empty());
+    let link = std::fs::read_link(&pem_path).unwrap();
+    assert!(
+        link.to_string_lossy().starts_with("kubelet-client-2"),
+        "{}",
+        link.display()
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&pem_path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the kubelet's key must be private");
+    let pem = std::fs::read_to_string(&pem_path).unwrap();
+    let cert = kubeboot::pki::Certificate::from_pem(pem.as_bytes()).unwrap();
+    assert_eq!(cert.cn, format!("system:node:{node}"));
+    assert_eq!(cert.orgs, ["system:nodes"]);
+    // The kubelet's store holds the certificate, then the key, in one file.
+    let key_at = pem
+        .find("-----BEGIN EC PRIVATE KEY-----")
+        .expect("an EC key after the certificate");
+    let key = kubeboot::pki::PrivateKey::from_pem(&pem[key_at..]).unwrap();
+    assert!(
+        cert.matches_key(&key),
+        "the store's key is not the certificate's"
+    );
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
-    let created = client
-        .create(
-            "/apis/certificates.k8s.io/v1/certificatesigningrequests",
-            &serde_json::json!({"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
-                "metadata": {"generateName": "node-csr-"},
-                "spec": {"request": b64.encode(csr), "signerName": "kubernetes.io/kube-apiserver-client-kubelet",
-                         "usages": ["digital signature", "key encipherment", "client auth"]}}),
-        )
+    let ca = b64
+        .decode(&kc.clusters[0].cluster.certificate_authority_data)
         .unwrap();
-    let name = created["metadata"]["name"].as_str().unwrap().to_string();
-    let cert = loop {
-        let c = client
-            .get(&format!(
-                "/apis/certificates.k8s.io/v1/certificatesigningrequests/{name}"
-            ))
-            .unwrap();
-        if let Some(cert) = c["status"]["certificate"].as_str() {
-            break b64.decode(cert).unwrap();
-        }
-        assert!(start.elapsed() < Duration::from_secs(60), "CSR not signed");
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    // Until now the kubelet had only the bootstrap kubeconfig to fall back on.
-    std::thread::sleep(Duration::from_millis(1500));
-    assert!(
-        boot_path.exists(),
-        "join removed bootstrap-kubelet.conf before the kubelet had its client certificate"
-    );
-    let pem = w.join(current.trim_start_matches('/'));
-    std::fs::create_dir_all(pem.parent().unwrap()).unwrap();
-    std::fs::write(
-        &pem,
-        format!("{}{}", String::from_utf8_lossy(&cert), key.serialize_pem()),
-    )
-    .unwrap();
-    // For the caller: the same credentials, embedded.
     kubeboot::kubeconfig::KubeConfig::basic(
-        &boot.clusters[0].cluster.server,
+        &kc.clusters[0].cluster.server,
         "kubernetes",
         &format!("system:node:{node}"),
         &String::from_utf8_lossy(&ca),
         kubeboot::kubeconfig::User {
-            client_certificate_data: b64.encode(cert),
-            client_key_data: b64.encode(key.serialize_pem()),
+            client_certificate_data: b64.encode(&pem[..key_at]),
+            client_key_data: b64.encode(&pem[key_at..]),
             ..Default::default()
         },
     )

@@ -28,6 +28,8 @@
 //! Pod traffic all work (measured in the lab, see the shared LAB.md); NetworkPolicy is not
 //! provided by this network.
 
+pub mod ahead;
+
 use crate::apiclient::{ApiClient, ApiError};
 use crate::host::{Host, HostError, RunOptions};
 use ipnet::IpNet;
@@ -202,6 +204,10 @@ impl std::fmt::Display for Missing {
 pub struct PendingNode {
     pub name: String,
     pub missing: Missing,
+    /// Its podCIDR when only the address is missing: the node's own conflist and its
+    /// routes to the others need no more ([`wanted_own`]); only the others' routes to
+    /// it wait for its address.
+    pub pod_cidr: Option<IpNet>,
 }
 
 /// Every Node's `spec.podCIDR` and `InternalIP`, sorted by name. Nodes that lack either
@@ -229,6 +235,7 @@ pub fn node_networks_from(items: &[serde_json::Value]) -> (Vec<NodeNet>, Vec<Pen
             pending.push(PendingNode {
                 name,
                 missing: Missing::PodCidr,
+                pod_cidr: None,
             });
             continue;
         };
@@ -248,6 +255,7 @@ pub fn node_networks_from(items: &[serde_json::Value]) -> (Vec<NodeNet>, Vec<Pen
             None => pending.push(PendingNode {
                 name,
                 missing: Missing::Address,
+                pod_cidr: Some(pod_cidr),
             }),
         }
     }
@@ -274,6 +282,7 @@ pub fn still_missing(
                 .unwrap_or(PendingNode {
                     name: n.clone(),
                     missing: Missing::Registered,
+                    pod_cidr: None,
                 })
         })
         .collect()
@@ -343,7 +352,6 @@ pub fn wanted_at(
     all: &[NodeNet],
     cluster_pod_subnet: &IpNet,
 ) -> Result<Wanted, PodNetError> {
-    let subnet = cluster_pod_subnet.trunc();
     let me = all
         .iter()
         .find(|n| n.name == node)
@@ -358,11 +366,27 @@ pub fn wanted_at(
                     .join(", ")
             },
         })?;
-    for n in all {
-        if !subnet.contains(&n.pod_cidr) {
+    wanted_own(paths, node, &me.pod_cidr, all, cluster_pod_subnet)
+}
+
+/// The files and routes of `node` from its own `pod_cidr` and the other nodes in `all`
+/// (`node` itself need not be there: a Node whose kubelet has not reported its address
+/// yet gets its conflist and its routes to the others all the same).
+pub fn wanted_own(
+    paths: &Paths,
+    node: &str,
+    pod_cidr: &IpNet,
+    all: &[NodeNet],
+    cluster_pod_subnet: &IpNet,
+) -> Result<Wanted, PodNetError> {
+    let subnet = cluster_pod_subnet.trunc();
+    let own = [(node, pod_cidr)];
+    let nets = all.iter().map(|n| (n.name.as_str(), &n.pod_cidr));
+    for (name, cidr) in own.into_iter().chain(nets) {
+        if !subnet.contains(cidr) {
             return Err(PodNetError::OutsideSubnet {
-                node: n.name.clone(),
-                cidr: n.pod_cidr,
+                node: name.to_string(),
+                cidr: *cidr,
                 subnet,
             });
         }
@@ -375,7 +399,7 @@ pub fn wanted_at(
         .collect();
     Ok(Wanted {
         node: node.to_string(),
-        conflist: render_conflist(&me.pod_cidr),
+        conflist: render_conflist(pod_cidr),
         routes_script: render_routes_script(node, &others, &subnet),
         unit: render_unit(&paths.routes_script),
         paths: paths.clone(),
@@ -757,6 +781,7 @@ mod tests {
         let pending = vec![PendingNode {
             name: "b".into(),
             missing: Missing::PodCidr,
+            pod_cidr: None,
         }];
         let names: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
         let m = still_missing(&names, &ready, &pending);
@@ -839,6 +864,21 @@ mod tests {
     }
 
     #[test]
+    fn a_node_without_its_address_yet_gets_the_same_files_and_routes() {
+        // node2 before its kubelet reported its address: not among the nodes with one.
+        let others: Vec<NodeNet> = nodes().into_iter().filter(|n| n.name != "node2").collect();
+        let cidr: IpNet = "10.244.1.0/24".parse().unwrap();
+        let own = wanted_own(&Paths::standard(), "node2", &cidr, &others, &subnet()).unwrap();
+        assert_eq!(own, wanted("node2", &nodes(), &subnet()).unwrap());
+        // Its own CIDR is checked against the subnet too.
+        let foreign: IpNet = "10.99.0.0/24".parse().unwrap();
+        let e = wanted_own(&Paths::standard(), "node2", &foreign, &others, &subnet())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("node2") && e.contains("10.99.0.0/24"), "{e}");
+    }
+
+    #[test]
     fn unknown_node_and_foreign_cidr_are_plain_errors() {
         let e = wanted("node9", &nodes(), &subnet())
             .unwrap_err()
@@ -883,11 +923,13 @@ mod tests {
             [
                 PendingNode {
                     name: "c".into(),
-                    missing: Missing::PodCidr
+                    missing: Missing::PodCidr,
+                    pod_cidr: None,
                 },
                 PendingNode {
                     name: "d".into(),
-                    missing: Missing::Address
+                    missing: Missing::Address,
+                    pod_cidr: Some("10.244.3.0/24".parse().unwrap()),
                 },
             ]
         );
