@@ -72,8 +72,28 @@ pub fn admin_client(ctx: &InitContext) -> anyhow::Result<ApiClient> {
         "kubeconfig",
         "Created ClusterRoleBinding kubeadm:cluster-admins (through super-admin.conf)",
     );
-    Ok(admin)
+    // The API server's authorizer learns of the binding from its own cache, a moment
+    // later: until then admin.conf is still refused (seen in the lab: the next phase's
+    // request forbidden). The same request again, until it is allowed.
+    let start = std::time::Instant::now();
+    loop {
+        match admin.apply(&crb) {
+            Ok(_) => return Ok(admin),
+            Err(e) if e.is_forbidden() && start.elapsed() < ADMIN_BINDING_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "admin.conf is still refused {}s after kubeadm:cluster-admins was bound through super-admin.conf",
+                    start.elapsed().as_secs()
+                )));
+            }
+        }
+    }
 }
+
+/// How long admin.conf may be refused after its binding was created.
+const ADMIN_BINDING_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Waits until this node's own API server (`localAPIEndpoint`, not a load-balanced
 /// `controlPlaneEndpoint` that another node may answer) says ok on `/readyz`.
