@@ -54,8 +54,12 @@ impl PrivateKey {
         let (tag, der) = match der::pkcs8_to_traditional(self.pair.serialized_der(), &spki) {
             Some(Traditional::Rsa(d)) => ("RSA PRIVATE KEY", d),
             Some(Traditional::Ec(d)) => ("EC PRIVATE KEY", d),
-            // Never expected for keys we generate; PKCS#8 is still valid for Kubernetes.
-            None => ("PRIVATE KEY", self.pair.serialize_der()),
+            // Not PKCS#8: a key read from a traditional file is kept in its own form
+            // (rcgen holds the DER it was given), so it is written back under its tag.
+            None => (
+                der_tag(self.pair.serialized_der()),
+                self.pair.serialize_der(),
+            ),
         };
         pem::encode_config(
             &pem::Pem::new(tag, der),
@@ -76,6 +80,20 @@ impl PrivateKey {
     /// The rcgen key pair, for signing.
     pub(crate) fn pair(&self) -> &KeyPair {
         &self.pair
+    }
+}
+
+/// The PEM tag of a private key's DER by its structure: the second element of the
+/// outer SEQUENCE is the AlgorithmIdentifier (PKCS#8), the private key OCTET STRING
+/// (SEC1) or the modulus INTEGER (PKCS#1).
+fn der_tag(key: &[u8]) -> &'static str {
+    let second = der::read(key)
+        .and_then(|(outer, _)| der::children(outer.content))
+        .and_then(|c| c.get(1).map(|t| t.tag));
+    match second {
+        Some(0x04) => "EC PRIVATE KEY",
+        Some(0x02) => "RSA PRIVATE KEY",
+        _ => "PRIVATE KEY",
     }
 }
 
@@ -102,5 +120,26 @@ pub fn algorithm_of_spki(spki: &[u8]) -> Result<EncryptionAlgorithm, String> {
             )),
         },
         _ => Err("only RSA and ECDSA keys are supported".into()),
+    }
+}
+
+#[cfg(test)]
+mod round_trip_tests {
+    use super::*;
+
+    #[test]
+    fn a_key_read_back_is_written_the_same() {
+        // A key read from kubeadm's files (SEC1, PKCS#1) and written again (a kubeconfig
+        // renewed with its old key) keeps its tag: an `EC PRIVATE KEY` written back as
+        // `PRIVATE KEY` is a PEM no TLS library reads.
+        for alg in [
+            EncryptionAlgorithm::EcdsaP256,
+            EncryptionAlgorithm::EcdsaP384,
+            EncryptionAlgorithm::Rsa2048,
+        ] {
+            let first = PrivateKey::generate(alg).unwrap().to_pem();
+            let again = PrivateKey::from_pem(&first).unwrap().to_pem();
+            assert_eq!(again, first, "{}", alg.as_str());
+        }
     }
 }
