@@ -119,7 +119,10 @@ fn join_with_token_discovery() {
         "{flags}"
     );
     let calls = std::fs::read_to_string(w.path().join("systemctl.log")).unwrap();
-    assert_eq!(calls, "daemon-reload\nrestart kubelet\n");
+    assert_eq!(
+        calls,
+        "show -p LoadState -p NeedDaemonReload kubelet.service\nrestart kubelet\n"
+    );
     // Joining again is refused by preflight.
     let err = join_fails(
         w.path(),

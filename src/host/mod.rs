@@ -254,3 +254,75 @@ pub trait Host: Send + Sync {
         None
     }
 }
+
+/// Shell that runs `systemctl daemon-reload` only when systemd needs it for `units`: when
+/// it has not loaded a unit's file (`LoadState=not-found`) or holds an older copy of the
+/// file or its drop-ins (`NeedDaemonReload=yes`). Every reload re-runs all of systemd's
+/// generators, about 0.2 CPU-seconds and 0.3-0.7 s on a busy node, and the commands that
+/// follow wait for it; an unconditional reload before each `systemctl` call made nine per
+/// worker in `up`, where one or two were needed.
+pub fn systemd_reload_if_stale(units: &[&str]) -> String {
+    let names: Vec<String> = units
+        .iter()
+        .map(|u| format!("'{}'", u.replace('\'', r"'\''")))
+        .collect();
+    format!(
+        "case \"$(systemctl show -p LoadState -p NeedDaemonReload {} 2>/dev/null)\" in \
+         *LoadState=not-found*|*NeedDaemonReload=yes*) systemctl daemon-reload ;; esac\n",
+        names.join(" ")
+    )
+}
+
+#[cfg(test)]
+mod reload_tests {
+    use super::systemd_reload_if_stale;
+
+    /// The shell against a `systemctl` stand-in that answers `show` as systemd would for
+    /// each state, and records whether it was asked to reload (systemd itself cannot run
+    /// here; the lab tests run the real one).
+    fn reloads(show: &str) -> bool {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("calls");
+        let fake = dir.path().join("systemctl");
+        std::fs::write(
+            &fake,
+            format!(
+                "#!/bin/sh\ncase \"$1\" in show) printf '%s\\n' '{}' | tr '|' '\\n' ;; *) echo \"$*\" >> {} ;; esac\n",
+                show,
+                log.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let script = systemd_reload_if_stale(&["kubelet.service", "it's.service"]);
+        let st = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&script)
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    dir.path().display(),
+                    std::env::var("PATH").unwrap()
+                ),
+            )
+            .status()
+            .unwrap();
+        assert!(st.success(), "{script}");
+        std::fs::read_to_string(&log).unwrap_or_default() == "daemon-reload\n"
+    }
+
+    #[test]
+    fn reloads_only_for_a_unit_systemd_lacks_or_holds_stale() {
+        assert!(!reloads("LoadState=loaded|NeedDaemonReload=no"));
+        assert!(reloads("LoadState=not-found|NeedDaemonReload=no"));
+        assert!(reloads("LoadState=loaded|NeedDaemonReload=yes"));
+        assert!(reloads(
+            "LoadState=loaded|NeedDaemonReload=no||LoadState=loaded|NeedDaemonReload=yes"
+        ));
+        assert!(!reloads(
+            "LoadState=loaded|NeedDaemonReload=no||LoadState=masked|NeedDaemonReload=no"
+        ));
+    }
+}

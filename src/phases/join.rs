@@ -437,7 +437,10 @@ pub fn kubelet_start(ctx: &JoinContext, d: &Discovered) -> anyhow::Result<()> {
     );
     report("kubelet-start", "Starting the kubelet");
     let out = ctx.host.run(
-        "systemctl daemon-reload && systemctl restart kubelet",
+        &format!(
+            "{}systemctl restart kubelet",
+            crate::host::systemd_reload_if_stale(&["kubelet.service"])
+        ),
         &RunOptions {
             stdin: None,
             timeout: Some(Duration::from_secs(60)),

@@ -252,10 +252,14 @@ fn service_check(s: &ServiceStep) -> String {
     let n = q(&s.name);
     let name = &s.name;
     let mut out = String::from(NEED_SYSTEMD);
-    // One systemctl call for both properties.
+    // `is-enabled` reads the links on disk; `show -p UnitFileState` would give systemd's
+    // copy, which `systemctl enable --no-reload` (the apply) leaves as it was.
     out.push_str(&format!(
-        "r=0\nst=$(systemctl show -p UnitFileState -p ActiveState {n} 2>/dev/null)\nuf=\"\"; ac=\"\"\nfor kv in $st; do case \"$kv\" in UnitFileState=*) uf=${{kv#*=}};; ActiveState=*) ac=${{kv#*=}};; esac; done\n"
+        "r=0\nac=$(systemctl show -p ActiveState --value {n} 2>/dev/null)\nuf=\"\"\n"
     ));
+    if s.enabled.is_some() {
+        out.push_str(&format!("uf=$(systemctl is-enabled {n} 2>/dev/null)\n"));
+    }
     match s.enabled {
         Some(true) => out.push_str(&format!(
             "[ \"$uf\" = enabled ] || {{ echo \"{name} is ${{uf:-not installed}}, want enabled\"; r=1; }}\n"
@@ -284,10 +288,11 @@ fn service_check(s: &ServiceStep) -> String {
 fn service_apply(s: &ServiceStep) -> String {
     let n = q(&s.name);
     let mut out = String::from(NEED_SYSTEMD);
-    out.push_str("systemctl daemon-reload\n");
+    // `--no-reload`: `systemctl enable` would reload systemd again just for the link.
+    out.push_str(&crate::host::systemd_reload_if_stale(&[&s.name]));
     match s.enabled {
-        Some(true) => out.push_str(&format!("systemctl enable {n}\n")),
-        Some(false) => out.push_str(&format!("systemctl disable {n}\n")),
+        Some(true) => out.push_str(&format!("systemctl enable --no-reload {n}\n")),
+        Some(false) => out.push_str(&format!("systemctl disable --no-reload {n}\n")),
         None => {}
     }
     match s.state {

@@ -674,7 +674,8 @@ fn apply_script(w: &Wanted, diffs: &[String]) -> String {
     if differs(&w.paths.routes_script) {
         write_step(&mut s, &w.paths.routes_script, &w.routes_script, 0o755);
     }
-    if differs(&w.paths.unit) {
+    let unit_changed = differs(&w.paths.unit);
+    if unit_changed {
         write_step(&mut s, &w.paths.unit, &w.unit, 0o644);
     }
     let link = sq(&w.paths.unit_link.display().to_string());
@@ -689,7 +690,10 @@ fn apply_script(w: &Wanted, diffs: &[String]) -> String {
         "mkdir -p {link_dir}\nln -sfn {} {link}\n",
         sq(&w.paths.unit.display().to_string())
     ));
-    s.push_str("if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi\n");
+    // systemd reads the unit file, not the script it runs: reload only for a new unit.
+    if unit_changed {
+        s.push_str("if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi\n");
+    }
     s.push_str(&format!(
         "/bin/sh {}\n",
         sq(&w.paths.routes_script.display().to_string())

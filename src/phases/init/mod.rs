@@ -265,7 +265,10 @@ pub fn kubelet_start(ctx: &InitContext) -> anyhow::Result<()> {
     }
     report("kubelet-start", "Starting the kubelet");
     let out = ctx.host.run(
-        "systemctl daemon-reload && systemctl restart kubelet",
+        &format!(
+            "{}systemctl restart kubelet",
+            crate::host::systemd_reload_if_stale(&["kubelet.service"])
+        ),
         &crate::host::RunOptions {
             stdin: None,
             timeout: Some(std::time::Duration::from_secs(60)),
