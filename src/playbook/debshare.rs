@@ -51,6 +51,9 @@ pub struct DebFile {
 pub struct SharedDebs {
     pub from: String,
     pub files: Vec<DebFile>,
+    /// The bytes the source downloaded, where kubeboot repacked them with zstd
+    /// ([`super::repack`]); `files` then lists the repacked files.
+    pub repacked_from: Option<u64>,
     path: tempfile::TempPath,
 }
 
@@ -253,11 +256,12 @@ impl Receiver {
 pub fn key(facts: &Facts, specs: &[String]) -> Option<String> {
     (facts.package_manager == "apt" && !facts.apt_sources.is_empty()).then(|| {
         format!(
-            "{} {} {} {} | {}",
+            "{} {} {} {} zstd={} | {}",
             facts.os_id,
             facts.os_version,
             facts.arch,
             facts.apt_sources,
+            facts.dpkg_zstd,
             specs.join(" ")
         )
     })
@@ -300,14 +304,22 @@ while read -r f s; do mv -f "$c/$f" /var/cache/apt/archives/; done < "$c/list"
 /// Before the package step of a source: when another host waits for its downloads,
 /// downloads the .deb files there ([`download_script`]), reads them and hands them over;
 /// otherwise, or when that fails, tells the waiting hosts why not. The step itself then
-/// installs from apt's cache.
-pub fn share(host: &dyn Host, name: &str, specs: &[String], source: Source, shares: &DebShares) {
+/// installs from apt's cache. `zstd`: the hosts alike read zstd packages, so the files
+/// are repacked for them ([`super::repack`]).
+pub fn share(
+    host: &dyn Host,
+    name: &str,
+    specs: &[String],
+    zstd: bool,
+    source: Source,
+    shares: &DebShares,
+) {
     if !source.wanted(shares) {
         source.publish(Err("no other host waited for them".into()));
         return;
     }
     let got = match host.run(&download_script(specs), &RunOptions::default()) {
-        Ok(out) if out.success() => parse_fetch(&out.stdout, name),
+        Ok(out) if out.success() => parse_fetch(&out.stdout, name, zstd),
         Ok(out) => Err(format!(
             "downloading them on {name} failed (exit {}): {}",
             out.status,
@@ -339,9 +351,10 @@ fn safe_name(f: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"._+~%:-".contains(&b))
 }
 
-/// Reads the source's answer to [`fetch_script`]: every file's size and sha256 must be
-/// as listed. The .deb bytes go to a temporary local file.
-pub fn parse_fetch(out: &[u8], from: &str) -> Result<SharedDebs, String> {
+/// Reads the source's answer to [`download_script`]: every file's size and sha256 must be
+/// as listed. The .deb bytes go to a temporary local file, repacked with zstd first when
+/// `zstd` (each in a thread of its own; a file that cannot be repacked goes as it came).
+pub fn parse_fetch(out: &[u8], from: &str, zstd: bool) -> Result<SharedDebs, String> {
     let at = out
         .windows(END.len())
         .position(|w| w == END)
@@ -391,12 +404,54 @@ pub fn parse_fetch(out: &[u8], from: &str) -> Result<SharedDebs, String> {
         .prefix("kubeboot-debs-")
         .tempfile()
         .map_err(|e| format!("cannot create a temporary file here: {e}"))?;
-    tmp.write_all(body)
-        .and_then(|_| tmp.flush())
-        .map_err(|e| format!("cannot write a temporary file here: {e}"))?;
+    let write_err = |e: std::io::Error| format!("cannot write a temporary file here: {e}");
+    let mut repacked_from = None;
+    if zstd {
+        let mut chunks = Vec::with_capacity(files.len());
+        let mut off = 0usize;
+        for f in &files {
+            chunks.push(&body[off..off + f.size as usize]);
+            off += f.size as usize;
+        }
+        let packed: Vec<Option<Vec<u8>>> = std::thread::scope(|sc| {
+            let handles: Vec<_> = files
+                .iter()
+                .zip(&chunks)
+                .map(|(f, c)| {
+                    sc.spawn(move || match super::repack::to_zstd(c) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            tracing::warn!("{} from {from}: not repacked: {e}", f.file);
+                            None
+                        }
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or(None))
+                .collect()
+        });
+        if packed.iter().any(Option::is_some) {
+            repacked_from = Some(body.len() as u64);
+            for ((f, c), p) in files.iter_mut().zip(&chunks).zip(&packed) {
+                let bytes: &[u8] = p.as_deref().unwrap_or(c);
+                if p.is_some() {
+                    f.size = bytes.len() as u64;
+                    f.sha256 = super::steps::sha256_hex(bytes);
+                }
+                tmp.write_all(bytes).map_err(write_err)?;
+            }
+        }
+    }
+    if repacked_from.is_none() {
+        tmp.write_all(body).map_err(write_err)?;
+    }
+    tmp.flush().map_err(write_err)?;
     Ok(SharedDebs {
         from: from.to_string(),
         files,
+        repacked_from,
         path: tmp.into_temp_path(),
     })
 }
@@ -452,7 +507,7 @@ kb_check() (
 {check}
 )
 if [ $ok = 1 ] && {APT_INSTALL} "$d"/*.deb > "$d/log" 2>&1 && kb_check > /dev/null 2>&1; then
-{auto}  echo "installed from the {n} packages {from} downloaded ({mb:.1} MB): no apt-get update on this host"
+{auto}  echo "installed from the {n} packages {from} downloaded ({mb}): no apt-get update on this host"
 else
   [ -f "$d/log" ] && tail -n 5 "$d/log"
   echo "the packages {from} downloaded do not install here: updating apt's lists and installing as usual"
@@ -463,7 +518,14 @@ kb_check > "$d/check" 2>&1 || {{ echo "installed, but the check still finds a di
 "#,
         check = package_check("apt", specs).trim_end(),
         n = d.files.len(),
-        mb = d.len() as f64 / 1e6,
+        mb = match d.repacked_from {
+            Some(was) => format!(
+                "{:.1} MB, repacked with zstd: {:.1} MB",
+                was as f64 / 1e6,
+                d.len() as f64 / 1e6
+            ),
+            None => format!("{:.1} MB", d.len() as f64 / 1e6),
+        },
         usual = package_apply("apt", specs),
     )
 }
@@ -504,7 +566,7 @@ mod tests {
             ("a_1_amd64.deb", b"first"),
             ("lib-b_1%3a2_amd64.deb", b"second!"),
         ]);
-        let d = parse_fetch(&ok, "node1").unwrap();
+        let d = parse_fetch(&ok, "node1", false).unwrap();
         assert_eq!(d.files.len(), 2);
         assert_eq!(d.len(), 12);
         assert_eq!(std::fs::read(d.path()).unwrap(), b"firstsecond!");
@@ -514,19 +576,23 @@ mod tests {
         let mut bad = ok.clone();
         let n = bad.len();
         bad[n - 1] = b'?';
-        let e = parse_fetch(&bad, "node1").unwrap_err();
+        let e = parse_fetch(&bad, "node1", false).unwrap_err();
         assert!(e.contains("lib-b_1%3a2_amd64.deb has sha256"), "{e}");
         // Short: the sizes do not add up.
-        let e = parse_fetch(&ok[..ok.len() - 3], "node1").unwrap_err();
+        let e = parse_fetch(&ok[..ok.len() - 3], "node1", false).unwrap_err();
         assert!(
             e.contains("sent 9 bytes") && e.contains("adds up to 12"),
             "{e}"
         );
         // A name that would leave the directory, or no end marker.
-        let e = parse_fetch(&answer(&[("../x.deb", b"x")]), "node1").unwrap_err();
+        let e = parse_fetch(&answer(&[("../x.deb", b"x")]), "node1", false).unwrap_err();
         assert!(e.contains("unexpected line"), "{e}");
-        assert!(parse_fetch(b"a.deb 1 00\n", "node1").is_err());
-        assert!(parse_fetch(END, "node1").unwrap_err().contains("empty"));
+        assert!(parse_fetch(b"a.deb 1 00\n", "node1", false).is_err());
+        assert!(
+            parse_fetch(END, "node1", false)
+                .unwrap_err()
+                .contains("empty")
+        );
     }
 
     #[test]
@@ -558,7 +624,7 @@ mod tests {
         );
         let t = std::thread::spawn(move || r.wait());
         std::thread::sleep(Duration::from_millis(50));
-        let d = parse_fetch(&answer(&[("a_1_amd64.deb", b"deb")]), "node1").unwrap();
+        let d = parse_fetch(&answer(&[("a_1_amd64.deb", b"deb")]), "node1", false).unwrap();
         src.publish(Ok(d));
         assert_eq!(t.join().unwrap().unwrap().from, "node1");
 
@@ -661,6 +727,39 @@ mod tests {
         )
     }
 
+    /// With `zstd`, a package with xz archives is sent repacked (listed with its new size
+    /// and sha256, which the temporary file holds), one that cannot be repacked as it
+    /// came, after both were checked against the source's list.
+    #[test]
+    fn the_source_files_are_repacked_for_zstd_hosts() {
+        let deb = super::super::repack::test_deb(b"control", b"data of the package");
+        let both = answer(&[("a_1_amd64.deb", &deb), ("b_1_amd64.deb", b"not ar")]);
+        let d = parse_fetch(&both, "node1", true).unwrap();
+        assert_eq!(d.repacked_from, Some(deb.len() as u64 + 6));
+        let bytes = std::fs::read(d.path()).unwrap();
+        let a = &d.files[0];
+        let packed = &bytes[..a.size as usize];
+        assert_eq!(a.sha256, super::super::steps::sha256_hex(packed));
+        assert_ne!(packed, &deb[..]);
+        assert!(packed.windows(12).any(|w| w == b"data.tar.zst"));
+        assert_eq!(&bytes[a.size as usize..], b"not ar");
+        assert_eq!((d.files[1].size, d.len()), (6, bytes.len() as u64));
+        let (out, _) = receive_for(&["a", "b"], &d, true);
+        assert!(
+            out.contains("downloaded (0.0 MB, repacked with zstd: 0.0 MB)"),
+            "{out}"
+        );
+        // Without zstd, or when nothing has xz archives, the files go as they came.
+        let plain = parse_fetch(&both, "node1", false).unwrap();
+        assert_eq!(plain.repacked_from, None);
+        assert_eq!(
+            std::fs::read(plain.path()).unwrap(),
+            [&deb[..], b"not ar"].concat()
+        );
+        let none = parse_fetch(&answer(&[("b_1_amd64.deb", b"x")]), "n", true);
+        assert_eq!(none.unwrap().repacked_from, None);
+    }
+
     #[test]
     fn a_receiver_installs_the_shared_files_or_falls_back_to_apt() {
         let d = parse_fetch(
@@ -669,6 +768,7 @@ mod tests {
                 ("runc_1.1_amd64.deb", b"runc"),
             ]),
             "node1",
+            false,
         )
         .unwrap();
         let (out, log) = receive(&d, true);

@@ -50,6 +50,10 @@ pub struct Facts {
     /// same one get the same packages from apt (see `debshare`).
     #[serde(skip)]
     pub apt_sources: String,
+    /// dpkg reads packages compressed with zstd (dpkg 1.21.18 and later): the hosts that
+    /// receive another host's downloads get them repacked with zstd (see `repack`).
+    #[serde(skip)]
+    pub dpkg_zstd: bool,
 }
 
 /// The one command that prints all facts as `key=value` lines.
@@ -71,6 +75,7 @@ b=$(awk '/^CapBnd:/{print $2}' /proc/self/status 2>/dev/null)
 f=/proc/sys/net/netfilter/nf_conntrack_max
 if [ -f $f ] && v=$(cat $f 2>/dev/null) && (echo "$v" > $f) 2>/dev/null; then echo conntrack_w=1; else echo conntrack_w=0; fi
 [ -d /etc/apt ] && echo "apt_sources=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/* /etc/apt/preferences /etc/apt/preferences.d/* 2>/dev/null | cksum)"
+dpkg-deb --help 2>/dev/null | grep -q zstd && echo dpkg_zstd=1
 [ -f /etc/kubernetes/kubelet.conf ] && echo kubelet_conf=1
 [ -f /etc/kubernetes/manifests/etcd.yaml ] && echo etcd_manifest=1
 true
@@ -140,6 +145,7 @@ impl Facts {
             kubelet_conf: get("kubelet_conf") == "1",
             etcd_manifest: get("etcd_manifest") == "1",
             apt_sources: get("apt_sources"),
+            dpkg_zstd: get("dpkg_zstd") == "1",
         }
     }
 }

@@ -18,6 +18,7 @@ mod diff;
 pub mod facts;
 pub mod files;
 mod parse;
+mod repack;
 pub mod run;
 pub(crate) mod steps;
 

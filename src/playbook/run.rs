@@ -680,7 +680,8 @@ pub fn run(
         if let Some(k) = sources.iter().position(|(i, _)| seg.contains(i)) {
             let (i, source) = sources.swap_remove(k);
             let specs = entries[i].resolved.as_ref().and_then(|r| r.share.clone());
-            debshare::share(host, &name, &specs.unwrap_or_default(), source, &store.debs);
+            let specs = specs.unwrap_or_default();
+            debshare::share(host, &name, &specs, facts.dpkg_zstd, source, &store.debs);
         }
         run_script(host, &script, &mut entries, &name, obs, &mut lost);
     }
