@@ -344,6 +344,15 @@ fn prepare_three_lab_nodes_with_faults_plan_rerun_and_sudo() {
             && d.contains("no apt-get update on this host"),
         "{d}"
     );
+    // The lab's Debian 12 dpkg reads zstd: the receiver got the packages repacked, and
+    // dpkg installed Debian's files all the same (their md5sums from the package hold,
+    // and the control fields are Debian's).
+    assert!(d.contains("repacked with zstd"), "{d}");
+    let maintainer = lab.ssh_ok(
+        r + 1,
+        "dpkg --verify containerd runc && dpkg-query -W -f '${Maintainer}' containerd",
+    );
+    assert!(maintainer.contains("debian.org"), "{maintainer}");
     let lists = |k: usize| lab.ssh_ok(k + 1, "ls /var/lib/apt/lists");
     assert!(
         !lists(*r).contains("_Packages"),

@@ -514,10 +514,18 @@ impl SshHost {
         on_stdout: &mut (dyn FnMut(&[u8]) + Send),
     ) -> Result<CommandOutput, HostError> {
         let (wrapped, prefix) = self.privileged(command);
-        let ssh_err = |e: russh::Error| HostError::Ssh {
+        let ssh_err = |e: russh::Error| {
+            HostError::Ssh {
             host: self.name.clone(),
             command: short(command),
-            message: e.to_string(),
+            message: match e {
+                // The session ended under us (russh says "Channel send error").
+                russh::Error::SendError | russh::Error::Disconnect => {
+                    "the connection was lost before the command started (host down or sshd stopped?)".into()
+                }
+                e => e.to_string(),
+            },
+        }
         };
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         let mut ch = self.handle.channel_open_session().await.map_err(ssh_err)?;
