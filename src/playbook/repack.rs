@@ -89,14 +89,21 @@ pub fn to_zstd(deb: &[u8]) -> Result<Option<Vec<u8>>, String> {
     for m in &list {
         match m.name.strip_suffix(".xz") {
             Some(stem) if stem.ends_with(".tar") => {
-                let mut tar = Vec::with_capacity(m.data.len() * 4);
-                liblzma::read::XzDecoder::new(m.data)
-                    .read_to_end(&mut tar)
-                    .map_err(|e| format!("{}: xz: {e}", m.name))?;
-                let mut z = zstd::stream::Encoder::new(Vec::with_capacity(tar.len() / 2), LEVEL)
+                // Streamed: the tar itself (containerd's is 101 MB) is never held whole.
+                let mut z = zstd::stream::Encoder::new(Vec::with_capacity(m.data.len() * 2), LEVEL)
                     .map_err(|e| format!("{}: zstd: {e}", m.name))?;
-                z.write_all(&tar)
-                    .map_err(|e| format!("{}: zstd: {e}", m.name))?;
+                let mut xz = liblzma::read::XzDecoder::new(m.data);
+                let mut buf = vec![0u8; 1 << 20];
+                loop {
+                    let n = match xz.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(format!("{}: xz: {e}", m.name)),
+                    };
+                    z.write_all(&buf[..n])
+                        .map_err(|e| format!("{}: zstd: {e}", m.name))?;
+                }
                 let packed = z.finish().map_err(|e| format!("{}: zstd: {e}", m.name))?;
                 write_member(&mut out, &format!("{stem}.zst"), m.meta, &packed);
             }
