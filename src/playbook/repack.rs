@@ -60,10 +60,16 @@ fn members(deb: &[u8]) -> Result<Vec<Member<'_>>, String> {
     Ok(out)
 }
 
+/// A member's 60-byte header: name, the kept fields, size.
+fn header(name: &str, meta: &[u8], len: usize) -> Vec<u8> {
+    let mut h = format!("{name:<16}").into_bytes();
+    h.extend_from_slice(meta);
+    h.extend_from_slice(format!("{len:<10}`\n").as_bytes());
+    h
+}
+
 fn write_member(out: &mut Vec<u8>, name: &str, meta: &[u8], data: &[u8]) {
-    out.extend_from_slice(format!("{name:<16}").as_bytes());
-    out.extend_from_slice(meta);
-    out.extend_from_slice(format!("{:<10}`\n", data.len()).as_bytes());
+    out.extend_from_slice(&header(name, meta, data.len()));
     out.extend_from_slice(data);
     if data.len() % 2 == 1 {
         out.push(b'\n');
@@ -84,13 +90,16 @@ pub fn to_zstd(deb: &[u8]) -> Result<Option<Vec<u8>>, String> {
     if !list.iter().any(|m| m.name.ends_with(".tar.xz")) {
         return Ok(None);
     }
-    let mut out = Vec::with_capacity(deb.len() * 2);
+    let mut out = Vec::with_capacity(deb.len() * 3 / 2);
     out.extend_from_slice(MAGIC);
     for m in &list {
         match m.name.strip_suffix(".xz") {
             Some(stem) if stem.ends_with(".tar") => {
-                // Streamed: the tar itself (containerd's is 101 MB) is never held whole.
-                let mut z = zstd::stream::Encoder::new(Vec::with_capacity(m.data.len() * 2), LEVEL)
+                // Streamed into `out` itself: neither the tar (containerd's is 101 MB) nor
+                // the zstd archive is held apart. The header's size is filled in after.
+                let at = out.len();
+                out.resize(at + HEADER, b' ');
+                let mut z = zstd::stream::Encoder::new(&mut out, LEVEL)
                     .map_err(|e| format!("{}: zstd: {e}", m.name))?;
                 let mut xz = liblzma::read::XzDecoder::new(m.data);
                 let mut buf = vec![0u8; 1 << 20];
@@ -104,8 +113,12 @@ pub fn to_zstd(deb: &[u8]) -> Result<Option<Vec<u8>>, String> {
                     z.write_all(&buf[..n])
                         .map_err(|e| format!("{}: zstd: {e}", m.name))?;
                 }
-                let packed = z.finish().map_err(|e| format!("{}: zstd: {e}", m.name))?;
-                write_member(&mut out, &format!("{stem}.zst"), m.meta, &packed);
+                z.finish().map_err(|e| format!("{}: zstd: {e}", m.name))?;
+                let len = out.len() - at - HEADER;
+                out[at..at + HEADER].copy_from_slice(&header(&format!("{stem}.zst"), m.meta, len));
+                if len % 2 == 1 {
+                    out.push(b'\n');
+                }
             }
             _ => write_member(&mut out, &m.name, m.meta, m.data),
         }
