@@ -144,6 +144,14 @@ fn lab_up_ssh_apt_down() {
              cat /opt/kubeboot-artifacts/stand-in.txt; \
              touch /opt/kubeboot-artifacts/x 2>/dev/null && echo artifacts-writable || echo artifacts-read-only",
         );
+        // journald keeps off /dev/kmsg (the console here): reading it, it spun at most
+        // of a core on some nodes.
+        let kmsg = lab.ssh_ok(
+            i + 1,
+            "ls -l /proc/$(pidof systemd-journald)/fd | grep -c -e /dev/console -e /dev/pts -e kmsg; \
+             systemd-analyze cat-config systemd/journald.conf | grep -x 'ReadKMsg=no'",
+        );
+        assert_eq!(kmsg, "0\nReadKMsg=no", "{}: journald and /dev/kmsg", host.name);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines[0], host.name, "hostname of {}", host.address);
         assert!(

@@ -174,6 +174,17 @@ pub fn prepare(node: &NodeLayout, common: &NodeCommon) -> Result<String> {
         "L /dev/kmsg - - - - /dev/console\n",
         0o644,
     )?;
+    // journald must not read that /dev/kmsg: where it finds the link at its start (a race
+    // with tmpfiles at boot), it reads the console, gets end-of-file with a hang-up
+    // forever and spins at most of a core ("/dev/kmsg buffer overrun" in a loop): on
+    // 2026-12-02 one node in three of a lab did, taking CPU from every other node. The
+    // kernel's messages are the VM's, not the node's, anyway.
+    write(
+        &root,
+        "etc/systemd/journald.conf.d/kubeboot-lab.conf",
+        "# Written by kubeboot lab: /dev/kmsg points at the console (for the kubelet).\n[Journal]\nReadKMsg=no\n",
+        0o644,
+    )?;
     // The kubelet's container manager sets vm.overcommit_memory, kernel.panic and
     // kernel.panic_on_oops and refuses to start when it cannot. They are global to the
     // machine and /proc/sys is read-only in a container: give the node private copies
