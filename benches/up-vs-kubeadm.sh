@@ -126,7 +126,6 @@ idle=$((s2[4] + s2[5] - s1[4] - s1[5]))
 busy=$(( t > 0 ? 100 * (t - idle) / t : 0 ))
 [ "$busy" -lt 15 ] || echo "warning: this machine was ${busy}% busy in the 2 s before the bench; the figures will be slower than the tools are"
 $K lab up --name $LK --subnet $NETK.0/24 --nodes "$N" --state-dir "$STATE" --apt-proxy "http://{bridge}:$PORT" >/dev/null
-$K lab up --name $LA --subnet $NETA.0/24 --nodes "$N" --state-dir "$STATE" --apt-proxy "http://{bridge}:$PORT" >/dev/null
 
 # ---- kubeboot ------------------------------------------------------------------------
 sha() { sha256sum "$1" | cut -d' ' -f1; }
@@ -238,6 +237,10 @@ grep -q 'restrict_oom_score_adj = true' "$W/files/config.toml" ||
 "$KUBECTL" --kubeconfig "$W/kubeboot.conf" get nodes -o wide > "$W/kb-nodes.txt" 2>&1 || true
 "$KUBECTL" --kubeconfig "$W/kubeboot.conf" get pods -A -o wide > "$W/kb-pods.txt" 2>&1 || true
 $K lab down --name $LK --state-dir "$STATE" >/dev/null
+# The anchor's nodes are made only now, as kubeboot's were just before its run: freshly
+# booted nodes still settle for a while (until 2026-12-02 they were made with kubeboot's,
+# so they settled during kubeboot's run and took CPU from it).
+$K lab up --name $LA --subnet $NETA.0/24 --nodes "$N" --state-dir "$STATE" --apt-proxy "http://{bridge}:$PORT" >/dev/null
 HOSTS_BLOCK=$(for i in $(seq 1 "$N"); do echo "$(ip_a "$i") $(name_a "$i")"; done)
 
 cat > "$W/kubeadm.yaml" <<EOF
