@@ -151,7 +151,11 @@ fn lab_up_ssh_apt_down() {
             "ls -l /proc/$(pidof systemd-journald)/fd | grep -c -e /dev/console -e /dev/pts -e kmsg; \
              systemd-analyze cat-config systemd/journald.conf | grep -x 'ReadKMsg=no'",
         );
-        assert_eq!(kmsg, "0\nReadKMsg=no", "{}: journald and /dev/kmsg", host.name);
+        assert_eq!(
+            kmsg, "0\nReadKMsg=no",
+            "{}: journald and /dev/kmsg",
+            host.name
+        );
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines[0], host.name, "hostname of {}", host.address);
         assert!(

@@ -31,8 +31,8 @@
 pub mod ahead;
 mod render;
 
-pub use render::{Wanted, render_conflist, wanted, wanted_at, wanted_own};
 use render::family_flag;
+pub use render::{Wanted, render_conflist, wanted, wanted_at, wanted_own};
 
 use crate::apiclient::{ApiClient, ApiError};
 use crate::host::{Host, HostError, RunOptions};
