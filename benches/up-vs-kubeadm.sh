@@ -7,6 +7,10 @@
 #
 #   bash benches/up-vs-kubeadm.sh [NODES]        (root; default 3 nodes; node1 = control plane)
 #
+#   KUBEBOOT_BENCH_ONLY=kubeboot   kubeboot's runs only (no anchor): for profiling
+#   KUBEBOOT_BENCH_PERF=1          `perf record -a` during kubeboot's full run; prints the
+#                                  machine's CPU samples by process (needs perf)
+#
 # Both clusters get the same inputs (what .ci/lab-cluster gives kubeboot):
 #   - packages (containerd, runc, containernetworking-plugins, conntrack, socat, iptables,
 #     ethtool) through the local apt proxy (tests/support/start-tinyproxy.sh);
@@ -165,9 +169,16 @@ ready_count() { # kubeconfig
 # One `kubectl get nodes --watch` (started again while the API server does not answer),
 # not a kubectl every half second: each costs about 0.1 CPU-s, which the cluster being
 # measured would lose on this machine's two cores (2026-12-02: 6% of a 10-node run).
+# The machine's busy CPU time so far, in seconds (/proc/stat: user, nice, system, irq,
+# softirq, steal; not idle or iowait): the table's "busy CPU" row is its difference
+# between a tool's start and every node Ready.
+cpu_busy() { awk '/^cpu /{printf "%.2f\n", ($2+$3+$4+$7+$8+$9)/100}' /proc/stat; }
 ready_watch() { # kubeconfig out-file [seconds]
   python3 - "$KUBECTL" "$1" "$2" "$N" "${3:-3600}" <<'PY'
 import os, subprocess, sys, time
+def busy():
+    f = open("/proc/stat").readline().split()
+    return sum(int(f[i]) for i in (1, 2, 3, 6, 7, 8)) / 100
 kubectl, conf, out, n, limit = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
 end = time.time() + limit
 while time.time() < end:
@@ -181,7 +192,7 @@ while time.time() < end:
                 status[f[0]] = f[1]
             if sum(s == "Ready" for s in status.values()) == n:
                 with open(out, "w") as o:
-                    o.write(f"{time.time():.9f}\n")
+                    o.write(f"{time.time():.9f}\n{busy():.2f}\n")
                 p.kill()
                 sys.exit(0)
             if time.time() >= end:
@@ -195,6 +206,7 @@ PY
 kb_up() { # log-name
   local rc
   echo "$(now) START" > "$W/$1.log"
+  cpu_busy > "$W/$1.cpu0"
   set +e
   /usr/bin/time -v -o "$W/$1.time" "$K" up -f "$INV" -o json --wait 5m \
     --kubeconfig-out "$W/kubeboot.conf" --ignore-preflight-errors ImagePull 2>"$W/$1.err" |
@@ -206,13 +218,22 @@ kb_up() { # log-name
 }
 echo "kubeboot up ..."
 ready_watch "$W/kubeboot.conf" "$W/kb-full.ready" & WATCH=$!
+if [ -n "${KUBEBOOT_BENCH_PERF:-}" ]; then
+  perf record -a -F 199 -q -o "$W/kb-full.perf" </dev/null 2>/dev/null & PERF=$!
+fi
 kb_up kb-full || { echo "kubeboot up failed; logs in $KEEP" >&2; kill "$WATCH"; exit 1; }
 for _ in $(seq 1 100); do [ -s "$W/kb-full.ready" ] && break; sleep 0.2; done
 kill "$WATCH" 2>/dev/null || true
+if [ -n "${KUBEBOOT_BENCH_PERF:-}" ]; then
+  kill -INT "$PERF"; wait "$PERF" 2>/dev/null || true
+  echo "where kubeboot's run spent the machine's CPU (perf, by process; $KEEP/kb-full.perf):"
+  perf report -i "$W/kb-full.perf" --sort comm --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -25
+fi
 echo "kubeboot up (no-op re-run) ..."
 kb_up kb-noop || { echo "kubeboot up (re-run) failed; logs in $KEEP" >&2; exit 1; }
 
 # ---- the kubeadm way -----------------------------------------------------------------
+if [ "${KUBEBOOT_BENCH_ONLY:-}" != kubeboot ]; then
 A=$STATE/$LA
 SSHO=(-i "$A/id_ed25519" -o UserKnownHostsFile="$A/known_hosts" -o StrictHostKeyChecking=yes
   -o BatchMode=yes -o ControlMaster=auto -o ControlPath="$W/ssh-ctl-%h" -o ControlPersist=600)
@@ -366,7 +387,7 @@ AK=$W/kubeadm.conf
 kc() { "$KUBECTL" --kubeconfig "$AK" "$@"; }
 WORKERS=$(seq 2 "$N")
 echo "the kubeadm way ..."
-a0=$(now)
+a0=$(now); c0=$(cpu_busy)
 parallel prep_node $(seq 1 "$N") || exit 1
 a1=$(now)
 parallel import_node $(seq 1 "$N") || exit 1
@@ -392,11 +413,14 @@ done
 parallel podnet_node $(seq 1 "$N") || exit 1
 rm -f "$W/an.ready"
 ready_watch "$AK" "$W/an.ready" 300 || true
-if [ -s "$W/an.ready" ]; then ready=$N; a5=$(cat "$W/an.ready"); else ready=$(ready_count "$AK"); a5=$(now); fi
+if [ -s "$W/an.ready" ]; then ready=$N; a5=$(head -n1 "$W/an.ready"); c5=$(sed -n 2p "$W/an.ready")
+else ready=$(ready_count "$AK"); a5=$(now); c5=$(cpu_busy); fi
 kc get nodes -o wide > "$W/an-nodes.txt" 2>&1 || true
 kc get pods -A -o wide > "$W/an-pods.txt" 2>&1 || true
 [ "$ready" = "$N" ] || { echo "kubeadm way: $ready of $N nodes Ready after 5m"; cat "$W/an-nodes.txt"; exit 1; }
 printf '%s\n' "$a0" "$a1" "$a2" "$a3" "$a4" "$a5" > "$W/an-times.txt"
+awk -v a="$c0" -v b="$c5" 'BEGIN{printf "%.2f\n", b - a}' > "$W/an-cpu.txt"
+fi # KUBEBOOT_BENCH_ONLY
 
 # ---- the table -----------------------------------------------------------------------
 python3 - "$W" "$N" <<'PY'
@@ -441,7 +465,7 @@ def kb(name):
         end = steps[idx[-1] + 1][0] if idx[-1] + 1 < len(steps) else hostdone.get(h, steps[idx[-1]][0])
         return end - steps[idx[0]][0]
     m = marks
-    ph = dict.fromkeys(["host preparation", "image import", "init", "joins", "until Ready", "total"])
+    ph = dict.fromkeys(["host preparation", "image import", "init", "joins", "until Ready", "total", "busy CPU"])
     if hostdone and "start" in m:
         last = max(hostdone, key=hostdone.get)
         prepared = hostdone[last]
@@ -454,8 +478,10 @@ def kb(name):
         ph["joins"] = joined - prepared
         end = m.get("end")
         try:
-            end = float(open(f"{w}/{name}.ready").read())
-        except (OSError, ValueError):
+            ready = open(f"{w}/{name}.ready").read().split()
+            end = float(ready[0])
+            ph["busy CPU"] = float(ready[1]) - float(open(f"{w}/{name}.cpu0").read())
+        except (OSError, ValueError, IndexError):
             pass
         if end is not None:
             ph["until Ready"] = end - joined
@@ -469,21 +495,26 @@ def kb(name):
 
 full, rt_full, rss_full = kb("kb-full")
 noop, rt_noop, rss_noop = kb("kb-noop")
-a = [float(x) for x in open(f"{w}/an-times.txt")]
-an = {
-    "host preparation": a[1] - a[0], "image import": a[2] - a[1], "init": a[3] - a[2],
-    "joins": a[4] - a[3], "until Ready": a[5] - a[4], "total": a[5] - a[0],
-    "up exits": None,
-}
+an = dict.fromkeys(list(full), None)
+try:
+    a = [float(x) for x in open(f"{w}/an-times.txt")]
+    an = {
+        "host preparation": a[1] - a[0], "image import": a[2] - a[1], "init": a[3] - a[2],
+        "joins": a[4] - a[3], "until Ready": a[5] - a[4], "total": a[5] - a[0],
+        "busy CPU": float(open(f"{w}/an-cpu.txt").read()), "up exits": None,
+    }
+except OSError:
+    pass  # KUBEBOOT_BENCH_ONLY=kubeboot: no anchor
 f = lambda v: "-" if v is None else f"{v:.1f}s"
 print()
 print(f"{'phase':18} {'kubeboot up':>12} {'kubeadm way':>12} {'kubeadm/kubeboot':>17} {'kubeboot re-run':>16}")
-for k in ["host preparation", "image import", "init", "joins", "until Ready", "total", "up exits"]:
+for k in ["host preparation", "image import", "init", "joins", "until Ready", "total", "busy CPU", "up exits"]:
     r = f"{an[k] / full[k]:.2f}x" if full[k] and an[k] is not None else "-"
     print(f"{k:18} {f(full[k]):>12} {f(an[k]):>12} {r:>17} {f(noop[k]):>16}")
 def rts(d): return ", ".join(f"{h.split('-')[-1]}={v}" for h, v in sorted(d.items()))
 print(f"kubeboot SSH round trips per host (prepare): full: {rts(rt_full)}; re-run: {rts(rt_noop)}")
 print("total: start to every node Ready; up exits: when `kubeboot up` returned (after its health report)")
+print("busy CPU: CPU-seconds this machine spent (all processes, lab nodes included) from the start to every node Ready")
 print("kubeboot's rows are its critical path: preparation until the last host is prepared (that host's")
 print("image import split out), init (overlaps the workers' preparation), joins still running after the")
 print("last host is prepared, then until Ready; the kubeadm way's rows follow one another")

@@ -349,6 +349,36 @@ fn connect_timeout_and_refused_port() {
     assert!(e.to_string().contains("refused"), "{e}");
 }
 
+/// With AES instructions on this machine, kubeboot asks for AES-GCM first (half the CPU per
+/// byte of ChaCha20-Poly1305, on this side and in sshd); sshd's debug log names the cipher
+/// both sides agreed on. A server that offers only ChaCha20-Poly1305 is still reached.
+#[test]
+fn aes_gcm_first_where_the_cpu_has_aes_and_chacha_still_works() {
+    let s = Sshd::start_with("LogLevel DEBUG1\n");
+    let out = connect(&s).run("echo hi", &RunOptions::default()).unwrap();
+    assert_eq!(out.stdout_text(), "hi\n");
+    let want = if kubeboot::host::ssh::aes_in_hardware() {
+        "aes256-gcm@openssh.com"
+    } else {
+        "chacha20-poly1305@openssh.com"
+    };
+    let log = s.log();
+    assert!(
+        log.contains(&format!("kex: client->server cipher: {want} ")),
+        "sshd's log does not name {want}:\n{log}"
+    );
+
+    let s = Sshd::start_with("LogLevel DEBUG1\nCiphers chacha20-poly1305@openssh.com\n");
+    let out = connect(&s).run("echo hi", &RunOptions::default()).unwrap();
+    assert_eq!(out.stdout_text(), "hi\n");
+    assert!(
+        s.log()
+            .contains("kex: client->server cipher: chacha20-poly1305@openssh.com "),
+        "{}",
+        s.log()
+    );
+}
+
 #[test]
 fn one_connection_many_parallel_channels() {
     let s = Sshd::start();

@@ -421,6 +421,7 @@ impl SshHost {
             nodelay: true,
             ..Default::default()
         };
+        config.preferred.cipher = cipher_order(&config.preferred.cipher).into();
         // Ask for a host key type known_hosts has for this host first, as OpenSSH does,
         // so a host with several keys is checked against the one we know.
         if let Ok(k) = KnownHosts::load(&known_hosts) {
@@ -644,6 +645,43 @@ impl SshHost {
             });
         }
         Ok(out)
+    }
+}
+
+/// The ciphers to offer, best first: with AES instructions on this machine (AES-NI and
+/// carry-less multiply), AES-GCM before ChaCha20-Poly1305, since it costs this side and
+/// an OpenSSH server about a third less CPU per byte uploaded (1 GB to a lab node:
+/// kubeboot 1.10 CPU-s instead of 1.75, sshd 0.95 instead of 1.45); without them, russh's order
+/// (ChaCha20-Poly1305 first, which is fast in software and constant-time). Both are AEAD
+/// ciphers OpenSSH offers by default.
+fn cipher_order(default: &[russh::cipher::Name]) -> Vec<russh::cipher::Name> {
+    let mut order = default.to_vec();
+    if aes_in_hardware() {
+        let gcm = [russh::cipher::AES_256_GCM, russh::cipher::AES_128_GCM];
+        order.retain(|c| !gcm.contains(c));
+        for c in gcm.into_iter().rev() {
+            order.insert(0, c);
+        }
+    }
+    order
+}
+
+/// Whether this machine's CPU has AES and carry-less multiply instructions (AES-GCM in
+/// hardware).
+pub fn aes_in_hardware() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("aes")
+            && std::arch::is_x86_feature_detected!("pclmulqdq")
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        std::arch::is_aarch64_feature_detected!("aes")
+            && std::arch::is_aarch64_feature_detected!("pmull")
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        false
     }
 }
 

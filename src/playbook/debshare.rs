@@ -302,7 +302,8 @@ while read -r f s; do mv -f "$c/$f" /var/cache/apt/archives/; done < "$c/list"
 }
 
 /// Before the package step of a source: when another host waits for its downloads,
-/// downloads the .deb files there ([`download_script`]), reads them and hands them over;
+/// downloads the .deb files there ([`download_script`]), then reads them and hands them
+/// over in a thread of its own, while the source goes on with its own install;
 /// otherwise, or when that fails, tells the waiting hosts why not. The step itself then
 /// installs from apt's cache. `zstd`: the hosts alike read zstd packages, so the files
 /// are repacked for them ([`super::repack`]).
@@ -318,16 +319,31 @@ pub fn share(
         source.publish(Err("no other host waited for them".into()));
         return;
     }
-    let got = match host.run(&download_script(specs), &RunOptions::default()) {
-        Ok(out) if out.success() => parse_fetch(&out.stdout, name, zstd),
-        Ok(out) => Err(format!(
-            "downloading them on {name} failed (exit {}): {}",
-            out.status,
-            out.stderr_text().trim()
-        )),
-        Err(e) => Err(format!("downloading them on {name} failed: {e}")),
+    let out = match host.run(&download_script(specs), &RunOptions::default()) {
+        Ok(out) if out.success() => out,
+        Ok(out) => {
+            let why = format!(
+                "downloading them on {name} failed (exit {}): {}",
+                out.status,
+                out.stderr_text().trim()
+            );
+            source.publish(Err(format!("the downloads of {name}: {why}")));
+            return;
+        }
+        Err(e) => {
+            let why = format!("downloading them on {name} failed: {e}");
+            source.publish(Err(format!("the downloads of {name}: {why}")));
+            return;
+        }
     };
-    source.publish(got.map_err(|e| format!("the downloads of {name}: {e}")));
+    // Checking and repacking the files (a second or two of CPU) is for the hosts that
+    // wait: the source's own install (from apt's cache) goes on meanwhile. A thread that
+    // ends without publishing (a panic) still tells the waiting hosts (`Source`'s drop).
+    let name = name.to_string();
+    std::thread::spawn(move || {
+        let got = parse_fetch(&out.stdout, &name, zstd);
+        source.publish(got.map_err(|e| format!("the downloads of {name}: {e}")));
+    });
 }
 
 /// What a receiving host's package step reports: the lines of its apply script that say

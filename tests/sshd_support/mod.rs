@@ -32,6 +32,12 @@ pub use port_support::free_port;
 impl Sshd {
     /// Starts sshd with a fresh ed25519 host key and a client key (`client_key()`).
     pub fn start() -> Sshd {
+        Sshd::start_with("")
+    }
+
+    /// Starts sshd with `extra` lines before the usual config (sshd takes the first value
+    /// of a keyword, so these win).
+    pub fn start_with(extra: &str) -> Sshd {
         let sshd = Path::new("/usr/sbin/sshd");
         assert!(
             sshd.exists(),
@@ -45,7 +51,7 @@ impl Sshd {
         ));
         let port = free_port();
         let cfg = format!(
-            "ListenAddress 127.0.0.1\nPort {port}\nHostKey {d}/host_ed25519\nAuthorizedKeysFile {d}/authorized_keys\nPidFile {d}/sshd.pid\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nLogLevel ERROR\nMaxSessions 64\nMaxStartups 64\n",
+            "{extra}ListenAddress 127.0.0.1\nPort {port}\nHostKey {d}/host_ed25519\nAuthorizedKeysFile {d}/authorized_keys\nPidFile {d}/sshd.pid\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nLogLevel ERROR\nMaxSessions 64\nMaxStartups 64\n",
             d = d.display()
         );
         std::fs::write(d.join("sshd_config"), cfg).unwrap();
