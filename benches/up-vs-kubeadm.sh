@@ -181,6 +181,7 @@ def busy():
     return sum(int(f[i]) for i in (1, 2, 3, 6, 7, 8)) / 100
 kubectl, conf, out, n, limit = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
 end = time.time() + limit
+first_ready = {}
 while time.time() < end:
     if os.path.exists(conf) and os.path.getsize(conf) > 0:
         p = subprocess.Popen([kubectl, "--kubeconfig", conf, "get", "nodes", "--no-headers", "--watch"],
@@ -190,7 +191,11 @@ while time.time() < end:
             f = line.split()
             if len(f) >= 2:
                 status[f[0]] = f[1]
+                if f[1] == "Ready":
+                    first_ready.setdefault(f[0], time.time())
             if sum(s == "Ready" for s in status.values()) == n:
+                with open(out + ".nodes", "w") as o:
+                    o.writelines(f"{t:.3f} {node}\n" for node, t in sorted(first_ready.items(), key=lambda x: x[1]))
                 with open(out, "w") as o:
                     o.write(f"{time.time():.9f}\n{busy():.2f}\n")
                 p.kill()
@@ -420,6 +425,12 @@ kc get pods -A -o wide > "$W/an-pods.txt" 2>&1 || true
 [ "$ready" = "$N" ] || { echo "kubeadm way: $ready of $N nodes Ready after 5m"; cat "$W/an-nodes.txt"; exit 1; }
 printf '%s\n' "$a0" "$a1" "$a2" "$a3" "$a4" "$a5" > "$W/an-times.txt"
 awk -v a="$c0" -v b="$c5" 'BEGIN{printf "%.2f\n", b - a}' > "$W/an-cpu.txt"
+else
+  # Profiling: each node's kubelet journal, for when it started, registered and was Ready.
+  for i in $(seq 1 "$N"); do
+    ssh -i "$STATE/$LK/id_ed25519" -o UserKnownHostsFile="$STATE/$LK/known_hosts" -o BatchMode=yes \
+      "root@$NETK.$((10 + i))" journalctl -u kubelet -o short-precise --no-pager < /dev/null > "$W/kb-kubelet-node$i.log" 2>&1 || true
+  done
 fi # KUBEBOOT_BENCH_ONLY
 
 # ---- the table -----------------------------------------------------------------------
