@@ -18,6 +18,7 @@ pub mod kubeconfig;
 pub mod lab;
 pub mod orchestrate;
 pub mod output;
+pub mod parallel;
 pub mod phases;
 pub mod pki;
 pub mod playbook;

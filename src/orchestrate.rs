@@ -5,11 +5,10 @@
 
 use crate::config::cluster::{Cluster, ClusterHost};
 use crate::host::{Bastion, SshConfig, SshHost};
+pub use crate::parallel::fan_out;
 use crate::playbook::artifacts::ArtifactStore;
 use crate::playbook::run::{self, Event, Observer};
 use crate::playbook::{HostReport, Playbook, RunMode, files};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 /// How `prepare` runs.
@@ -111,32 +110,6 @@ pub fn run_on_hosts(
     fan_out(&cluster.hosts, opts.concurrency, |h| {
         one_host(h, ssh, playbook, &vars, store, opts.mode, obs)
     })
-}
-
-/// Runs `f` for every item on at most `cap` threads at once (at least one), and returns
-/// the results in the items' order: the one way every multi-host command fans out.
-pub fn fan_out<T: Sync, R: Send>(items: &[T], cap: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
-    let workers = cap.clamp(1, items.len().max(1));
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(item) = items.get(i) else { break };
-                    let r = f(item);
-                    results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
-                }
-            });
-        }
-    });
-    results
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner())
-        .into_iter()
-        .map(|r| r.expect("every item ran"))
-        .collect()
 }
 
 fn one_host(

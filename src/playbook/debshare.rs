@@ -367,9 +367,27 @@ fn safe_name(f: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"._+~%:-".contains(&b))
 }
 
+/// How many packages are repacked at once: each holds an xz decoder (up to 64 MiB of
+/// dictionary) and its output, so this bounds kubeboot's memory; the biggest package
+/// (containerd) takes most of the time anyway.
+const REPACK_AT_ONCE: usize = 2;
+
+/// Each package repacked with zstd ([`super::repack::to_zstd`]), [`REPACK_AT_ONCE`] at a
+/// time; `None` for one that has no xz archives or cannot be repacked (it goes as it
+/// came; the reason is logged).
+fn repack_all(files: &[DebFile], chunks: &[&[u8]], from: &str) -> Vec<Option<Vec<u8>>> {
+    let jobs: Vec<(&DebFile, &[u8])> = files.iter().zip(chunks.iter().copied()).collect();
+    crate::parallel::fan_out(&jobs, REPACK_AT_ONCE, |(f, c)| {
+        super::repack::to_zstd(c).unwrap_or_else(|e| {
+            tracing::warn!("{} from {from}: not repacked: {e}", f.file);
+            None
+        })
+    })
+}
+
 /// Reads the source's answer to [`download_script`]: every file's size and sha256 must be
 /// as listed. The .deb bytes go to a temporary local file, repacked with zstd first when
-/// `zstd` (each in a thread of its own; a file that cannot be repacked goes as it came).
+/// `zstd` ([`repack_all`]; a file that cannot be repacked goes as it came).
 pub fn parse_fetch(out: &[u8], from: &str, zstd: bool) -> Result<SharedDebs, String> {
     let at = out
         .windows(END.len())
@@ -404,6 +422,7 @@ pub fn parse_fetch(out: &[u8], from: &str, zstd: bool) -> Result<SharedDebs, Str
             body.len()
         ));
     }
+    let mut chunks = Vec::with_capacity(files.len());
     let mut off = 0usize;
     for f in &files {
         let chunk = &body[off..off + f.size as usize];
@@ -414,6 +433,7 @@ pub fn parse_fetch(out: &[u8], from: &str, zstd: bool) -> Result<SharedDebs, Str
                 f.file, f.sha256
             ));
         }
+        chunks.push(chunk);
         off += f.size as usize;
     }
     let mut tmp = tempfile::Builder::new()
@@ -423,31 +443,7 @@ pub fn parse_fetch(out: &[u8], from: &str, zstd: bool) -> Result<SharedDebs, Str
     let write_err = |e: std::io::Error| format!("cannot write a temporary file here: {e}");
     let mut repacked_from = None;
     if zstd {
-        let mut chunks = Vec::with_capacity(files.len());
-        let mut off = 0usize;
-        for f in &files {
-            chunks.push(&body[off..off + f.size as usize]);
-            off += f.size as usize;
-        }
-        let packed: Vec<Option<Vec<u8>>> = std::thread::scope(|sc| {
-            let handles: Vec<_> = files
-                .iter()
-                .zip(&chunks)
-                .map(|(f, c)| {
-                    sc.spawn(move || match super::repack::to_zstd(c) {
-                        Ok(p) => p,
-                        Err(e) => {
-                            tracing::warn!("{} from {from}: not repacked: {e}", f.file);
-                            None
-                        }
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or(None))
-                .collect()
-        });
+        let packed = repack_all(&files, &chunks, from);
         if packed.iter().any(Option::is_some) {
             repacked_from = Some(body.len() as u64);
             for ((f, c), p) in files.iter_mut().zip(&chunks).zip(&packed) {

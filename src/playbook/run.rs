@@ -23,7 +23,6 @@ use base64::Engine;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Whether to change the host or only say what would change.
@@ -685,7 +684,7 @@ const UPLOADS_IN_FLIGHT: usize = 2;
 /// Runs upload steps (`jobs`: entry, resolved step, its check's detail) on `host`,
 /// [`UPLOADS_IN_FLIGHT`] at a time, in order of start; reports each step as it starts and
 /// ends. Returns each step's outcome, detail and, when the connection was lost, why (no
-/// further upload starts then).
+/// further upload starts then: those steps are left out, still not run).
 fn upload_all(
     host: &dyn Host,
     store: &ArtifactStore,
@@ -694,37 +693,23 @@ fn upload_all(
     jobs: &[(usize, &Resolved, String)],
     obs: &dyn Observer,
 ) -> Vec<(usize, StepOutcome, String, Option<String>)> {
-    let next = std::sync::atomic::AtomicUsize::new(0);
     let gone = std::sync::atomic::AtomicBool::new(false);
-    let results = Mutex::new(Vec::new());
-    std::thread::scope(|sc| {
-        for _ in 0..UPLOADS_IN_FLIGHT.min(jobs.len()) {
-            sc.spawn(|| {
-                loop {
-                    if gone.load(std::sync::atomic::Ordering::SeqCst) {
-                        break;
-                    }
-                    let k = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let Some((i, r, checked)) = jobs.get(k) else {
-                        break;
-                    };
-                    obs.on(name, Event::StepStarted(&entries[*i].step.name));
-                    let (outcome, detail, lost) = upload_one(host, store, r, checked);
-                    if lost.is_some() {
-                        gone.store(true, std::sync::atomic::Ordering::SeqCst);
-                    }
-                    let mut report = entries[*i].report.clone();
-                    report.outcome = outcome;
-                    report.detail = detail.clone();
-                    obs.on(name, Event::Step(&report));
-                    results.lock().unwrap().push((*i, outcome, detail, lost));
-                }
-            });
+    let done = crate::parallel::fan_out(jobs, UPLOADS_IN_FLIGHT, |(i, r, checked)| {
+        if gone.load(std::sync::atomic::Ordering::SeqCst) {
+            return None;
         }
+        obs.on(name, Event::StepStarted(&entries[*i].step.name));
+        let (outcome, detail, lost) = upload_one(host, store, r, checked);
+        if lost.is_some() {
+            gone.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        let mut report = entries[*i].report.clone();
+        report.outcome = outcome;
+        report.detail = detail.clone();
+        obs.on(name, Event::Step(&report));
+        Some((*i, outcome, detail, lost))
     });
-    let mut results = results.into_inner().unwrap();
-    results.sort_by_key(|r| r.0);
-    results
+    done.into_iter().flatten().collect()
 }
 
 /// One upload step: the artifact's bytes to the step's apply command (which checks their
@@ -918,6 +903,8 @@ fn run_script(
 mod tests {
     use super::*;
     use crate::host::LocalHost;
+    use std::sync::Mutex;
+    use std::time::Duration;
 
     fn vars() -> serde_json::Value {
         serde_json::json!({"greeting": "hello"})
@@ -966,6 +953,90 @@ steps:
             !std::path::Path::new(shared.trim()).exists(),
             "{shared} outlived the check script"
         );
+    }
+
+    /// Records how many uploads are under way at once; holds the first upload's start
+    /// until a second one has started (or 5 s passed), so that sequential uploads show as
+    /// one at a time.
+    #[derive(Default)]
+    struct Overlap {
+        started: Mutex<Vec<String>>,
+        came: std::sync::Condvar,
+        open: std::sync::atomic::AtomicUsize,
+        most: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Observer for Overlap {
+        fn on(&self, _: &str, event: Event<'_>) {
+            use std::sync::atomic::Ordering::SeqCst;
+            match event {
+                Event::StepStarted(step) => {
+                    let n = self.open.fetch_add(1, SeqCst) + 1;
+                    self.most.fetch_max(n, SeqCst);
+                    let mut started = self.started.lock().unwrap();
+                    started.push(step.to_string());
+                    self.came.notify_all();
+                    if started.len() == 1 {
+                        let _ =
+                            self.came
+                                .wait_timeout_while(started, Duration::from_secs(5), |s| {
+                                    s.len() < 2
+                                });
+                    }
+                }
+                Event::Step(r) if r.outcome == StepOutcome::Changed => {
+                    self.open.fetch_sub(1, SeqCst);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Consecutive uploads to one host go two at a time (the second starts while the
+    /// first is under way, never a third), each installed and reported.
+    #[test]
+    fn uploads_go_two_at_a_time() {
+        use crate::config::cluster::{Artifact, ArtifactSource};
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let mut artifacts = BTreeMap::new();
+        let mut steps = String::new();
+        for n in ["a", "b", "c"] {
+            let src = dir.path().join(format!("src-{n}"));
+            std::fs::write(&src, format!("content of {n}\n")).unwrap();
+            let sha256 = steps::sha256_hex(&std::fs::read(&src).unwrap());
+            artifacts.insert(
+                n.to_string(),
+                Artifact {
+                    name: n.to_string(),
+                    source: ArtifactSource::Path(src),
+                    sha256,
+                },
+            );
+            steps.push_str(&format!(
+                "  - name: upload {n}\n    artifact: {{name: {n}, path: \"{d}/out/{n}\", mode: \"0644\"}}\n"
+            ));
+        }
+        let pb = Playbook::parse("t.yaml", &format!("name: t\nsteps:\n{steps}")).unwrap();
+        let obs = Overlap::default();
+        let r = run(
+            &LocalHost::new(),
+            &pb,
+            &vars(),
+            &ArtifactStore::new(artifacts),
+            RunMode::Apply,
+            &obs,
+        );
+        assert!(!r.failed(), "{:#?}", r.steps);
+        assert_eq!(r.changed(), 3, "{:#?}", r.steps);
+        let names: Vec<&str> = r.steps.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["upload a", "upload b", "upload c"]);
+        for n in ["a", "b", "c"] {
+            let got = std::fs::read_to_string(dir.path().join("out").join(n)).unwrap();
+            assert_eq!(got, format!("content of {n}\n"));
+        }
+        let most = obs.most.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(most, 2, "uploads under way at once");
     }
 
     #[test]
