@@ -242,6 +242,36 @@ fn sync_converges_a_real_routing_table_and_is_a_no_op_on_rerun() {
     assert!(via_routes(&ns).is_empty());
     ns.exec(&format!("/bin/sh {}", paths.routes_script.display()));
     assert_eq!(via_routes(&ns), ["10.244.1.0/24 via 10.77.0.2"]);
+    let script = std::fs::read_to_string(&paths.routes_script).unwrap();
+    assert!(
+        script.contains(
+            "ip -4 -batch - <<'KUBEBOOT_ROUTES'\nroute replace 10.244.1.0/24 via 10.77.0.2  # n2\n"
+        ),
+        "one `ip -batch` for the routes:\n{script}"
+    );
+
+    // `kubeboot reset`'s route removal (its first block, run against this test's script):
+    // the routes of this script, and of one written the way kubeboot did before
+    // 2026-12-02 (an `ip -4 route replace` per route).
+    let reset = podnet::reset_script();
+    let routes_block = &reset[..reset.find("\nfi\n").expect("the routes block") + 4].replace(
+        "/etc/kubeboot/pod-routes.sh",
+        &paths.routes_script.display().to_string(),
+    );
+    ns.exec(routes_block);
+    assert!(via_routes(&ns).is_empty(), "{:?}", via_routes(&ns));
+    std::fs::write(
+        &paths.routes_script,
+        "#!/bin/sh\nset -eu\nip -4 route replace 10.244.1.0/24 via 10.77.0.2  # n2\n",
+    )
+    .unwrap();
+    ns.exec(&format!("/bin/sh {}", paths.routes_script.display()));
+    assert_eq!(via_routes(&ns), ["10.244.1.0/24 via 10.77.0.2"]);
+    ns.exec(routes_block);
+    assert!(via_routes(&ns).is_empty(), "{:?}", via_routes(&ns));
+    std::fs::write(&paths.routes_script, &script).unwrap();
+    ns.exec(&format!("/bin/sh {}", paths.routes_script.display()));
+    assert_eq!(via_routes(&ns), ["10.244.1.0/24 via 10.77.0.2"]);
 
     // A gateway that is not on the node's network: the error names the host and says why.
     let far = vec![

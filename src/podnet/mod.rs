@@ -4,7 +4,7 @@
 //! Each node gets
 //! - a CNI conflist ([`CONFLIST`]): the `bridge` plugin (bridge `cni0`, gateway, masquerade,
 //!   hairpin) with `host-local` IPAM over the node's own `spec.podCIDR`, then `portmap`;
-//! - a routes script ([`ROUTES_SCRIPT`]): `ip route replace <podCIDR> via <InternalIP>` for
+//! - a routes script ([`ROUTES_SCRIPT`]): one `ip -batch` of `route replace <podCIDR> via <InternalIP>` for
 //!   every *other* node, and removal of routes inside the cluster's pod subnet that point
 //!   at a gateway no node owns any more (nodes that left);
 //! - a systemd oneshot unit ([`UNIT`]) that runs the script at boot, enabled by its
@@ -566,13 +566,16 @@ pub fn sync(host: &dyn Host, wanted: &Wanted, plan: bool) -> Result<SyncOutcome,
 }
 
 /// Shell for `kubeboot reset`: removes the routes this network added (every route inside
-/// the pod subnet with a gateway, read back from the routes script's `keep` list and its
-/// `ip route replace` lines), the conflist, the script, the unit and its enable link, and
+/// the pod subnet with a gateway, read back from the routes script's `route replace`
+/// lines), the conflist, the script, the unit and its enable link, and
 /// the `cni0` bridge. Safe to run when nothing is there.
 pub fn reset_script() -> &'static str {
     concat!(
         "if [ -f /etc/kubeboot/pod-routes.sh ]; then\n",
-        "  grep -E '^ip -[46] route replace ' /etc/kubeboot/pod-routes.sh | while read -r _ fam _ _ dst _ gw _; do\n",
+        // `route replace DST via GW` lines of `ip -batch` (and `ip -4 route replace ...`
+        // lines, as scripts before 2026-12-02 wrote them).
+        "  sed -n -E 's/^(ip -[46] )?route replace ([^ ]+) via ([^ ]+).*/\\2 \\3/p' /etc/kubeboot/pod-routes.sh | while read -r dst gw; do\n",
+        "    case $dst in *:*) fam=-6 ;; *) fam=-4 ;; esac\n",
         "    ip \"$fam\" route del \"$dst\" via \"$gw\" 2>/dev/null || true\n",
         "  done\n",
         "fi\n",
@@ -654,11 +657,13 @@ mod tests {
         let w = wanted("node2", &nodes(), &subnet()).unwrap();
         let s = &w.routes_script;
         assert!(
-            s.contains("ip -4 route replace 10.244.0.0/24 via 10.213.0.11"),
+            s.contains(
+                "ip -4 -batch - <<'KUBEBOOT_ROUTES'\nroute replace 10.244.0.0/24 via 10.213.0.11"
+            ),
             "{s}"
         );
         assert!(
-            s.contains("ip -4 route replace 10.244.2.0/24 via 10.213.0.13"),
+            s.contains("\nroute replace 10.244.2.0/24 via 10.213.0.13  # node3\nKUBEBOOT_ROUTES\n"),
             "{s}"
         );
         assert!(!s.contains("10.244.1.0/24 via"), "{s}");

@@ -148,13 +148,19 @@ fn render_routes_script(node: &str, others: &[&NodeNet], subnet: &IpNet) -> Stri
          # pod subnet {subnet} through gateways no node owns any more. Idempotent.\n\
          set -eu\n"
     );
-    for n in others {
-        s.push_str(&format!(
-            "ip {fam} route replace {} via {}  # {}\n",
-            route_dst(&n.pod_cidr),
-            n.address,
-            n.name
-        ));
+    // One `ip` for all the routes: the script runs again whenever a Node comes, and on a
+    // 20-node cluster a process per route made that thousands of processes.
+    if !others.is_empty() {
+        s.push_str(&format!("ip {fam} -batch - <<'KUBEBOOT_ROUTES'\n"));
+        for n in others {
+            s.push_str(&format!(
+                "route replace {} via {}  # {}\n",
+                route_dst(&n.pod_cidr),
+                n.address,
+                n.name
+            ));
+        }
+        s.push_str("KUBEBOOT_ROUTES\n");
     }
     let keep: Vec<String> = others
         .iter()
