@@ -54,6 +54,9 @@ pub fn prepare_vars(cluster: &Cluster, store: &ArtifactStore) -> serde_json::Val
             .map(|h| serde_json::json!({"name": h.name, "address": h.cluster_address()}))
             .collect::<Vec<_>>(),
         "kubelet_source": kubelet_source,
+        // The "reload systemd" handler's shell: the same test `init`, `join` and the
+        // playbook's service step use, so the playbook cannot drift from them.
+        "reload_kubelet_if_stale": crate::host::systemd_reload_if_stale(&["kubelet.service"]),
         "artifacts": {
             "kubelet": store.has("kubelet"),
             "kubectl": store.has("kubectl"),
@@ -150,20 +153,34 @@ fn one_host(
 
 #[cfg(test)]
 mod tests {
+    use crate::config::cluster::Cluster;
+    use crate::playbook::artifacts::ArtifactStore;
+    use crate::playbook::{Playbook, StepKind};
+
+    /// prepare-node's "reload systemd" handler runs the very shell `init`, `join` and the
+    /// service step use (`host::systemd_reload_if_stale`), rendered from this context.
     #[test]
-    fn fan_out_keeps_order_and_the_cap() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        let (now, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
-        let items: Vec<u64> = (0..12).collect();
-        let out = super::fan_out(&items, 3, |i| {
-            let n = now.fetch_add(1, Ordering::SeqCst) + 1;
-            most.fetch_max(n, Ordering::SeqCst);
-            std::thread::sleep(std::time::Duration::from_millis(20 + (12 - i) * 2));
-            now.fetch_sub(1, Ordering::SeqCst);
-            i * 10
-        });
-        assert_eq!(out, items.iter().map(|i| i * 10).collect::<Vec<_>>());
-        assert_eq!(most.load(Ordering::SeqCst), 3);
-        assert!(super::fan_out(&Vec::<u8>::new(), 0, |_| 1).is_empty());
+    fn the_reload_handler_renders_the_shared_reload_test() {
+        let c = Cluster::parse(
+            std::path::Path::new("cluster.yaml"),
+            "apiVersion: kubeboot.io/v1alpha1\nkind: Cluster\nmetadata: {name: t}\nspec:\n  hosts:\n  - {name: n1, address: 10.0.0.1, role: control-plane}\n",
+        )
+        .unwrap();
+        let vars = super::prepare_vars(&c, &ArtifactStore::new(c.artifacts.clone()));
+        let pb = Playbook::load("prepare-node", None).unwrap();
+        let h = pb
+            .handlers
+            .iter()
+            .find(|h| h.name == "reload systemd")
+            .expect("the handler");
+        let StepKind::Command(cmd) = &h.kind else {
+            panic!("the handler is a command step: {:?}", h.kind)
+        };
+        let ctx = tera::Context::from_serialize(&vars).unwrap();
+        let rendered = tera::Tera::one_off(&cmd.apply, &ctx, false).unwrap();
+        assert_eq!(
+            rendered.trim_end(),
+            crate::host::systemd_reload_if_stale(&["kubelet.service"]).trim_end()
+        );
     }
 }

@@ -29,3 +29,23 @@ pub fn fan_out<T: Sync, R: Send>(items: &[T], cap: usize, f: impl Fn(&T) -> R + 
         .map(|r| r.expect("every item ran"))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fan_out_keeps_order_and_the_cap() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (now, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let items: Vec<u64> = (0..12).collect();
+        let out = super::fan_out(&items, 3, |i| {
+            let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(n, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(20 + (12 - i) * 2));
+            now.fetch_sub(1, Ordering::SeqCst);
+            i * 10
+        });
+        assert_eq!(out, items.iter().map(|i| i * 10).collect::<Vec<_>>());
+        assert_eq!(most.load(Ordering::SeqCst), 3);
+        assert!(super::fan_out(&Vec::<u8>::new(), 0, |_| 1).is_empty());
+    }
+}
