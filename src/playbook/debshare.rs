@@ -373,12 +373,14 @@ fn safe_name(f: &str) -> bool {
 const REPACK_AT_ONCE: usize = 2;
 
 /// Each package repacked with zstd ([`super::repack::to_zstd`]), [`REPACK_AT_ONCE`] at a
-/// time; `None` for one that has no xz archives or cannot be repacked (it goes as it
-/// came; the reason is logged).
+/// time; `None` for one that has no xz archives or cannot be repacked, even by a panic
+/// of the repack (it goes as it came; the reason is logged).
 fn repack_all(files: &[DebFile], chunks: &[&[u8]], from: &str) -> Vec<Option<Vec<u8>>> {
     let jobs: Vec<(&DebFile, &[u8])> = files.iter().zip(chunks.iter().copied()).collect();
     crate::parallel::fan_out(&jobs, REPACK_AT_ONCE, |(f, c)| {
-        super::repack::to_zstd(c).unwrap_or_else(|e| {
+        let packed = std::panic::catch_unwind(|| super::repack::to_zstd(c))
+            .unwrap_or_else(|_| Err("the repack panicked".into()));
+        packed.unwrap_or_else(|e| {
             tracing::warn!("{} from {from}: not repacked: {e}", f.file);
             None
         })
