@@ -207,8 +207,9 @@ impl ApiClient {
     }
 
     /// Retries requests for up to `window` while the API server is briefly away: the
-    /// connection is refused (no request reached it, so retrying is safe for any method)
-    /// or it answers 429 Too Many Requests or 503 Service Unavailable. kubeadm retries its
+    /// connection is refused (no request reached it, so retrying is safe for any method),
+    /// a read's connection breaks (reset while the server restarts), or it answers 429
+    /// Too Many Requests or 503 Service Unavailable. kubeadm retries its
     /// API calls the same way for up to a minute; a static Pod restarting right after
     /// `wait-control-plane` is the usual cause.
     pub fn retrying(mut self, window: Duration) -> Self {
@@ -271,6 +272,7 @@ impl ApiClient {
         body: Option<(&str, Vec<u8>)>,
     ) -> Result<String, (ApiError, bool)> {
         let url = format!("{}{}", self.server, path);
+        let idempotent = method == reqwest::Method::GET || method == reqwest::Method::HEAD;
         let mut req = self
             .http
             .request(method, &url)
@@ -282,7 +284,9 @@ impl ApiClient {
             req = req.header("Content-Type", ct).body(bytes);
         }
         let resp = req.send().map_err(|e| {
-            let transient = e.is_connect();
+            // Refused: no request reached the server. A read (GET) is also retried when
+            // the connection broke under it (reset by an API server restarting).
+            let transient = e.is_connect() || (idempotent && e.is_request());
             (
                 ApiError::Unreachable {
                     url: url.clone(),

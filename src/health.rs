@@ -292,8 +292,29 @@ pub fn node_health(node: &Value) -> NodeHealth {
             })
         })
         .collect();
+    // A Node that reports Ready keeps the node lifecycle controller's not-ready (or
+    // unreachable) taint until the controller's next look, up to 5 s later: Pods cannot
+    // be scheduled there yet, so it is not ready for workloads either.
+    let lifecycle_taint = node["spec"]["taints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| {
+            t["key"] == "node.kubernetes.io/not-ready"
+                || t["key"] == "node.kubernetes.io/unreachable"
+        });
     let (ready, reason) = match condition(node, "Ready") {
-        Some(c) if c["status"] == "True" => (true, None),
+        Some(c) if c["status"] == "True" => match lifecycle_taint {
+            None => (true, None),
+            Some(t) => (
+                false,
+                Some(format!(
+                    "Ready, but still tainted {}:{} (the controller-manager removes it within seconds of Ready)",
+                    t["key"].as_str().unwrap_or_default(),
+                    t["effect"].as_str().unwrap_or_default()
+                )),
+            ),
+        },
         Some(c) => {
             let reason = c["reason"].as_str().unwrap_or_default();
             let message = c["message"].as_str().unwrap_or_default();
@@ -685,6 +706,40 @@ mod tests {
         let mut stale = ds(3, 3, 3);
         stale["status"]["observedGeneration"] = json!(1);
         assert!(!workload_health("DaemonSet", &stale, &[], &no_log).ok);
+    }
+
+    /// A Node that reports Ready but still carries the lifecycle controller's not-ready
+    /// taint (for up to 5 s after Ready) is not ready yet, and says why; the
+    /// control-plane taint does not count.
+    #[test]
+    fn ready_with_the_not_ready_taint_is_not_ready_yet() {
+        let node = |taints: serde_json::Value| {
+            json!({"metadata": {"name": "node2"}, "spec": {"taints": taints},
+                   "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+        };
+        let h = node_health(&node(json!([
+            {"key": "node.kubernetes.io/not-ready", "effect": "NoExecute", "timeAdded": "2026-12-02T13:00:11Z"}
+        ])));
+        assert!(!h.ready);
+        assert_eq!(
+            h.reason.as_deref(),
+            Some(
+                "Ready, but still tainted node.kubernetes.io/not-ready:NoExecute (the controller-manager removes it within seconds of Ready)"
+            )
+        );
+        assert!(
+            !node_health(&node(
+                json!([{"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule"}])
+            ))
+            .ready
+        );
+        assert!(
+            node_health(&node(
+                json!([{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}])
+            ))
+            .ready
+        );
+        assert!(node_health(&node(json!(null))).ready);
     }
 
     #[test]
