@@ -295,7 +295,7 @@ pub fn etcd_join(
                     "etcd",
                     &format!("Adding a new etcd member as a learner: {me}"),
                 );
-                etcd.member_add(&me, true)?
+                add_member_retrying(etcd, &me)?
             }
         };
     let initial = crate::etcdclient::initial_cluster(&members, &cfg.node_name, &me);
@@ -361,4 +361,63 @@ pub fn control_plane_join(ctx: &JoinContext, d: &Discovered) -> anyhow::Result<(
         &admin,
         ctx.cfg.tls_bootstrap_timeout,
     )
+}
+
+/// How long a member add is retried while etcd refuses it for a passing reason.
+const MEMBER_ADD_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Whether etcd refused a member add for a reason that passes by itself: it adds a member
+/// only when every voting member has been connected for 5 s ("unhealthy cluster"; right
+/// after the previous control plane's member was promoted) and one learner at a time
+/// ("too many learner members").
+fn passing_refusal(message: &str) -> bool {
+    [
+        "unhealthy cluster",
+        "too many learner members",
+        "not enough started members",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
+}
+
+/// `member_add` as a learner, retried within [`MEMBER_ADD_RETRY`] while etcd's refusal is
+/// one that passes (see [`passing_refusal`]), as kubeadm retries its member add.
+fn add_member_retrying(
+    etcd: &crate::etcdclient::EtcdClient,
+    me: &str,
+) -> Result<(Member, Vec<Member>), crate::etcdclient::EtcdError> {
+    let start = std::time::Instant::now();
+    let mut delay = std::time::Duration::from_millis(500);
+    loop {
+        match etcd.member_add(me, true) {
+            Err(crate::etcdclient::EtcdError::Refused { message, .. })
+                if passing_refusal(&message) && start.elapsed() + delay < MEMBER_ADD_RETRY =>
+            {
+                tracing::debug!("etcd refused adding {me}: {message}; retrying in {delay:?}");
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(std::time::Duration::from_secs(5));
+            }
+            other => return other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod member_add_tests {
+    /// etcd's refusals that pass by themselves are retried (its own messages); others,
+    /// such as a peer URL already in use, fail the join at once.
+    #[test]
+    fn which_refusals_are_retried() {
+        for m in [
+            "etcdserver: unhealthy cluster",
+            "etcdserver: too many learner members in cluster",
+            "etcdserver: re-configuration failed due to not enough started members",
+        ] {
+            assert!(super::passing_refusal(m), "{m}");
+        }
+        assert!(!super::passing_refusal(
+            "etcdserver: Peer URLs already exists"
+        ));
+        assert!(!super::passing_refusal("etcdserver: permission denied"));
+    }
 }
