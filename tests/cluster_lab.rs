@@ -151,16 +151,27 @@ fn up_builds_a_cluster_that_runs_pods() {
     let k = Kubectl::new(&kc);
     let pods = text(&k.run(&["-n", "kube-system", "get", "pods", "-o", "wide"]));
     eprintln!("[diag] kube-system after the second up:\n{pods}");
-    let diag = if out.status.success() {
-        String::new()
-    } else {
-        text(&lab.ssh(
-            1,
-            "journalctl -u kubelet --no-pager 2>/dev/null \\
-               | grep -iE 'killing container|restart|probe failed|StartError' | tail -15",
-        ))
-    };
-    assert!(out.status.success(), "up failed:\n{log}\n{pods}\n{diag}");
+    // Why the first control plane's kubelet stopped containers, if it did (printed
+    // first in a failure: CI shows only the beginning and the end of a long message).
+    let diag = text(&lab.ssh(
+        1,
+        "journalctl -u kubelet --no-pager -o short-precise 2>/dev/null \\
+           | grep -iE 'killing|kill pod|sandbox changed|cgroup does not exist|probe failed|StartError|Started kubelet|Stopping kubelet' \\
+           | cut -c1-400 | tail -25",
+    ));
+    eprintln!("[diag] the kubelet on {} (stops and starts):\n{diag}", n(1));
+    let waits: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            l.contains("[wait-control-plane]") || l.contains("joined in") || l.starts_with("total")
+        })
+        .collect();
+    eprintln!("[diag] the second up's waits:\n{}", waits.join("\n"));
+    assert!(
+        out.status.success(),
+        "up failed (the kubelet's stops and starts on {}, then up's output):\n{diag}\n{pods}\n{log}",
+        n(1)
+    );
     let imported: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("image archive") && l.contains("changed"))
@@ -173,6 +184,17 @@ fn up_builds_a_cluster_that_runs_pods() {
             n(1)
         )],
         "exactly the withheld archive is imported, on the control plane only:\n{log}"
+    );
+    // The first up wrote its manifests with a 40 s control-plane timeout (the startup
+    // probes follow it, as in kubeadm), this one with the default: the kubelet replaces
+    // the running static Pods, and wait-control-plane waited for the old ones to stop
+    // instead of taking the old API server's answer.
+    assert!(
+        log.contains(&format!(
+            "[{}] [wait-control-plane] The kubelet replaces etcd",
+            n(1)
+        )) && log.contains("[wait-control-plane] The old containers stopped after"),
+        "{log}"
     );
     assert!(log.contains("[pod-network]"), "{log}");
     assert!(

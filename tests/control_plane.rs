@@ -409,8 +409,141 @@ fn kubeboot_against_a_real_control_plane() {
     faults(&cp);
     register_ahead(&cp);
     sign_ahead(&cp);
+    tls_bootstrap_waits_out_a_refused_token(&cp);
     kubeadm_interop(&cp);
     cp.check_alive();
+}
+
+/// join's TLS bootstrap (`kubelet_csr::obtain`) against the real API server and
+/// controller-manager, while the API server refuses the bootstrap token (401) for a while:
+/// an API server that has just restarted does so until its Secret cache is filled (CI's
+/// `up` failed its joins on it). A token refused for longer than the grace fails, saying
+/// what to do.
+fn tls_bootstrap_waits_out_a_refused_token(cp: &ControlPlane) {
+    use kubeboot::phases::kubelet_csr::{Obtained, Waits, obtain};
+    let admin = admin(cp);
+    let ca = std::fs::read_to_string(cp.etc("pki/ca.crt")).unwrap();
+    let info = |t: &BootstrapToken| kubeboot::token::TokenInfo {
+        token: t.clone(),
+        description: "tls_bootstrap_waits_out_a_refused_token".into(),
+        expires: None,
+        usages: vec!["signing".into(), "authentication".into()],
+        groups: vec![kubeboot::token::DEFAULT_GROUP.into()],
+    };
+    let run = |token: &BootstrapToken, node: &str, refused: Duration| {
+        let client = token_client(cp, &token.to_string());
+        let (url, ca, node) = (cp.url(), ca.clone(), node.to_string());
+        std::thread::spawn(move || {
+            let root = tempfile::tempdir().unwrap();
+            let host = kubeboot::host::LocalHost::with_root(root.path());
+            let t0 = Instant::now();
+            let got = obtain(
+                &host,
+                &client,
+                &node,
+                &url,
+                &ca,
+                std::path::Path::new("/etc/kubernetes/kubelet.conf"),
+                Waits {
+                    signed: Duration::from_secs(60),
+                    refused,
+                },
+            );
+            let written = host
+                .resolve(std::path::Path::new(
+                    kubeboot::phases::kubelet_csr::CLIENT_CURRENT,
+                ))
+                .exists();
+            (got.map_err(|e| format!("{e:#}")), t0.elapsed(), written)
+        })
+    };
+    // The CSR of a token, once the API server has it.
+    let csr_of = |t: &BootstrapToken| {
+        let user = format!("system:bootstrap:{}", t.id());
+        wait_until(
+            "the CSR made with the token",
+            Duration::from_secs(30),
+            || {
+                admin
+                    .list(
+                        "/apis/certificates.k8s.io/v1/certificatesigningrequests",
+                        None,
+                    )
+                    .unwrap()
+                    .into_iter()
+                    .find(|c| c["spec"]["username"] == user.as_str())
+            },
+        )
+        .0
+    };
+    // The API server refuses the token (its Secret is gone or not yet seen).
+    let refused_now = |t: &BootstrapToken| {
+        wait_until(
+            "the token refused",
+            Duration::from_secs(10),
+            || match token_client(cp, &t.to_string()).get("/apis/certificates.k8s.io/v1") {
+                Err(kubeboot::apiclient::ApiError::Unauthorized { .. }) => Some(()),
+                _ => None,
+            },
+        );
+    };
+
+    // 1. Refused when the CSR is made: the token's Secret comes 2 s later.
+    let t1 = BootstrapToken::parse("rfsd01.0123456789abcdef").unwrap();
+    let job = run(&t1, "refused-at-create", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(2));
+    kubeboot::token::create(&admin, &info(&t1)).unwrap();
+    let (got, took, written) = job.join().unwrap();
+    assert!(
+        matches!(got, Ok(Obtained::Signed { .. })),
+        "{:?}",
+        got.err()
+    );
+    assert!(written, "kubelet-client-current.pem");
+    assert!(
+        took >= Duration::from_secs(2),
+        "it could not succeed before the token existed: {took:?}"
+    );
+
+    // 2. Accepted for the CSR, refused while it waits for signing (the controller-manager
+    // paused meanwhile, briefly: its leader lease lasts 15 s), accepted again.
+    let t2 = BootstrapToken::parse("rfsd02.0123456789abcdef").unwrap();
+    kubeboot::token::create(&admin, &info(&t2)).unwrap();
+    cp.signal("kube-controller-manager", libc::SIGSTOP);
+    let job = run(&t2, "refused-while-waiting", Duration::from_secs(30));
+    csr_of(&t2);
+    assert!(kubeboot::token::delete(&admin, t2.id()).unwrap());
+    refused_now(&t2);
+    std::thread::sleep(Duration::from_secs(1)); // obtain polls every 200 ms: it was refused too
+    kubeboot::token::create(&admin, &info(&t2)).unwrap();
+    cp.signal("kube-controller-manager", libc::SIGCONT);
+    let (got, _, written) = job.join().unwrap();
+    assert!(
+        matches!(got, Ok(Obtained::Signed { .. })),
+        "{:?}",
+        got.err()
+    );
+    assert!(written, "kubelet-client-current.pem");
+
+    // 3. Deleted for good while waiting: fails after the grace, and says what to do.
+    let t3 = BootstrapToken::parse("rfsd03.0123456789abcdef").unwrap();
+    kubeboot::token::create(&admin, &info(&t3)).unwrap();
+    cp.signal("kube-controller-manager", libc::SIGSTOP);
+    let job = run(&t3, "refused-for-good", Duration::from_secs(2));
+    csr_of(&t3);
+    assert!(kubeboot::token::delete(&admin, t3.id()).unwrap());
+    let (got, took, written) = job.join().unwrap();
+    cp.signal("kube-controller-manager", libc::SIGCONT);
+    let err = got.err().expect("a deleted token fails");
+    assert!(
+        err.contains("401")
+            && err.contains("system:bootstrap:rfsd03")
+            && err.contains("accepted the bootstrap token when the request was made")
+            && err.contains("kubeboot token create --print-join-command"),
+        "{err}"
+    );
+    assert!(!written);
+    assert!(took < Duration::from_secs(15), "{took:?}");
 }
 
 /// `up` signs cluster-info for its join token itself: the signature verifies at once,

@@ -418,7 +418,7 @@ pub fn kubelet_start(ctx: &JoinContext, d: &Discovered) -> anyhow::Result<()> {
         &boot.clusters[0].cluster.server,
         &String::from_utf8_lossy(&ca_pem),
         Path::new(KUBELET_CONF),
-        ctx.cfg.tls_bootstrap_timeout,
+        crate::phases::kubelet_csr::Waits::new(ctx.cfg.tls_bootstrap_timeout),
     )
     .context("the kubelet's TLS bootstrap")?;
     report(

@@ -12,7 +12,7 @@
 //! starts with a valid client certificate and registers as soon as it is up. The
 //! bootstrap token is never written to the node.
 
-use crate::apiclient::ApiClient;
+use crate::apiclient::{ApiClient, ApiError};
 use crate::config::EncryptionAlgorithm;
 use crate::host::{Host, WriteOptions};
 use crate::kubeconfig::{KubeConfig, User};
@@ -31,6 +31,52 @@ pub const SIGNER: &str = "kubernetes.io/kube-apiserver-client-kubelet";
 const CSRS: &str = "/apis/certificates.k8s.io/v1/certificatesigningrequests";
 /// How often the CSR is looked at while it waits for approval and signing.
 const POLL: Duration = Duration::from_millis(200);
+/// How long a refusal of the bootstrap token (401) is waited out by default.
+pub const TOKEN_REFUSED_GRACE: Duration = Duration::from_secs(45);
+
+/// How long [`obtain`] waits.
+#[derive(Clone, Copy, Debug)]
+pub struct Waits {
+    /// For the controller-manager to approve and sign the CSR (join's
+    /// `timeouts.tlsBootstrap`).
+    pub signed: Duration,
+    /// For the API server to accept the bootstrap token again after refusing it (401).
+    /// An API server that has just (re)started refuses every bootstrap token until its
+    /// cache of Secrets is filled; the kubelet's own bootstrap retries through that, and
+    /// so does `join`. A token that is wrong, deleted or expired fails after this.
+    pub refused: Duration,
+}
+
+impl Waits {
+    /// `signed` for the CSR, [`TOKEN_REFUSED_GRACE`] for a refused token.
+    pub fn new(signed: Duration) -> Self {
+        Waits {
+            signed,
+            refused: TOKEN_REFUSED_GRACE,
+        }
+    }
+}
+
+/// What to do about a refused bootstrap token, after `waited`.
+fn refused_for_good(e: ApiError, waited: Duration, after_create: bool) -> anyhow::Error {
+    let (when, question) = if after_create {
+        (
+            "accepted the bootstrap token when the request was made, then refused it",
+            "was the token deleted, or has it expired?",
+        )
+    } else {
+        (
+            "refused the bootstrap token",
+            "is it a token of this cluster, and has it not expired?",
+        )
+    };
+    anyhow::anyhow!(
+        "{e}\nThe API server {when} for {}s: {question} \
+         `kubeboot token list` on a control plane shows the tokens; \
+         `kubeboot token create --print-join-command` makes a new one",
+        waited.as_secs()
+    )
+}
 
 /// The CSR object for `node`, as the kubelet makes it (`node-csr-` names, the usages the
 /// controller-manager's approver requires).
@@ -143,7 +189,8 @@ pub enum Obtained {
 /// The kubelet's client certificate for `node`, from a CSR made with the bootstrap
 /// `client`; writes the certificate store and `kubeconfig_path` (pointing at it) on
 /// `host`. `server` and `ca_pem` are the cluster's, from discovery. Waits up to
-/// `timeout` for the controller-manager to approve and sign the CSR.
+/// `waits.signed` for the controller-manager to approve and sign the CSR, and through
+/// refusals of the token for up to `waits.refused` at a time (see [`Waits`]).
 pub fn obtain(
     host: &dyn Host,
     client: &ApiClient,
@@ -151,8 +198,9 @@ pub fn obtain(
     server: &str,
     ca_pem: &str,
     kubeconfig_path: &Path,
-    timeout: Duration,
+    waits: Waits,
 ) -> anyhow::Result<Obtained> {
+    let timeout = waits.signed;
     let kubeconfig = rotating_kubeconfig(server, ca_pem).to_yaml();
     if has_client_certificate(host, node)? {
         host.write_file(
@@ -176,27 +224,72 @@ pub fn obtain(
         not_after: now,
     };
     let request = Certificate::request_pem(&req, &key)?;
-    let created = client
-        .create(CSRS, &csr_object(&request))
-        .context("creating the kubelet's certificate signing request with the bootstrap token")?;
+    let object = csr_object(&request);
+    let refused_since = Instant::now();
+    let created = loop {
+        match client.create(CSRS, &object) {
+            Err(e @ ApiError::Unauthorized { .. }) => {
+                if refused_since.elapsed() >= waits.refused {
+                    return Err(refused_for_good(e, refused_since.elapsed(), false).context(
+                        "creating the kubelet's certificate signing request with the bootstrap token",
+                    ));
+                }
+                tracing::debug!("{e}; the API server may have just started: retrying");
+                std::thread::sleep(POLL * 2);
+            }
+            other => {
+                break other.context(
+                    "creating the kubelet's certificate signing request with the bootstrap token",
+                )?;
+            }
+        }
+    };
     let name = created["metadata"]["name"]
         .as_str()
         .context("the API server returned a CSR without a name")?
         .to_string();
     let start = Instant::now();
+    // Since when the token has been refused, and the last error that was waited out.
+    let mut refused_since: Option<Instant> = None;
+    let mut last_error: Option<ApiError> = None;
     let cert_pem = loop {
-        let csr = client.get(&format!("{CSRS}/{name}"))?;
-        match csr_state(&csr) {
-            CsrState::Signed(pem) => break pem,
-            CsrState::Refused(why) => anyhow::bail!(
-                "the kubelet's certificate signing request {name} was refused: {why}; see `kubectl get csr {name} -o yaml`"
-            ),
-            CsrState::Waiting => {}
+        match client.get(&format!("{CSRS}/{name}")) {
+            Ok(csr) => {
+                refused_since = None;
+                match csr_state(&csr) {
+                    CsrState::Signed(pem) => break pem,
+                    CsrState::Refused(why) => anyhow::bail!(
+                        "the kubelet's certificate signing request {name} was refused: {why}; see `kubectl get csr {name} -o yaml`"
+                    ),
+                    CsrState::Waiting => {}
+                }
+            }
+            Err(e @ ApiError::Unauthorized { .. }) => {
+                let since = *refused_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= waits.refused {
+                    return Err(refused_for_good(e, since.elapsed(), true));
+                }
+                tracing::debug!("{e}; the API server may have just restarted: retrying");
+                last_error = Some(e);
+            }
+            // Away for longer than the client's own retries (an API server restarting
+            // slowly): the kubelet would keep trying too, within the same timeout.
+            Err(e)
+                if matches!(e, ApiError::Unreachable { .. })
+                    || matches!(e, ApiError::Status { status, .. } if status >= 500 || status == 429) =>
+            {
+                tracing::debug!("{e}; retrying");
+                last_error = Some(e);
+            }
+            Err(e) => return Err(e.into()),
         }
         if start.elapsed() >= timeout {
             anyhow::bail!(
-                "the kubelet's certificate signing request {name} was not approved and signed within {}s: is the controller-manager running, and does the cluster approve node CSRs made with bootstrap tokens (`kubectl get csr`)?",
-                timeout.as_secs()
+                "the kubelet's certificate signing request {name} was not approved and signed within {}s: is the controller-manager running, and does the cluster approve node CSRs made with bootstrap tokens (`kubectl get csr`)?{}",
+                timeout.as_secs(),
+                last_error
+                    .map(|e| format!(" The last error: {e}"))
+                    .unwrap_or_default()
             );
         }
         std::thread::sleep(POLL);

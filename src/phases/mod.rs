@@ -8,6 +8,7 @@ pub mod join_cp;
 pub mod join_data;
 pub mod kubelet_csr;
 pub mod preflight;
+pub mod replacing;
 pub mod reset;
 
 /// The output channel's progress line and host label, where the phases have always

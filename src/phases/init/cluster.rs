@@ -121,6 +121,12 @@ fn wait_ready(ctx: &InitContext, client: &ApiClient, what: &str) -> anyhow::Resu
         .and_then(|t| t.control_plane_component_health_check)
         .map(|d| d.0)
         .unwrap_or(DEFAULT_CONTROL_PLANE_TIMEOUT);
+    crate::phases::replacing::wait_for_replacements(
+        ctx.host,
+        crate::render::MANIFESTS_DIR,
+        crate::phases::replacing::STOP_WAIT.min(timeout),
+        &|line| report("wait-control-plane", line),
+    );
     report(
         "wait-control-plane",
         &format!(

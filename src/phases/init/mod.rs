@@ -100,7 +100,17 @@ fn write_static_pods(ctx: &InitContext, phase: &str, names: &[&str]) -> anyhow::
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         if names.contains(&stem.as_str()) {
-            f.write_to(ctx.host)?;
+            // Unchanged manifests are left as they are (their time too): a control-plane
+            // process older than its manifest is one the kubelet replaces, and
+            // `wait-control-plane` waits for those to stop (see `phases::replacing`).
+            let same = ctx.host.read_file(&f.path)?.as_deref() == Some(f.contents.as_slice())
+                && ctx
+                    .host
+                    .file_info(&f.path)?
+                    .is_some_and(|i| i.mode & 0o7777 == f.mode);
+            if !same {
+                f.write_to(ctx.host)?;
+            }
             report(
                 phase,
                 &format!(
