@@ -89,6 +89,25 @@ impl HealthReport {
         self.components.iter().all(|c| c.ok) && self.errors.is_empty()
     }
 
+    /// What is not there yet, one entry each (`node2: NotReady: ...`, `coredns: ...`,
+    /// read errors), for the progress lines of a wait.
+    pub fn pending(&self) -> Vec<String> {
+        let nodes = self.nodes.iter().filter(|n| !n.ready).map(|n| {
+            format!(
+                "{}: NotReady: {}",
+                n.name,
+                n.reason.as_deref().unwrap_or("no reason given")
+            )
+        });
+        let components = self
+            .components
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| format!("{}: {}", c.name, c.reason.as_deref().unwrap_or("not ok")));
+        let errors = self.errors.iter().map(|e| format!("error: {e}"));
+        nodes.chain(components).chain(errors).collect()
+    }
+
     /// A short table: nodes, then components, each `OK` or the reason.
     pub fn render_text(&self) -> String {
         let mut rows: Vec<(String, String)> = Vec::new();
@@ -219,11 +238,23 @@ pub fn check(admin: &ApiClient) -> HealthReport {
     }
 }
 
+/// How often a wait says what it is still waiting for.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(15);
+
 /// Checks every second until every node in `expect_nodes` is registered and all nodes are
 /// Ready and every component is ok, or `timeout` has passed; returns the last report
-/// (with `not registered` entries for expected nodes that are missing).
-pub fn wait(admin: &ApiClient, timeout: Duration, expect_nodes: &[String]) -> HealthReport {
+/// (with `not registered` entries for expected nodes that are missing). Every
+/// `progress_every` (`up`: [`PROGRESS_EVERY`]), `progress` gets the time waited and what
+/// is still pending.
+pub fn wait(
+    admin: &ApiClient,
+    timeout: Duration,
+    expect_nodes: &[String],
+    progress_every: Duration,
+    progress: &mut dyn FnMut(Duration, &[String]),
+) -> HealthReport {
     let start = Instant::now();
+    let mut next_progress = progress_every;
     loop {
         let mut r = check(admin);
         for n in expect_nodes {
@@ -240,6 +271,10 @@ pub fn wait(admin: &ApiClient, timeout: Duration, expect_nodes: &[String]) -> He
         }
         if (r.nodes_ready() && r.addons_ok()) || r.settled() || start.elapsed() >= timeout {
             return r;
+        }
+        if start.elapsed() >= next_progress {
+            progress(start.elapsed(), &r.pending());
+            next_progress = start.elapsed() + progress_every;
         }
         std::thread::sleep(Duration::from_secs(1).min(timeout.saturating_sub(start.elapsed())));
     }
@@ -759,6 +794,13 @@ mod tests {
             errors: vec![],
         };
         assert!(!r.nodes_ready() && !r.addons_ok());
+        assert_eq!(
+            r.pending(),
+            vec![
+                "node2: NotReady: KubeletNotReady: container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized".to_string(),
+                "coredns: not available: image kubeboot.local/lab/coredns:v1.11.3 is missing on node2 (ErrImagePull)".to_string(),
+            ]
+        );
         let t = r.render_text();
         let row = |name: &str| {
             t.lines()

@@ -8,6 +8,8 @@
 //! - `message`: `{"text"}`, any other line (a section of `up`, a note);
 //! - `step-started`, `step`, `note`, `host-done`: `prepare`'s per-host events;
 //! - `stage`: a stage of `up` begins (`prepare: 3 hosts`, `init: node1`, ...);
+//! - `health-wait`: `{"pending", "elapsedMs"}`, what `up`'s health wait still waits
+//!   for, every 15 s;
 //! - `summary` (prepare's hosts), `health` (the cluster's health at the end of `up`),
 //!   `result` (`up`'s table: each host's role, prepare, result and time);
 //! - `done` / `error`: how the command ended.

@@ -222,14 +222,31 @@ fn health_and_pod_cidrs_against_a_real_control_plane() {
     );
     assert!(j.contains("\"kind\":\"DaemonSet\""), "{j}");
 
-    // wait(): bounded, reports an expected node that never registered.
+    // wait(): bounded, reports an expected node that never registered, and says what it
+    // is still waiting for as it goes.
     let t0 = Instant::now();
+    let mut said: Vec<(Duration, Vec<String>)> = Vec::new();
     let r = health::wait(
         &admin,
         Duration::from_secs(3),
         &[NODE.to_string(), "ghost-node".into()],
+        Duration::from_secs(1),
+        &mut |waited, pending| said.push((waited, pending.to_vec())),
     );
     assert!(t0.elapsed() < Duration::from_secs(40), "{:?}", t0.elapsed());
+    assert!(!said.is_empty() && said.len() <= 3, "{said:?}");
+    assert!(said[0].0 >= Duration::from_secs(1), "{said:?}");
+    assert!(
+        said[0]
+            .1
+            .iter()
+            .any(|p| p.starts_with("ghost-node: NotReady: not registered"))
+            && said[0]
+                .1
+                .iter()
+                .any(|p| p.starts_with("kube-controller-manager-double: not ready")),
+        "{said:?}"
+    );
     assert!(!r.nodes_ready());
     let ghost = r.nodes.iter().find(|n| n.name == "ghost-node").unwrap();
     assert!(
@@ -247,7 +264,13 @@ fn health_and_pod_cidrs_against_a_real_control_plane() {
             &status("True", "KubeletReady", "kubelet is posting ready status"),
         )
         .unwrap();
-    let r = health::wait(&admin, Duration::from_secs(3), &[NODE.to_string()]);
+    let r = health::wait(
+        &admin,
+        Duration::from_secs(3),
+        &[NODE.to_string()],
+        health::PROGRESS_EVERY,
+        &mut |_, _| {},
+    );
     assert!(r.nodes_ready(), "{}", r.render_text());
     assert!(!r.addons_ok());
 }

@@ -186,16 +186,26 @@ fn up_builds_a_cluster_that_runs_pods() {
         "exactly the withheld archive is imported, on the control plane only:\n{log}"
     );
     // The first up wrote its manifests with a 40 s control-plane timeout (the startup
-    // probes follow it, as in kubeadm), this one with the default: the kubelet replaces
-    // the running static Pods, and wait-control-plane waited for the old ones to stop
-    // instead of taking the old API server's answer.
+    // probes follow it, as in kubeadm), this one with the default: the running etcd's Pod
+    // was stopped before its new manifest was written, so the new Pod did not race the
+    // old one for its ports (they crashed on "address already in use" and waited out
+    // back-offs before), and wait-control-plane found no old API server to answer.
     assert!(
         log.contains(&format!(
-            "[{}] [wait-control-plane] The kubelet replaces etcd",
+            "[{}] [etcd] The manifest of etcd changed: the running Pod is stopped first",
             n(1)
-        )) && log.contains("[wait-control-plane] The old containers stopped after"),
+        )) && log.contains("[etcd] The old containers stopped after"),
         "{log}"
     );
+    assert!(
+        !log.contains("[wait-control-plane] The kubelet replaces"),
+        "{log}"
+    );
+    let races = lab.ssh_ok(
+        1,
+        "grep -l 'address already in use' /var/log/pods/*/*/*.log 2>/dev/null || true",
+    );
+    assert_eq!(races, "", "static Pods that found their ports taken");
     assert!(log.contains("[pod-network]"), "{log}");
     assert!(
         log.contains("coredns") && log.contains("is missing on"),

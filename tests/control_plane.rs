@@ -488,18 +488,23 @@ fn tls_bootstrap_waits_out_a_refused_token(cp: &ControlPlane) {
         );
     };
 
+    // A signed certificate, written where the kubelet reads it.
+    let signed = |got: &Result<Obtained, String>, written: bool| {
+        assert!(
+            matches!(got, Ok(Obtained::Signed { .. })),
+            "{:?}",
+            got.as_ref().err()
+        );
+        assert!(written, "kubelet-client-current.pem");
+    };
+
     // 1. Refused when the CSR is made: the token's Secret comes 2 s later.
     let t1 = BootstrapToken::parse("rfsd01.0123456789abcdef").unwrap();
     let job = run(&t1, "refused-at-create", Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(2));
     kubeboot::token::create(&admin, &info(&t1)).unwrap();
     let (got, took, written) = job.join().unwrap();
-    assert!(
-        matches!(got, Ok(Obtained::Signed { .. })),
-        "{:?}",
-        got.err()
-    );
-    assert!(written, "kubelet-client-current.pem");
+    signed(&got, written);
     assert!(
         took >= Duration::from_secs(2),
         "it could not succeed before the token existed: {took:?}"
@@ -518,12 +523,7 @@ fn tls_bootstrap_waits_out_a_refused_token(cp: &ControlPlane) {
     kubeboot::token::create(&admin, &info(&t2)).unwrap();
     cp.signal("kube-controller-manager", libc::SIGCONT);
     let (got, _, written) = job.join().unwrap();
-    assert!(
-        matches!(got, Ok(Obtained::Signed { .. })),
-        "{:?}",
-        got.err()
-    );
-    assert!(written, "kubelet-client-current.pem");
+    signed(&got, written);
 
     // 3. Deleted for good while waiting: fails after the grace, and says what to do.
     let t3 = BootstrapToken::parse("rfsd03.0123456789abcdef").unwrap();

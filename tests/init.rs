@@ -136,7 +136,9 @@ fn init_runs_every_phase_and_prints_the_join_command() {
     );
     assert_eq!(
         std::fs::read_to_string(fake_dir.path().join("systemctl.log")).unwrap(),
-        "show -p LoadState -p NeedDaemonReload kubelet.service\nrestart kubelet\n"
+        // wait-control-plane asks whether the kubelet runs before it looks for
+        // control-plane processes older than their manifests (none here).
+        "show -p LoadState -p NeedDaemonReload kubelet.service\nrestart kubelet\nis-active --quiet kubelet\n"
     );
     assert!(cp.root().join("var/lib/kubelet/config.yaml").is_file());
     // admin.conf works after init (kubeadm:cluster-admins), checked with kubectl.

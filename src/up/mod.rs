@@ -523,6 +523,22 @@ fn stage_health(up: &mut Up, admin: &ApiClient, in_cluster: &[&ClusterHost]) -> 
         admin,
         if no_cni { Duration::ZERO } else { up.args.wait },
         &names,
+        crate::health::PROGRESS_EVERY,
+        &mut |waited, pending| {
+            if crate::output::json() {
+                crate::output::emit(serde_json::json!({
+                    "event": "health-wait",
+                    "pending": pending,
+                    "elapsedMs": waited.as_millis(),
+                }));
+            } else {
+                say(&format!(
+                    "still waiting after {:.0}s for: {}",
+                    waited.as_secs_f64(),
+                    pending.join("; ")
+                ));
+            }
+        },
     );
     if crate::output::json() {
         crate::output::emit(serde_json::json!({

@@ -91,34 +91,64 @@ pub fn render_options(
 }
 
 /// Static Pod manifests a phase writes: `etcd`, or the control plane (`all` or one).
+///
+/// Unchanged manifests are left as they are (their time too). A changed manifest of a
+/// component that runs is removed first and its Pod waited for to stop (the kubelet
+/// stops it), then written: the kubelet would otherwise start the new Pod while the old
+/// one still holds its ports (see `phases::replacing`).
 fn write_static_pods(ctx: &InitContext, phase: &str, names: &[&str]) -> anyhow::Result<()> {
     let opts = render_options(ctx, None)?;
+    let mut wanted = Vec::new();
+    let mut replaced: Vec<String> = Vec::new();
     for f in crate::render::static_pods(ctx.cfg, ctx.host, &opts)? {
         let stem = f
             .path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        if names.contains(&stem.as_str()) {
-            // Unchanged manifests are left as they are (their time too): a control-plane
-            // process older than its manifest is one the kubelet replaces, and
-            // `wait-control-plane` waits for those to stop (see `phases::replacing`).
-            let same = ctx.host.read_file(&f.path)?.as_deref() == Some(f.contents.as_slice())
-                && ctx
-                    .host
-                    .file_info(&f.path)?
-                    .is_some_and(|i| i.mode & 0o7777 == f.mode);
-            if !same {
-                f.write_to(ctx.host)?;
-            }
-            report(
-                phase,
-                &format!(
-                    "Creating static Pod manifest for \"{stem}\" at {}",
-                    f.path.display()
-                ),
-            );
+        if !names.contains(&stem.as_str()) {
+            continue;
         }
+        let existing = ctx.host.read_file(&f.path)?;
+        let same_mode = ctx
+            .host
+            .file_info(&f.path)?
+            .is_some_and(|i| i.mode & 0o7777 == f.mode);
+        let write = match existing.as_deref() {
+            Some(old) if old == f.contents.as_slice() => !same_mode,
+            Some(_) => {
+                replaced.push(stem.clone());
+                true
+            }
+            None => true,
+        };
+        wanted.push((f, stem, write));
+    }
+    if !replaced.is_empty() {
+        for (f, stem, _) in &wanted {
+            if replaced.contains(stem) {
+                ctx.host.remove_file(&f.path)?;
+            }
+        }
+        let names: Vec<&str> = replaced.iter().map(String::as_str).collect();
+        crate::phases::replacing::stop_running(
+            ctx.host,
+            crate::render::MANIFESTS_DIR,
+            &names,
+            &|line| report(phase, line),
+        );
+    }
+    for (f, stem, write) in wanted {
+        if write {
+            f.write_to(ctx.host)?;
+        }
+        report(
+            phase,
+            &format!(
+                "Creating static Pod manifest for \"{stem}\" at {}",
+                f.path.display()
+            ),
+        );
     }
     Ok(())
 }
