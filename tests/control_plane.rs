@@ -498,6 +498,18 @@ fn tls_bootstrap_waits_out_a_refused_token(cp: &ControlPlane) {
         assert!(written, "kubelet-client-current.pem");
     };
 
+    // obtain() with a new token whose Secret is deleted once the CSR is made, while the
+    // CSR waits for signing: the controller-manager is paused (kept brief: its leader
+    // lease lasts 15 s) until the caller sends SIGCONT.
+    let deleted_while_waiting = |t: &BootstrapToken, node: &str, refused: Duration| {
+        kubeboot::token::create(&admin, &info(t)).unwrap();
+        cp.signal("kube-controller-manager", libc::SIGSTOP);
+        let job = run(t, node, refused);
+        csr_of(t);
+        assert!(kubeboot::token::delete(&admin, t.id()).unwrap());
+        job
+    };
+
     // 1. Refused when the CSR is made: the token's Secret comes 2 s later.
     let t1 = BootstrapToken::parse("rfsd01.0123456789abcdef").unwrap();
     let job = run(&t1, "refused-at-create", Duration::from_secs(30));
@@ -510,14 +522,9 @@ fn tls_bootstrap_waits_out_a_refused_token(cp: &ControlPlane) {
         "it could not succeed before the token existed: {took:?}"
     );
 
-    // 2. Accepted for the CSR, refused while it waits for signing (the controller-manager
-    // paused meanwhile, briefly: its leader lease lasts 15 s), accepted again.
+    // 2. Accepted for the CSR, refused while it waits for signing, accepted again.
     let t2 = BootstrapToken::parse("rfsd02.0123456789abcdef").unwrap();
-    kubeboot::token::create(&admin, &info(&t2)).unwrap();
-    cp.signal("kube-controller-manager", libc::SIGSTOP);
-    let job = run(&t2, "refused-while-waiting", Duration::from_secs(30));
-    csr_of(&t2);
-    assert!(kubeboot::token::delete(&admin, t2.id()).unwrap());
+    let job = deleted_while_waiting(&t2, "refused-while-waiting", Duration::from_secs(30));
     refused_now(&t2);
     std::thread::sleep(Duration::from_secs(1)); // obtain polls every 200 ms: it was refused too
     kubeboot::token::create(&admin, &info(&t2)).unwrap();
@@ -527,11 +534,7 @@ fn tls_bootstrap_waits_out_a_refused_token(cp: &ControlPlane) {
 
     // 3. Deleted for good while waiting: fails after the grace, and says what to do.
     let t3 = BootstrapToken::parse("rfsd03.0123456789abcdef").unwrap();
-    kubeboot::token::create(&admin, &info(&t3)).unwrap();
-    cp.signal("kube-controller-manager", libc::SIGSTOP);
-    let job = run(&t3, "refused-for-good", Duration::from_secs(2));
-    csr_of(&t3);
-    assert!(kubeboot::token::delete(&admin, t3.id()).unwrap());
+    let job = deleted_while_waiting(&t3, "refused-for-good", Duration::from_secs(2));
     let (got, took, written) = job.join().unwrap();
     cp.signal("kube-controller-manager", libc::SIGCONT);
     let err = got.err().expect("a deleted token fails");

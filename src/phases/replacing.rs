@@ -50,18 +50,23 @@ const MARGIN_SECONDS: &str = "0.5";
 pub const KUBELET_RUNS: &str =
     "command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet kubelet";
 
+/// Which processes of the components a [`Look`] waits for.
+#[derive(Debug, Clone, Copy)]
+pub enum Select<'a> {
+    /// Those older than their manifest in this directory (`wait-control-plane`).
+    OlderThanManifestIn(&'a str),
+    /// Every running one (their manifests were just removed).
+    Every,
+}
+
 /// What to look for and how long to wait.
 #[derive(Debug, Clone)]
 pub struct Look<'a> {
-    /// The manifests' directory.
-    pub dir: &'a str,
     /// Components by manifest name (the container's command starts with the same name,
     /// possibly with a directory).
     pub components: &'a [&'a str],
+    pub select: Select<'a>,
     pub wait: Duration,
-    /// Only processes older than their manifest (`wait-control-plane`); otherwise every
-    /// running process of the components (their manifests were just removed).
-    pub older_than_manifest: bool,
     /// A command that succeeds when the kubelet runs; when it fails nothing is waited
     /// for, as nothing would stop the processes. `None`: no such check.
     pub kubelet_runs: Option<&'a str>,
@@ -76,22 +81,26 @@ pub struct Look<'a> {
 /// Prints nothing when there is none, and `no-kubelet` when the kubelet does not run.
 pub fn script(look: &Look) -> String {
     let names = look.components.join(" ");
-    let dir = crate::host::ssh::shell_quote(look.dir);
     let kubelet = match look.kubelet_runs {
         Some(check) => format!("if ! {{ {check}; }}; then echo no-kubelet; exit 0; fi\n"),
         None => String::new(),
     };
-    let select = if look.older_than_manifest {
-        format!(
-            r#"  f={dir}/$c.yaml; [ -f "$f" ] || continue
+    let select = match look.select {
+        Select::OlderThanManifestIn(dir) => {
+            let dir = crate::host::ssh::shell_quote(dir);
+            format!(
+                r#"  f={dir}/$c.yaml; [ -f "$f" ] || continue
   m=$(stat -c %.3Y "$f") || continue
   for p in $(pgrep -f "^([^ ]*/)?$c( |\$)"); do
     s=$(awk -v n="$now" -v u="$up" -v hz="$hz" '{{ sub(/^.*\) /, ""); printf "%.3f", n - u + $20 / hz }}' "/proc/$p/stat" 2>/dev/null) || continue
     [ -n "$s" ] && awk -v s="$s" -v m="$m" 'BEGIN {{ exit !(s + {MARGIN_SECONDS} < m) }}' && stale="$stale $c:$p"
   done"#
-        )
-    } else {
-        r#"  for p in $(pgrep -f "^([^ ]*/)?$c( |\$)"); do stale="$stale $c:$p"; done"#.to_string()
+            )
+        }
+        Select::Every => {
+            r#"  for p in $(pgrep -f "^([^ ]*/)?$c( |\$)"); do stale="$stale $c:$p"; done"#
+                .to_string()
+        }
     };
     format!(
         r#"{kubelet}hz=$(getconf CLK_TCK); now=$(date +%s.%N); up=$(cut -d' ' -f1 /proc/uptime); stale=""
@@ -204,22 +213,16 @@ fn report_end(
     }
 }
 
-/// After the manifests of `components` were removed from `dir` (to be written anew):
+/// After the manifests of `components` were removed (to be written anew):
 /// waits up to [`STOP_WAIT`] for the kubelet to stop their running processes, so the new
 /// Pods do not race the old ones for their ports. Nothing is waited for when the kubelet
 /// does not run.
-pub fn stop_running(
-    host: &dyn Host,
-    dir: &str,
-    components: &[&str],
-    report: &dyn Fn(&str),
-) -> Replacements {
+pub fn stop_running(host: &dyn Host, components: &[&str], report: &dyn Fn(&str)) -> Replacements {
     let started = std::time::Instant::now();
     let look = Look {
-        dir,
         components,
+        select: Select::Every,
         wait: STOP_WAIT,
-        older_than_manifest: false,
         kubelet_runs: Some(KUBELET_RUNS),
         term_after: Some(TERM_AFTER),
     };
@@ -253,10 +256,9 @@ pub fn wait_for_replacements(
 ) -> Replacements {
     let started = std::time::Instant::now();
     let look = Look {
-        dir,
         components: COMPONENTS,
+        select: Select::OlderThanManifestIn(dir),
         wait,
-        older_than_manifest: true,
         kubelet_runs: Some(KUBELET_RUNS),
         term_after: None,
     };
@@ -303,10 +305,9 @@ mod tests {
         let host = crate::host::LocalHost::new();
         let components = [old.as_str(), new.as_str()];
         let look = |wait: u64| Look {
-            dir: dir_s,
             components: &components,
+            select: Select::OlderThanManifestIn(dir_s),
             wait: Duration::from_secs(wait),
-            older_than_manifest: true,
             kubelet_runs: None,
             term_after: None,
         };
@@ -318,7 +319,7 @@ mod tests {
         assert_eq!(r.left, vec![old.clone()]);
         // Every running one, when the manifests are not looked at.
         let all = Look {
-            older_than_manifest: false,
+            select: Select::Every,
             ..look(1)
         };
         let r = parse(
@@ -363,7 +364,7 @@ mod tests {
         // thread, as containerd's shim would).
         let reaper = std::thread::spawn(move || new_proc.wait());
         let term = Look {
-            older_than_manifest: false,
+            select: Select::Every,
             term_after: Some(Duration::from_secs(1)),
             components: &components[1..],
             ..look(20)

@@ -109,14 +109,14 @@ fn write_static_pods(ctx: &InitContext, phase: &str, names: &[&str]) -> anyhow::
         if !names.contains(&stem.as_str()) {
             continue;
         }
-        let existing = ctx.host.read_file(&f.path)?;
-        let same_mode = ctx
-            .host
-            .file_info(&f.path)?
-            .is_some_and(|i| i.mode & 0o7777 == f.mode);
-        let write = match existing.as_deref() {
-            Some(old) if old == f.contents.as_slice() => !same_mode,
+        // The mode is looked at (one more round trip) only when the content is the same.
+        let write = match ctx.host.read_file(&f.path)? {
+            Some(old) if old == f.contents => ctx
+                .host
+                .file_info(&f.path)?
+                .is_none_or(|i| i.mode & 0o7777 != f.mode),
             Some(_) => {
+                ctx.host.remove_file(&f.path)?;
                 replaced.push(stem.clone());
                 true
             }
@@ -125,18 +125,8 @@ fn write_static_pods(ctx: &InitContext, phase: &str, names: &[&str]) -> anyhow::
         wanted.push((f, stem, write));
     }
     if !replaced.is_empty() {
-        for (f, stem, _) in &wanted {
-            if replaced.contains(stem) {
-                ctx.host.remove_file(&f.path)?;
-            }
-        }
         let names: Vec<&str> = replaced.iter().map(String::as_str).collect();
-        crate::phases::replacing::stop_running(
-            ctx.host,
-            crate::render::MANIFESTS_DIR,
-            &names,
-            &|line| report(phase, line),
-        );
+        crate::phases::replacing::stop_running(ctx.host, &names, &|line| report(phase, line));
     }
     for (f, stem, write) in wanted {
         if write {
